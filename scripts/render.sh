@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up .venv with what the site needs and render the site into _site/.
+# Quarto comes from PyPI (the 'site' extra) only when no `quarto` is on PATH.
+# Extra arguments go to `quarto render` (e.g. a single post's path).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/venv.sh
+
+if command -v quarto >/dev/null 2>&1; then
+  pip_install -e ".[notebook]"
+else
+  pip_install -e ".[site]"
+fi
+# Quarto runs the cells with this Python's kernel.
+export QUARTO_PYTHON="$PWD/.venv/bin/python"
+quarto render "$@"
+echo "The site is in _site/ (open _site/index.html, or run: quarto preview)"

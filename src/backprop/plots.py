@@ -1,0 +1,103 @@
+"""The figures' shared look.
+
+Figures are drawn on an opaque white card with dark ink, so they read the same on
+the site's light and dark themes. Colours are the Okabe–Ito palette, which stays
+distinguishable for colour-blind readers; line styles differ too, so no
+information is carried by colour alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+# Okabe & Ito (2008), "Color Universal Design".
+PALETTE = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "green": "#009E73",
+    "vermillion": "#D55E00",
+    "sky": "#56B4E9",
+    "purple": "#CC79A7",
+    "yellow": "#F0E442",
+    "black": "#000000",
+}
+CYCLE = [PALETTE[c] for c in ("blue", "orange", "green", "vermillion", "sky", "purple", "black")]
+LINESTYLES = ["-", "--", "-.", ":"]
+INK = "#222222"
+CARD = "#ffffff"
+
+STYLE = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "figure.facecolor": CARD,
+    "axes.facecolor": CARD,
+    "savefig.facecolor": CARD,
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "legend.fontsize": 10,
+    "legend.frameon": False,
+    "axes.edgecolor": INK,
+    "axes.labelcolor": INK,
+    "text.color": INK,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#dddddd",
+    "grid.linewidth": 0.6,
+    "axes.prop_cycle": matplotlib.cycler(color=CYCLE),
+    "lines.linewidth": 2.0,
+    "image.cmap": "viridis",
+    "figure.constrained_layout.use": True,
+}
+
+
+def setup() -> None:
+    """Apply the shared style; call once at the top of a post or notebook."""
+    plt.rcParams.update(STYLE)
+
+
+def subplots(*args, **kwargs):
+    """``plt.subplots`` with the shared style applied."""
+    setup()
+    return plt.subplots(*args, **kwargs)
+
+
+def save_thumbnail(fig, path: str | Path, *, size: tuple[float, float] = (4.8, 3.2), dpi: int = 100) -> Path:
+    """Save ``fig`` as a small listing thumbnail (480 × 320 px by default)."""
+    path = Path(path)
+    fig.set_size_inches(*size)
+    fig.savefig(path, dpi=dpi, facecolor=CARD, metadata={"Software": None})
+    return path
+
+
+def show_matrix(ax, matrix, *, title: str | None = None, annotate: bool = True, fmt: str = "{:.2g}", cmap: str = "RdBu_r"):
+    """Draw a small matrix as a grid of cells, optionally with each value written in.
+
+    The colour scale is symmetric around zero, so the sign of each entry is visible.
+    """
+    if isinstance(matrix, torch.Tensor):
+        matrix = matrix.detach().cpu().double().numpy()
+    values = np.asarray(matrix, dtype=float)
+    if values.ndim == 1:
+        values = values[None, :]
+    limit = float(np.abs(values).max()) or 1.0
+    image = ax.imshow(values, cmap=cmap, vmin=-limit, vmax=limit)
+    ax.set_xticks(range(values.shape[1]))
+    ax.set_yticks(range(values.shape[0]))
+    ax.grid(False)
+    if annotate:
+        for (i, j), v in np.ndenumerate(values):
+            ink = "white" if abs(v) > 0.6 * limit else INK
+            ax.text(j, i, fmt.format(v), ha="center", va="center", color=ink, fontsize=9)
+    if title:
+        ax.set_title(title)
+    return image

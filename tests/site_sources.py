@@ -1,0 +1,86 @@
+"""Reading the site's sources without Quarto: posts, front matter, cells, links."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTS_DIR = ROOT / "posts"
+
+FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
+# ```{python} cells, with their `#| key: value` options.
+PYTHON_CELL = re.compile(r"^```\{python\}[^\n]*\n(.*?)^```\s*$", re.S | re.M)
+CELL_OPTION = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*)$", re.M)
+# Markdown links and images whose target is a relative path (not a URL, not an anchor).
+LOCAL_LINK = re.compile(r"!?\[[^\]]*\]\((?!https?:|mailto:|#)([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+CROSS_REF = re.compile(r"(?<![\w@])@((?:fig|eq|tbl|sec)-[\w-]*\w)")
+EQ_LABEL = re.compile(r"\$\$\s*\{#(eq-[\w-]+)\}")
+DIV_LABEL = re.compile(r"\{#((?:fig|tbl|sec)-[\w-]+)[\s}]")
+HEADING_LABEL = re.compile(r"^#+ .*\{#(sec-[\w-]+)\}", re.M)
+
+
+def front_matter(path: Path) -> dict:
+    match = FRONT_MATTER.match(path.read_text(encoding="utf-8"))
+    if not match:
+        raise ValueError(f"{path} has no YAML front matter")
+    return yaml.safe_load(match.group(1)) or {}
+
+
+def body(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    match = FRONT_MATTER.match(text)
+    return text[match.end():] if match else text
+
+
+@dataclass
+class Cell:
+    source: str
+    options: dict = field(default_factory=dict)
+
+
+def python_cells(path: Path) -> list[Cell]:
+    cells = []
+    for match in PYTHON_CELL.finditer(body(path)):
+        source = match.group(1)
+        options = {}
+        for key, value in CELL_OPTION.findall(source):
+            options[key] = yaml.safe_load(value) if value.strip() else None
+        cells.append(Cell(source, options))
+    return cells
+
+
+def local_links(text: str) -> list[str]:
+    """Relative link targets, without any #anchor."""
+    targets = []
+    for target in LOCAL_LINK.findall(text):
+        target = target.split("#", 1)[0]
+        if target:
+            targets.append(target)
+    return targets
+
+
+def labels_defined(path: Path) -> set[str]:
+    text = body(path)
+    labels = set(EQ_LABEL.findall(text)) | set(DIV_LABEL.findall(text)) | set(HEADING_LABEL.findall(text))
+    for cell in python_cells(path):
+        label = cell.options.get("label")
+        if isinstance(label, str):
+            labels.add(label)
+    return labels
+
+
+def cross_references(path: Path) -> set[str]:
+    # Code cells may contain decorators and e-mail-like strings: look at prose only.
+    prose = PYTHON_CELL.sub("", body(path))
+    prose = re.sub(r"^```.*?^```\s*$", "", prose, flags=re.S | re.M)
+    return set(CROSS_REF.findall(prose))
+
+
+def post_paths() -> list[Path]:
+    """Every post, oldest first (the reading order of the series)."""
+    posts = list(POSTS_DIR.glob("*/index.qmd"))
+    return sorted(posts, key=lambda p: (str(front_matter(p).get("date")), p.parent.name))

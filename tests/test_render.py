@@ -1,0 +1,86 @@
+"""Render the whole site with the real Quarto CLI and check what it produced.
+
+Quarto is not a Python package that pip can always install, so this module is
+skipped, saying why, where ``quarto`` is not on PATH. Where it is, the site is
+rendered into a temporary copy of the project (the working tree is left alone).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from site_sources import ROOT, post_paths, python_cells
+
+QUARTO = shutil.which("quarto")
+pytestmark = [
+    pytest.mark.quarto,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        QUARTO is None,
+        reason="the quarto CLI is not on PATH; install Quarto (https://quarto.org) or the 'site' extra to run the render test",
+    ),
+]
+
+POSTS = post_paths()
+IGNORED = shutil.ignore_patterns(
+    ".git", ".venv", "venv", "_site", "_freeze", ".quarto", ".pytest_cache", ".hypothesis", "__pycache__", "*.egg-info"
+)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    project = tmp_path_factory.mktemp("site") / "project"
+    shutil.copytree(ROOT, project, ignore=IGNORED)
+    env = dict(os.environ, QUARTO_PYTHON=sys.executable)
+    result = subprocess.run(
+        [QUARTO, "render", str(project)], capture_output=True, text=True, env=env, timeout=1800
+    )
+    return project / "_site", result
+
+
+def test_render_succeeds(rendered):
+    _, result = rendered
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, f"quarto render failed:\n{log[-5000:]}"
+    assert not re.search(r"^\s*ERROR", log, re.M), f"quarto render reported an error:\n{log[-5000:]}"
+
+
+def test_site_pages_exist(rendered):
+    site, _ = rendered
+    for page in ("index.html", "about.html", "index.xml"):
+        assert (site / page).is_file(), f"_site/{page} was not produced"
+
+
+def test_listing_links_every_post(rendered):
+    site, _ = rendered
+    listing = (site / "index.html").read_text(encoding="utf-8")
+    for post in POSTS:
+        assert f"posts/{post.parent.name}/index.html" in listing, f"the listing does not link {post.parent.name}"
+
+
+@pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
+def test_post_page(rendered, post):
+    site, _ = rendered
+    page = site / "posts" / post.parent.name / "index.html"
+    assert page.is_file(), f"{page} was not produced"
+    text = page.read_text(encoding="utf-8")
+    assert "cell-output-error" not in text and "Traceback (most recent call last)" not in text
+    assert "cell-output-stderr" not in text, f"{post.parent.name} shows stderr output"
+    assert 'name="description"' in text, f"{post.parent.name} has no <meta name=description>"
+    for cell in python_cells(post):
+        label = cell.options.get("label")
+        if not (isinstance(label, str) and label.startswith("fig-")):
+            continue
+        figure = re.search(rf'id="{re.escape(label)}".*?<img[^>]*src="([^"]+)"[^>]*>', text, re.S)
+        assert figure, f"{post.parent.name}: figure {label} has no image in the page"
+        src = figure.group(1)
+        if not src.startswith("data:"):
+            assert (page.parent / src).is_file(), f"{post.parent.name}: {label} image {src} is missing"
+        assert 'alt="' in figure.group(0), f"{post.parent.name}: figure {label} has no alt text"

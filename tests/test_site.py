@@ -1,0 +1,180 @@
+"""The site's sources, checked without Quarto: configuration, front matter, links.
+
+What Quarto itself would do with them is checked by ``test_render.py`` where the
+``quarto`` CLI is installed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from site_sources import (
+    POSTS_DIR,
+    ROOT,
+    body,
+    cross_references,
+    front_matter,
+    labels_defined,
+    local_links,
+    post_paths,
+    python_cells,
+)
+
+POSTS = post_paths()
+POST_IDS = [p.parent.name for p in POSTS]
+PAGES = [ROOT / "index.qmd", ROOT / "about.qmd", *POSTS]
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def quarto_config() -> dict:
+    return load_yaml(ROOT / "_quarto.yml")
+
+
+def test_quarto_config_is_a_website(quarto_config):
+    project = quarto_config["project"]
+    assert project["type"] == "website"
+    website = quarto_config["website"]
+    for key in ("title", "description", "site-url", "repo-url"):
+        assert website.get(key), f"website.{key} is missing from _quarto.yml"
+    assert website.get("search") is not False
+    assert quarto_config["execute"]["freeze"] == "auto"
+    html = quarto_config["format"]["html"]
+    assert set(html["theme"]) == {"light", "dark"}, "the site offers a light and a dark theme"
+    assert html["code-copy"] is True
+
+
+def test_pre_render_check_exists(quarto_config):
+    scripts = quarto_config["project"].get("pre-render") or []
+    for script in [scripts] if isinstance(scripts, str) else scripts:
+        assert (ROOT / script.split()[-1]).is_file(), f"pre-render script {script} is missing"
+
+
+def navbar_items(quarto_config):
+    navbar = quarto_config["website"]["navbar"]
+    return [item for side in ("left", "right") for item in navbar.get(side, [])]
+
+
+def test_navbar_links_exist(quarto_config):
+    items = navbar_items(quarto_config)
+    hrefs = [item["href"] for item in items if isinstance(item, dict) and "href" in item]
+    assert "about.qmd" in hrefs, "the navbar links to the About page"
+    assert any(h.startswith("https://github.com/") for h in hrefs), "the navbar links to the source repository"
+    for href in hrefs:
+        if href == "index.xml":
+            # The RSS feed: written by the listing in index.qmd, which must ask for it.
+            assert front_matter(ROOT / "index.qmd")["listing"].get("feed")
+        elif not re.match(r"https?://", href):
+            assert (ROOT / href).exists(), f"navbar links to {href}, which does not exist"
+
+
+def test_navbar_icons_have_accessible_names(quarto_config):
+    for item in navbar_items(quarto_config):
+        if isinstance(item, dict) and "icon" in item and "text" not in item:
+            assert item.get("aria-label"), f"navbar icon {item['icon']} needs an aria-label"
+
+
+def test_listing_shows_every_post_newest_first():
+    listing = front_matter(ROOT / "index.qmd")["listing"]
+    assert listing["contents"] in ("posts", "posts/*/index.qmd", ["posts"])
+    assert listing["sort"] == "date desc"
+    assert listing["categories"] is True
+    assert listing.get("feed") not in (None, False)
+
+
+def test_post_metadata_shared_options():
+    meta = load_yaml(POSTS_DIR / "_metadata.yml")
+    assert meta.get("author"), "posts/_metadata.yml sets the author"
+    assert meta.get("jupyter") == "python3"
+    assert meta["execute"]["freeze"] == "auto"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_page_has_title_and_description(page):
+    meta = front_matter(page)
+    assert isinstance(meta.get("title"), str) and meta["title"].strip()
+    description = meta.get("description")
+    assert isinstance(description, str) and description.strip(), f"{page} needs a description"
+
+
+@pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
+def test_post_front_matter(post):
+    meta = front_matter(post)
+    assert isinstance(meta.get("date"), dt.date) or re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(meta.get("date"))), (
+        f"{post.parent.name}: date must be ISO (YYYY-MM-DD), got {meta.get('date')!r}"
+    )
+    description = meta["description"].strip()
+    assert description.endswith((".", "?")) and len(description) < 300
+    assert len(re.findall(r"[.?!](\s|$)", description)) == 1, f"{post.parent.name}: description is one sentence"
+    categories = meta.get("categories")
+    assert isinstance(categories, list) and categories and all(isinstance(c, str) for c in categories)
+    image = meta.get("image")
+    assert image, f"{post.parent.name}: needs an image for the listing"
+    assert (post.parent / image).is_file(), f"{post.parent.name}: image {image} does not exist"
+    assert meta.get("image-alt"), f"{post.parent.name}: the image needs image-alt text"
+
+
+@pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
+def test_post_figures_have_captions_and_alt_text(post):
+    figures = [c for c in python_cells(post) if str(c.options.get("label", "")).startswith("fig-")]
+    assert figures, f"{post.parent.name} has no figure (a cell with #| label: fig-...)"
+    for cell in figures:
+        label = cell.options["label"]
+        assert cell.options.get("fig-cap"), f"{post.parent.name}: {label} needs #| fig-cap"
+        assert cell.options.get("fig-alt"), f"{post.parent.name}: {label} needs #| fig-alt"
+
+
+@pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
+def test_post_cross_references_resolve(post):
+    missing = cross_references(post) - labels_defined(post)
+    assert not missing, f"{post.parent.name} refers to undefined labels: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
+def test_post_has_numbered_equations(post):
+    assert any(label.startswith("eq-") for label in labels_defined(post)), (
+        f"{post.parent.name} derives its result in numbered equations ($$ ... $$ {{#eq-...}})"
+    )
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_relative_links_exist(page):
+    for target in local_links(body(page)):
+        resolved = (page.parent / target).resolve()
+        assert resolved.exists(), f"{page.relative_to(ROOT)} links to {target}, which does not exist"
+
+
+def links_to(post: Path, other: Path) -> bool:
+    for target in local_links(body(post)):
+        resolved = (post.parent / target).resolve()
+        if resolved in (other.resolve(), other.parent.resolve()):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("index", range(len(POSTS)), ids=POST_IDS)
+def test_posts_link_to_previous_and_next(index):
+    post = POSTS[index]
+    if index > 0:
+        assert links_to(post, POSTS[index - 1]), f"{post.parent.name} links to the previous post"
+    if index < len(POSTS) - 1:
+        assert links_to(post, POSTS[index + 1]), f"{post.parent.name} links to the next post"
+
+
+def test_post_dates_are_distinct():
+    dates = [str(front_matter(p)["date"]) for p in POSTS]
+    assert len(set(dates)) == len(dates), "each post has its own date, so the series has one order"
+
+
+def test_readme_lists_every_post():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for post in POSTS:
+        assert f"posts/{post.parent.name}/" in readme, f"README.md does not list {post.parent.name}"
