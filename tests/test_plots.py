@@ -1,0 +1,46 @@
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from backprop import plots
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_setup_applies_the_shared_style():
+    plots.setup()
+    assert matplotlib.colors.to_hex(plt.rcParams["figure.facecolor"]) == plots.CARD
+    assert [matplotlib.colors.to_hex(c) for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]] == [
+        c.lower() for c in plots.CYCLE
+    ]
+
+
+def test_thumbnail_has_the_requested_pixel_size(tmp_path):
+    fig, ax = plots.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = plots.save_thumbnail(fig, tmp_path / "thumb.png", size=(4.8, 3.2), dpi=100)
+    image = plt.imread(path)
+    assert image.shape[:2] == (320, 480)
+
+
+def test_show_matrix_uses_a_colour_scale_symmetric_about_zero():
+    fig, ax = plots.subplots()
+    m = torch.tensor([[1.0, -3.0], [0.5, 2.0]])
+    image = plots.show_matrix(ax, m)
+    low, high = image.get_clim()
+    assert low == -high == -3.0
+    np.testing.assert_array_equal(image.get_array(), m.numpy())
+    assert len(ax.texts) == m.numel()
+
+
+def test_show_matrix_draws_a_vector_as_one_row():
+    fig, ax = plots.subplots()
+    image = plots.show_matrix(ax, np.arange(3.0), annotate=False)
+    assert image.get_array().shape == (1, 3)
+    assert not ax.texts

@@ -1,0 +1,46 @@
+"""The set-up around the library: scripts, CI, publishing workflow."""
+
+import subprocess
+import sys
+
+import yaml
+
+from site_sources import ROOT
+
+
+def test_render_check_names_the_command_when_python_is_not_set_up():
+    # -I -S: no site-packages, so neither the library nor the kernel is importable.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", str(ROOT / "scripts" / "check_render_env.py")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "./scripts/render.sh" in result.stderr
+    assert "backprop" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_render_check_passes_in_this_environment():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_render_env.py")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "./scripts/test.sh" in readme and "./scripts/test.sh" in ci
+    assert "./scripts/render.sh" in readme
+
+
+def test_publish_workflow_renders_with_python_and_publishes_to_pages():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "publish.yml").read_text(encoding="utf-8"))
+    steps = workflow["jobs"]["build-deploy"]["steps"]
+    uses = [step.get("uses", "") for step in steps]
+    assert any(u.startswith("quarto-dev/quarto-actions/setup@") for u in uses)
+    assert any(u.startswith("actions/setup-python@") for u in uses)
+    publish = next(step for step in steps if step.get("uses", "").startswith("quarto-dev/quarto-actions/publish@"))
+    assert publish["with"]["target"] == "gh-pages"
+    installs = " ".join(step.get("run", "") for step in steps)
+    assert "pip install -e" in installs, "the workflow installs the library the posts import"
+    assert workflow["permissions"]["contents"] == "write"
