@@ -1,0 +1,84 @@
+"""The linear layer ``x @ w + b`` and its backward.
+
+Shapes: ``x`` is ``(..., n_in)`` (any number of leading batch dimensions,
+including none), ``w`` is ``(n_in, n_out)``, ``b`` is ``(n_out,)`` or None, and
+the output is ``(..., n_out)``.
+
+Backward, for ``out = x @ w + b`` and an upstream gradient ``g = dL/d out``::
+
+    grad_x = g @ w^T                                   (..., n_in)
+    grad_w = sum over batch of x^T @ g                 (n_in, n_out)
+    grad_b = sum over batch of g = unbroadcast(g, b.shape)   (n_out,)
+
+``grad_w`` sums over every leading dimension because the same ``w`` is used
+for every row of ``x``; flattening the leading dimensions into one turns that
+sum into a single matrix product. ``b`` was broadcast over the batch in the
+forward pass, so its backward is the sum that undoes the broadcast.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from backprop._checks import require_float, require_ndim, require_same_dtype, shape_str
+from backprop.broadcasting import unbroadcast
+
+
+def _check_lin_inputs(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> None:
+    require_float("x", x)
+    require_float("w", w)
+    if b is not None:
+        require_float("b", b)
+    require_same_dtype(x=x, w=w, b=b)
+    require_ndim("w", w, 2)
+    require_ndim("x", x, min_ndim=1)
+    n_in, n_out = w.shape
+    if x.shape[-1] != n_in:
+        raise ValueError(
+            f"x has {x.shape[-1]} features (shape {shape_str(x)}) but w has {n_in} rows "
+            f"(shape {shape_str(w)}); x's last dimension must equal w's first"
+        )
+    if b is not None and b.shape != (n_out,):
+        raise ValueError(
+            f"b has shape {shape_str(b)} but w has shape {shape_str(w)}, "
+            f"so b must have shape ({n_out},): one bias per output"
+        )
+
+
+def lin(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ w + b``: ``(..., n_in) @ (n_in, n_out) + (n_out,) -> (..., n_out)``."""
+    _check_lin_inputs(x, w, b)
+    out = x @ w
+    if b is not None:
+        out = out + b  # b broadcasts over every leading dimension
+    return out
+
+
+def lin_backward(
+    grad_out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Gradients ``(grad_x, grad_w, grad_b)`` of ``lin(x, w, b)``.
+
+    ``grad_out`` has the output's shape ``(..., n_out)``. ``grad_b`` is None when
+    ``b`` is. See the module docstring for the formulas.
+    """
+    _check_lin_inputs(x, w, b)
+    require_float("grad_out", grad_out)
+    require_same_dtype(x=x, grad_out=grad_out)
+    n_in, n_out = w.shape
+    expected = (*x.shape[:-1], n_out)
+    if grad_out.shape != expected:
+        raise ValueError(
+            f"grad_out has shape {shape_str(grad_out)} but lin(x, w) with x of shape "
+            f"{shape_str(x)} and w of shape {shape_str(w)} has shape {shape_str(expected)}"
+        )
+
+    grad_x = grad_out @ w.T
+    # Flatten the leading dimensions into one batch dimension of `rows` rows;
+    # then x^T @ grad_out sums the per-row outer products in one go.
+    rows = math.prod(x.shape[:-1])
+    grad_w = x.reshape(rows, n_in).T @ grad_out.reshape(rows, n_out)
+    grad_b = None if b is None else unbroadcast(grad_out, b.shape)
+    return grad_x, grad_w, grad_b
