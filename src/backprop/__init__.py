@@ -2,7 +2,8 @@
 
 Every layer's forward pass sits next to its hand-derived backward pass; the tests
 check each backward against ``torch.autograd`` and central finite differences.
-The library itself never calls autograd.
+The layers never call autograd: only :mod:`backprop.gradcheck` (which uses it as
+the reference) and :mod:`backprop.bench` (which times against it) do.
 
 Modules, one per concept:
 
@@ -13,6 +14,7 @@ Modules, one per concept:
 - :mod:`backprop.modules` — ``Module`` classes with ``.g`` gradients, SGD
 - :mod:`backprop.data` — handwritten digits, offline
 - :mod:`backprop.plots` — the figures' shared style
+- :mod:`backprop.bench` — ``python -m backprop.bench``: our backward timed against autograd's
 """
 
 __version__ = "0.1.0"
