@@ -45,6 +45,15 @@ def test_relu_gradient_at_exactly_zero_is_zero_like_autograd():
     torch.testing.assert_close(relu_backward(grad_out, x), expected, rtol=0, atol=0)
 
 
+def test_relu_forward_and_backward_agree_at_exactly_zero():
+    # Autograd through our own forward must give what our backward gives, kink included:
+    # a forward written as clamp(min=0) would give autograd a gradient of 1 at 0.
+    x = torch.tensor([-1.0, 0.0, 0.0, 2.0], dtype=torch.float64)
+    grad_out = torch.ones_like(x)
+    (through_our_forward,) = autograd_grads(relu, [x], grad_out)
+    torch.testing.assert_close(relu_backward(grad_out, x), through_our_forward, rtol=0, atol=0)
+
+
 @settings(max_examples=30, deadline=None)
 @given(shape=shapes(min_dims=1, max_dims=3, max_side=4), seed=seeds)
 def test_relu_backward_matches_finite_differences(shape, seed):

@@ -10,7 +10,9 @@ from backprop._checks import require_float, require_same_dtype, shape_str
 def relu(x: torch.Tensor) -> torch.Tensor:
     """``relu(x) = max(x, 0)``, elementwise."""
     require_float("x", x)
-    return x.clamp(min=0)
+    # Not x.clamp(min=0): autograd gives clamp a gradient of 1 at exactly 0, whereas
+    # `where` gives 0 there, the same convention as relu_backward and torch.relu.
+    return torch.where(x > 0, x, torch.zeros_like(x))
 
 
 def relu_backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
