@@ -129,7 +129,7 @@ def make_mask(shape: tuple[int, ...], seed: int = 0, density: float = 0.5) -> to
     gen = torch.Generator().manual_seed(seed)
     mask = torch.rand(shape, generator=gen) < density
     if mask.numel() > 0:
-        rows = mask.reshape(-1, shape[-1])
+        rows = mask.view(-1, shape[-1])  # a view: writing to it writes to mask
         keep = torch.randint(shape[-1], (rows.shape[0],), generator=gen)
         rows[torch.arange(rows.shape[0]), keep] = True
     return mask

@@ -1,0 +1,164 @@
+"""Scaled dot-product attention, forward and backward, with an optional mask.
+
+Shapes, with any leading (batch, head) dimensions ``...`` EQUAL across q, k and v
+(they are not broadcast against each other: a mismatch is an error):
+
+    q (..., Lq, d)    k (..., Lk, d)    v (..., Lk, dv)    out (..., Lq, dv)
+
+Forward, with the scores scaled by 1/sqrt(d) so their variance does not grow with d:
+
+    scores = q @ kᵀ / sqrt(d)                  (..., Lq, Lk)
+    scores = -inf where mask is False          (masked keys get weight exp(-inf) = 0)
+    p      = softmax(scores, over the keys)    each row sums to 1
+    out    = p @ v
+
+``mask`` is boolean, broadcastable to the scores' shape (..., Lq, Lk), True where
+query i may attend to key j — the convention of
+``torch.nn.functional.scaled_dot_product_attention``. A query row whose mask is
+all False would take a softmax over nothing (0 / 0): the result is undefined, so
+``attention`` raises ``ValueError`` for it rather than returning nan.
+
+Backward, with g = grad_out, reading the forward from the bottom up:
+
+    grad_v      = pᵀ @ g                              (..., Lk, dv)
+    grad_p      = g @ vᵀ                              (..., Lq, Lk)
+    grad_scores = softmax_backward(grad_p, scores)    p * (grad_p - sum(grad_p * p))
+    grad_q      = grad_scores @ k / sqrt(d)
+    grad_k      = grad_scores ᵀ @ q / sqrt(d)
+
+Masked positions have p = 0, so softmax_backward gives them zero gradient: the
+mask is a constant and nothing flows through the keys a query could not see.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from backprop._checks import (
+    require_float,
+    require_ndim,
+    require_same_device,
+    require_same_dtype,
+    require_shape,
+    require_tensor,
+    shape_str,
+)
+from backprop.softmax import softmax, softmax_backward
+
+
+def causal_mask(lq: int, lk: int | None = None, device: torch.device | str | None = None) -> Tensor:
+    """Boolean (lq, lk) mask, True where key j <= query i: no looking ahead.
+
+    ``lk`` defaults to ``lq``. Aligned at the top left like
+    ``scaled_dot_product_attention(..., is_causal=True)``: query i sees keys 0..i.
+    """
+    lk = lq if lk is None else lk
+    for name, size in (("lq", lq), ("lk", lk)):
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"{name} must be a positive int, got {size!r}")
+    return torch.ones(lq, lk, dtype=torch.bool, device=device).tril()
+
+
+def _check_attention_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        require_float(name, t)
+        require_ndim(name, t, min_ndim=2)
+    require_same_dtype(q=q, k=k, v=v)
+    shapes = f"q {shape_str(q)}, k {shape_str(k)}, v {shape_str(v)}"
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q and k must have the same last dimension d (a query is compared with each key "
+            f"by a dot product), got q of shape {shape_str(q)} and k of shape {shape_str(k)}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k and v must have the same number of positions Lk (one value per key), "
+            f"got k of shape {shape_str(k)} and v of shape {shape_str(v)}"
+        )
+    if not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
+        raise ValueError(
+            "q, k and v must have equal leading dimensions (no broadcasting between them), "
+            f"got {shapes}"
+        )
+    if k.shape[-2] == 0:
+        raise ValueError(f"k and v must hold at least one position to attend to, got {shapes}")
+    if mask is not None:
+        _check_mask(mask, (*q.shape[:-1], k.shape[-2]), q)
+
+
+def _check_mask(mask: Tensor, scores_shape: tuple[int, ...], q: Tensor) -> None:
+    require_tensor("mask", mask)
+    if mask.dtype != torch.bool:
+        raise ValueError(
+            f"mask must be a boolean tensor (True where attention is allowed), got dtype "
+            f"{mask.dtype} and shape {shape_str(mask)}; e.g. use mask.bool() or mask != 0"
+        )
+    require_same_device(q=q, mask=mask)
+    # Broadcastable to the scores WITHOUT changing their shape: align from the right,
+    # every mask dimension is 1 or equal to the scores' one.
+    fits = mask.ndim <= len(scores_shape) and all(
+        m in (1, s) for m, s in zip(reversed(mask.shape), reversed(scores_shape))
+    )
+    if not fits:
+        raise ValueError(
+            f"mask of shape {shape_str(mask)} does not broadcast to the scores' shape "
+            f"{shape_str(scores_shape)} (..., Lq, Lk)"
+        )
+    no_key = ~mask.expand(scores_shape).any(dim=-1)
+    if no_key.any():
+        position = tuple(int(i) for i in no_key.nonzero()[0])
+        raise ValueError(
+            f"mask of shape {shape_str(mask)} allows no key for the query at position {position} "
+            f"of the scores' leading dims {shape_str(scores_shape[:-1])}: a softmax over nothing "
+            "is undefined"
+        )
+
+
+def _masked_scores(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+    """q @ kᵀ / sqrt(d), with -inf where the mask forbids attention."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+    """softmax(q kᵀ / sqrt(d), masked) v over the last two dimensions.
+
+    q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv) -> (..., Lq, dv), d = q.shape[-1].
+    ``mask``: bool, broadcastable to (..., Lq, Lk), True where allowed; every query
+    must be allowed at least one key. Matches
+    ``torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)``.
+    """
+    _check_attention_inputs(q, k, v, mask)
+    p = softmax(_masked_scores(q, k, mask), dim=-1)
+    return p @ v
+
+
+def attention_backward(
+    grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(grad_q, grad_k, grad_v) of ``attention``; the mask, a constant, gets none.
+
+    grad_out has the output's shape (..., Lq, dv). The scores and p are recomputed
+    from q, k and the mask (see the module docstring for the formulas).
+    """
+    _check_attention_inputs(q, k, v, mask)
+    require_float("grad_out", grad_out)
+    require_same_dtype(q=q, grad_out=grad_out)
+    out_shape = (*q.shape[:-1], v.shape[-1])
+    require_shape("grad_out", grad_out, out_shape, "the output's shape (..., Lq, dv)")
+
+    scale = 1 / math.sqrt(q.shape[-1])
+    scores = _masked_scores(q, k, mask)
+    p = softmax(scores, dim=-1)
+
+    grad_v = p.transpose(-2, -1) @ grad_out
+    grad_p = grad_out @ v.transpose(-2, -1)
+    grad_scores = softmax_backward(grad_p, scores, dim=-1)
+    grad_q = grad_scores @ k * scale
+    grad_k = grad_scores.transpose(-2, -1) @ q * scale
+    return grad_q, grad_k, grad_v

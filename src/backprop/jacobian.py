@@ -1,0 +1,185 @@
+"""Explicit Jacobians, for small examples, and why backprop never builds them.
+
+For ``y = f(x)`` with ``x`` of shape ``(n1, ..., nk)`` and ``y`` of shape
+``(m1, ..., ml)``, the Jacobian is the tensor of every partial derivative::
+
+    J[i1..il, j1..jk] = d y[i1..il] / d x[j1..jk]        shape  y.shape + x.shape
+
+Between two matrices it is a 4-D tensor. For ``Y = X @ W`` (``X`` of shape
+``(n, k)``, ``W`` of shape ``(k, m)``), ``Y[i, a] = sum_b X[i, b] W[b, a]``, so::
+
+    J[i, a, k, b] = d Y[i, a] / d X[k, b] = delta(i, k) * W[b, a]
+
+block-diagonal in the rows: row ``i`` of ``Y`` depends only on row ``i`` of ``X``.
+
+A backward pass never forms ``J``. Given the upstream gradient ``g = dL/dy`` it
+returns the vector–Jacobian product directly::
+
+    dL/dx[j...] = sum_i g[i...] * J[i..., j...]
+
+:func:`vjp` computes that sum the expensive way, from the explicit ``J``, so a
+post can show both agree; :func:`jacobian_size` shows why the explicit way is
+out of the question for a real layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+
+from backprop._checks import require_float, require_same_dtype, require_tensor, shape_str
+
+
+def jacobian(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    backward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """The Jacobian of ``f`` at ``x``, built entry by entry; shape ``f(x).shape + x.shape``.
+
+    Two ways to fill it:
+
+    - ``backward=None``: central finite differences, one input element ``j`` at a time::
+
+          J[..., j] = (f(x + eps e_j) - f(x - eps e_j)) / (2 eps)
+
+      ``x`` is converted to float64 first and the result is float64: in float32 the
+      difference of two nearly equal outputs keeps only a few correct digits. ``f``
+      must therefore accept a float64 ``x`` (tensors it closes over, such as a
+      weight matrix, should be float64 too).
+
+    - ``backward`` given: a callable mapping an upstream gradient of shape
+      ``f(x).shape`` to the gradient for ``x`` (usually a hand-written backward with
+      the forward's other inputs fixed). Pulling back the one-hot output direction
+      ``e_i`` gives row ``i`` of the Jacobian::
+
+          J[i..., j...] = backward(e_i)[j...]
+
+      ``f`` is evaluated once, at ``x`` as given, only for the output's shape; the
+      result has ``x``'s dtype and device.
+
+    This costs one call per input element (or per output element): it is for
+    teaching examples with a few dozen entries, not for real layers.
+    """
+    require_float("x", x)
+    if backward is None:
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps}")
+        return _jacobian_by_finite_differences(f, x, eps)
+    return _jacobian_by_backward(f, x, backward)
+
+
+def _jacobian_by_finite_differences(
+    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float
+) -> torch.Tensor:
+    x64 = x.to(torch.float64).contiguous()
+    out = _output_of("f(x)", f(x64))
+    # One row per output element, one column per input element; reshaped at the end.
+    jac = torch.empty(out.numel(), x64.numel(), dtype=torch.float64, device=x64.device)
+    for j in range(x64.numel()):
+        # Fresh copies each time, so an f that returns (a view of) its input is safe.
+        x_plus, x_minus = x64.clone(), x64.clone()
+        x_plus.view(-1)[j] += eps
+        x_minus.view(-1)[j] -= eps
+        out_plus = _output_of("f(x + eps)", f(x_plus), like=out)
+        out_minus = _output_of("f(x - eps)", f(x_minus), like=out)
+        jac[:, j] = (out_plus.to(torch.float64) - out_minus.to(torch.float64)).reshape(-1) / (2 * eps)
+    return jac.reshape(out.shape + x.shape)
+
+
+def _jacobian_by_backward(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    backward: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    out = _output_of("f(x)", f(x))
+    jac = torch.empty(out.numel(), x.numel(), dtype=x.dtype, device=x.device)
+    for i in range(out.numel()):
+        one_hot = torch.zeros(out.numel(), dtype=out.dtype, device=out.device)
+        one_hot[i] = 1
+        grad_x = backward(one_hot.reshape(out.shape))
+        require_tensor("backward(e_i)", grad_x)
+        if grad_x.shape != x.shape:
+            raise ValueError(
+                f"backward(e_i) returned a gradient of shape {shape_str(grad_x)} "
+                f"but x has shape {shape_str(x)}; they must be equal"
+            )
+        require_same_dtype(x=x, **{"backward(e_i)": grad_x})
+        jac[i] = grad_x.reshape(-1)
+    return jac.reshape(out.shape + x.shape)
+
+
+def _output_of(name: str, out: object, like: torch.Tensor | None = None) -> torch.Tensor:
+    """``f``'s output: a floating tensor, of the same shape every time."""
+    out = require_float(name, out)
+    if like is not None and out.shape != like.shape:
+        raise ValueError(
+            f"{name} has shape {shape_str(out)} but f(x) has shape {shape_str(like)}; "
+            "f must keep its output shape when x changes slightly"
+        )
+    return out
+
+
+def vjp(jac: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+    """The vector–Jacobian product from an explicit Jacobian: ``grad_out`` pulled back.
+
+    ``jac`` has shape ``out_shape + in_shape`` and ``grad_out`` has shape ``out_shape``.
+    The result, of shape ``in_shape``, sums over every output element::
+
+        result[j...] = sum_i grad_out[i...] * jac[i..., j...]
+
+    i.e. ``torch.tensordot(grad_out, jac, dims=grad_out.ndim)``. It equals what a
+    backward computes from ``grad_out`` without ever forming ``jac``.
+    """
+    require_float("jac", jac)
+    require_float("grad_out", grad_out)
+    out_ndim = grad_out.ndim
+    if jac.ndim < out_ndim or jac.shape[:out_ndim] != grad_out.shape:
+        raise ValueError(
+            f"grad_out has shape {shape_str(grad_out)} but jac has shape {shape_str(jac)}; "
+            "jac's leading dimensions must equal grad_out's shape (jac is out_shape + in_shape)"
+        )
+    require_same_dtype(jac=jac, grad_out=grad_out)
+    return torch.tensordot(grad_out, jac, dims=out_ndim)
+
+
+class JacobianSize(NamedTuple):
+    """How big an explicit Jacobian would be: its number of entries and bytes."""
+
+    entries: int
+    bytes: int
+
+
+def jacobian_size(
+    out_shape: Sequence[int], in_shape: Sequence[int], dtype: torch.dtype = torch.float32
+) -> JacobianSize:
+    """Entries and bytes of the Jacobian of an ``out_shape`` output w.r.t. an ``in_shape`` input.
+
+    ``entries = prod(out_shape) * prod(in_shape)`` and ``bytes = entries * element size``.
+    For a 4096 -> 4096 linear layer on a batch of 64, the Jacobian of the
+    ``(64, 4096)`` output with respect to the ``(64, 4096)`` input has
+    ``64 * 4096 * 64 * 4096 ≈ 6.9e10`` entries: 275 GB in float32, while the
+    gradient a backward returns has the input's 262,144 entries.
+    """
+    out_dims = _shape_of("out_shape", out_shape)
+    in_dims = _shape_of("in_shape", in_shape)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"dtype must be a torch.dtype, got {dtype!r}")
+    # Python integers: no overflow however large the product gets.
+    entries = math.prod(out_dims) * math.prod(in_dims)
+    return JacobianSize(entries=entries, bytes=entries * dtype.itemsize)
+
+
+def _shape_of(name: str, shape: Sequence[int]) -> tuple[int, ...]:
+    """A shape as a tuple of non-negative Python ints (a ``torch.Size`` is fine)."""
+    if isinstance(shape, (int, torch.Tensor)) or not isinstance(shape, Sequence):
+        raise ValueError(f"{name} must be a sequence of sizes such as (64, 4096), got {shape!r}")
+    dims = tuple(shape)
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise ValueError(f"{name} must hold non-negative integer sizes, got {dims!r}")
+    return dims

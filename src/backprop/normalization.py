@@ -1,0 +1,209 @@
+"""Batch normalisation and layer normalisation, forward and fused backward.
+
+Both normalise ``x`` with a mean and a (biased) variance taken over some axes, then
+scale and shift it:
+
+    mu    = mean(x)                       over the normalised axes
+    var   = mean((x - mu)^2)              biased: divide by m, the number of values
+    sigma = sqrt(var + eps)
+    x_hat = (x - mu) / sigma
+    y     = gamma * x_hat + beta
+
+Batch norm averages over the batch (one mu, sigma per channel); layer norm averages
+over the features of each example (one mu, sigma per example).
+
+The backward. With ``h = dL/dx_hat`` (= grad_out * gamma) and means taken over the
+same m values the forward averaged,
+
+    dL/dx = (1 / sigma) * (h - mean(h) - x_hat * mean(h * x_hat))
+
+Why three terms: ``x`` reaches ``x_hat`` directly (h / sigma), through ``mu``
+(every value shifts the mean: -mean(h) / sigma) and through ``var`` (every value
+moves sigma: -x_hat * mean(h * x_hat) / sigma). The formula holds exactly with
+eps > 0. Two consequences the tests check: dL/dx sums to zero over the normalised
+axes (shifting all of them by the same amount changes nothing), and, for eps = 0,
+it is orthogonal to x_hat (scaling them changes nothing).
+
+Following the functional convention, a backward receives only the forward's
+inputs, so it recomputes mu, sigma and x_hat (``_normalize``) rather than caching.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from backprop._checks import (
+    require_float,
+    require_ndim,
+    require_same_dtype,
+    require_shape,
+    shape_str,
+)
+
+
+def _normalize(x: Tensor, dims: tuple[int, ...], eps: float) -> tuple[Tensor, Tensor]:
+    """(x_hat, 1/sigma) with statistics over ``dims``; 1/sigma keeps those dims as size 1."""
+    mean = x.mean(dim=dims, keepdim=True)
+    centered = x - mean
+    var = (centered * centered).mean(dim=dims, keepdim=True)  # biased, as in training mode
+    inv_sigma = torch.rsqrt(var + eps)
+    return centered * inv_sigma, inv_sigma
+
+
+def _check_eps(eps: float) -> None:
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+
+
+def _check_grad_out(grad_out: Tensor, x: Tensor) -> None:
+    """A normalisation's output has x's shape, so its upstream gradient must too."""
+    require_float("grad_out", grad_out)
+    require_same_dtype(x=x, grad_out=grad_out)
+    require_shape("grad_out", grad_out, x.shape, "the output's shape, which is x's shape")
+
+
+# ----------------------------------------------------------------------------------
+# Batch normalisation (training mode: statistics of the current batch)
+# ----------------------------------------------------------------------------------
+
+
+def _batchnorm_axes(x: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The axes averaged over (all but the channel axis 1), and gamma's broadcast shape.
+
+    (n, c) -> axes (0,), gamma viewed as (1, c); (n, c, h, w) -> axes (0, 2, 3), (1, c, 1, 1).
+    """
+    axes = (0, *range(2, x.ndim))
+    param_shape = (1, x.shape[1], *([1] * (x.ndim - 2)))
+    return axes, param_shape
+
+
+def _check_batchnorm_inputs(x: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> None:
+    require_float("x", x)
+    require_float("gamma", gamma)
+    require_float("beta", beta)
+    require_ndim("x", x, min_ndim=2)
+    require_same_dtype(x=x, gamma=gamma, beta=beta)
+    channels = x.shape[1]
+    why = f"one per channel of x, whose shape is {shape_str(x)}"
+    require_shape("gamma", gamma, (channels,), why)
+    require_shape("beta", beta, (channels,), why)
+    _check_eps(eps)
+    values_per_channel = x.numel() // max(channels, 1)
+    if values_per_channel < 2:
+        # One value per channel: x_hat is always 0 and the output is beta, whatever x is.
+        raise ValueError(
+            f"batchnorm needs more than one value per channel to compute batch statistics, "
+            f"got x of shape {shape_str(x)}"
+        )
+
+
+def batchnorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
+    """Batch normalisation in training mode (statistics of this batch, no running averages).
+
+    x:           (n, c) or (n, c, *spatial), e.g. (n, c, h, w)
+    gamma, beta: (c,)
+    out:         x's shape
+
+    Per channel, mu and the biased variance are taken over every axis but the
+    channel axis (n, or n, h, w); y = gamma * (x - mu) / sqrt(var + eps) + beta.
+    Matches ``torch.nn.functional.batch_norm(x, None, None, gamma, beta, training=True)``.
+    """
+    _check_batchnorm_inputs(x, gamma, beta, eps)
+    axes, param_shape = _batchnorm_axes(x)
+    x_hat, _ = _normalize(x, axes, eps)
+    return gamma.reshape(param_shape) * x_hat + beta.reshape(param_shape)
+
+
+def batchnorm_backward(
+    grad_out: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(grad_x, grad_gamma, grad_beta) of batch normalisation in training mode.
+
+    With g = grad_out and every mean over the axes the forward averaged (m values
+    per channel):
+
+        grad_beta  = sum(g)                                     shape (c,)
+        grad_gamma = sum(g * x_hat)                             shape (c,)
+        grad_x     = gamma / sigma * (g - mean(g) - x_hat * mean(g * x_hat))
+
+    gamma is one number per channel, so it factors out of the general formula
+    (module docstring) with h = g * gamma.
+    """
+    _check_batchnorm_inputs(x, gamma, beta, eps)
+    _check_grad_out(grad_out, x)
+    axes, param_shape = _batchnorm_axes(x)
+    x_hat, inv_sigma = _normalize(x, axes, eps)
+
+    # gamma and beta were broadcast over n (and h, w): their gradients sum over those axes.
+    g_xhat = grad_out * x_hat
+    grad_beta = grad_out.sum(dim=axes)
+    grad_gamma = g_xhat.sum(dim=axes)
+    mean_g = grad_out.mean(dim=axes, keepdim=True)
+    mean_g_xhat = g_xhat.mean(dim=axes, keepdim=True)
+    grad_x = gamma.reshape(param_shape) * inv_sigma * (grad_out - mean_g - x_hat * mean_g_xhat)
+    return grad_x, grad_gamma, grad_beta
+
+
+# ----------------------------------------------------------------------------------
+# Layer normalisation (statistics over the last dimension of each example)
+# ----------------------------------------------------------------------------------
+
+
+def _check_layernorm_inputs(x: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> None:
+    require_float("x", x)
+    require_float("gamma", gamma)
+    require_float("beta", beta)
+    require_ndim("x", x, min_ndim=1)
+    require_same_dtype(x=x, gamma=gamma, beta=beta)
+    why = f"one per feature in the last dimension of x, whose shape is {shape_str(x)}"
+    require_shape("gamma", gamma, (x.shape[-1],), why)
+    require_shape("beta", beta, (x.shape[-1],), why)
+    _check_eps(eps)
+
+
+def layernorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
+    """Layer normalisation over the last dimension.
+
+    x:           (..., d), any number of leading dimensions
+    gamma, beta: (d,)
+    out:         x's shape
+
+    Each vector x[..., :] is normalised with its own mean and biased variance over
+    its d features; y = gamma * x_hat + beta. Matches
+    ``torch.nn.functional.layer_norm(x, (d,), gamma, beta, eps)``.
+    """
+    _check_layernorm_inputs(x, gamma, beta, eps)
+    x_hat, _ = _normalize(x, (-1,), eps)
+    return gamma * x_hat + beta
+
+
+def layernorm_backward(
+    grad_out: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(grad_x, grad_gamma, grad_beta) of layer normalisation over the last dimension.
+
+    With g = grad_out, h = g * gamma (dL/dx_hat) and means over the last dimension:
+
+        grad_beta  = g summed over every leading dimension        shape (d,)
+        grad_gamma = g * x_hat summed over every leading dim      shape (d,)
+        grad_x     = (1 / sigma) * (h - mean(h) - x_hat * mean(h * x_hat))
+
+    Unlike batch norm, gamma varies along the averaged axis, so it stays inside
+    the means (as h) instead of factoring out.
+    """
+    _check_layernorm_inputs(x, gamma, beta, eps)
+    _check_grad_out(grad_out, x)
+    x_hat, inv_sigma = _normalize(x, (-1,), eps)
+
+    # gamma and beta were broadcast over every leading dimension: their gradients sum over them.
+    features = x.shape[-1]
+    grad_beta = grad_out.reshape(-1, features).sum(dim=0)
+    grad_gamma = (grad_out * x_hat).reshape(-1, features).sum(dim=0)
+    h = grad_out * gamma
+    mean_h = h.mean(dim=-1, keepdim=True)
+    mean_h_xhat = (h * x_hat).mean(dim=-1, keepdim=True)
+    grad_x = inv_sigma * (h - mean_h - x_hat * mean_h_xhat)
+    return grad_x, grad_gamma, grad_beta
+
+
