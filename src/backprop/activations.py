@@ -12,7 +12,7 @@ def relu(x: torch.Tensor) -> torch.Tensor:
     require_float("x", x)
     # Not x.clamp(min=0): autograd gives clamp a gradient of 1 at exactly 0, whereas
     # `where` gives 0 there, the same convention as relu_backward and torch.relu.
-    return torch.where(x > 0, x, torch.zeros_like(x))
+    return torch.where(x > 0, x, 0.0)
 
 
 def relu_backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -33,4 +33,4 @@ def relu_backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             f"grad_out has shape {shape_str(grad_out)} but x has shape {shape_str(x)}; "
             "relu is elementwise, so its output, and the gradient of it, has x's shape"
         )
-    return torch.where(x > 0, grad_out, torch.zeros_like(grad_out))
+    return torch.where(x > 0, grad_out, 0.0)

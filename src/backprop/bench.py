@@ -1,0 +1,228 @@
+"""Time the hand-written backward against torch.autograd: ``python -m backprop.bench``.
+
+The course's MLP, 784 -> 50 -> 1 with a ReLU and an MSE loss, on 50,000 seeded
+random float32 inputs and a ``(50000, 1)`` target, on 2 threads. One step is one
+forward and one backward pass. Three variants, each with the same data and the
+same starting weights:
+
+- ``manual``: :mod:`backprop.modules`. The first ``Lin`` has
+  ``input_needs_grad=False``: the input is data, so its gradient is not computed.
+- ``autograd``: the course's check of the hand-written gradients
+  (``03_backprop``): every tensor of the forward pass, the input included,
+  requires a gradient, and ``loss.backward()`` computes them all.
+- ``autograd, input as data``: the same, but the input does not require a
+  gradient, so autograd skips its gradient too.
+
+Both autograd variants run the very same forward code as the modules
+(:mod:`backprop.functional`'s ``lin``, ``relu`` and ``mse``), so the variants
+differ only in who computes the backward pass.
+
+The input's gradient is a ``(50000, 50) @ (50, 784)`` product, as expensive as
+the forward pass's ``(50000, 784) @ (784, 50)``. Skipping it is where the
+manual version saves its time against the course's autograd check. Against
+autograd that skips it too, both do the same matrix products and take about
+as long: autograd is not slow, it also skips what nobody needs.
+
+Timing: the variants take turns in one process (a step of each per round, so
+that load from other processes on the machine slows them alike), after warm-up
+steps; the median of ``--repeats`` steps is reported. Memory: each variant runs
+again alone in a fresh subprocess, which reads
+``resource.getrusage(RUSAGE_SELF).ru_maxrss``, the process's high-water mark of
+resident memory. Reported: that peak, and the peak minus the mark once data and
+weights are ready (what the passes themselves add).
+
+This module is a benchmark against autograd, so it uses autograd; the library
+itself never does. The last line printed is ``manual/autograd time ratio: X.XX``
+(against the course's check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+from backprop.functional import lin, mse, relu
+from backprop.modules import MSE, Lin, Model, ReLU
+
+N_IN, N_HIDDEN, N_OUT = 784, 50, 1
+THREADS = 2
+WARMUP = 2
+VARIANTS = {
+    "manual": "manual (backprop.modules)",
+    "autograd": "autograd (input requires grad, as the course's check)",
+    "autograd_data": "autograd, input as data",
+}
+
+
+def make_problem(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Seeded inputs ``(n, 784)``, targets ``(n, 1)``, Kaiming-initialised ``[w1, b1, w2, b2]``."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, N_IN, generator=generator)
+    y = torch.randn(n, N_OUT, generator=generator)
+    first = Lin(N_IN, N_HIDDEN, generator=generator)
+    second = Lin(N_HIDDEN, N_OUT, generator=generator)
+    return x, y, first.parameters() + second.parameters()
+
+
+Step = Callable[[], None]
+Grads = Callable[[], list[torch.Tensor]]
+
+
+def manual_step(x: torch.Tensor, y: torch.Tensor, params: list[torch.Tensor]) -> tuple[Step, Grads]:
+    """A step function for backprop.modules, and a function returning its gradients."""
+    w1, b1, w2, b2 = params
+    layers = [
+        Lin.from_tensors(w1, b1, input_needs_grad=False),  # its input is the data
+        ReLU(),
+        Lin.from_tensors(w2, b2),
+    ]
+    model = Model(layers, MSE())
+
+    def step() -> None:
+        model(x, y)
+        model.backward()
+
+    return step, lambda: [p.g for p in model.parameters()]
+
+
+def autograd_step(
+    x: torch.Tensor, y: torch.Tensor, params: list[torch.Tensor], input_requires_grad: bool
+) -> tuple[Step, Grads]:
+    """The same forward pass, differentiated by autograd."""
+    w1, b1, w2, b2 = (p.requires_grad_(True) for p in params)
+    x.requires_grad_(input_requires_grad)
+
+    def step() -> None:
+        for t in (x, w1, b1, w2, b2):
+            t.grad = None  # start afresh, as the manual version does (autograd would accumulate)
+        loss = mse(lin(relu(lin(x, w1, b1)), w2, b2), y)
+        loss.backward()
+
+    return step, lambda: [p.grad for p in (w1, b1, w2, b2)]
+
+
+def make_step(variant: str, n: int) -> tuple[Step, Grads]:
+    """One variant's step on its own copy of the seeded data and weights."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    x, y, params = make_problem(n)
+    if variant == "manual":
+        return manual_step(x, y, params)
+    return autograd_step(x, y, params, input_requires_grad=(variant == "autograd"))
+
+
+def time_variants(n: int, repeats: int) -> tuple[dict[str, float], dict[str, list[torch.Tensor]]]:
+    """Median seconds per step of each variant, and each variant's gradients.
+
+    The variants take turns, one step each per round, so that a burst of load
+    from other processes on the machine slows them all alike rather than
+    whichever happened to run at the time.
+    """
+    steps = {variant: make_step(variant, n) for variant in VARIANTS}
+    for _ in range(WARMUP):
+        for step, _grads in steps.values():
+            step()
+    times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    for _ in range(repeats):
+        for variant, (step, _grads) in steps.items():
+            start = time.perf_counter()
+            step()
+            times[variant].append(time.perf_counter() - start)
+    medians = {variant: statistics.median(t) for variant, t in times.items()}
+    return medians, {variant: grads() for variant, (_step, grads) in steps.items()}
+
+
+def _max_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB.
+
+    ``ru_maxrss`` is in KiB on Linux and in bytes on macOS.
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def measure_memory(variant: str, n: int) -> dict[str, float]:
+    """Peak resident memory of a process that sets up one variant and runs a few steps.
+
+    Run it in a fresh process (``--memory-of``): ``ru_maxrss`` is a high-water
+    mark for the whole process, so nothing else may have run in it. ``setup_mib``
+    is the mark once the data and weights exist; ``peak_mib`` the mark after
+    the steps. Two steps after the warm-up, because a module keeps the previous
+    step's activations until the next step replaces them.
+    """
+    torch.set_num_threads(THREADS)
+    step, _grads = make_step(variant, n)
+    setup_mib = _max_rss_mib()
+    for _ in range(WARMUP + 2):
+        step()
+    return {"setup_mib": setup_mib, "peak_mib": _max_rss_mib()}
+
+
+def _memory_in_subprocess(variant: str, n: int) -> dict[str, float]:
+    command = [sys.executable, "-m", "backprop.bench", "--memory-of", variant, "--n", str(n)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"memory measurement of {variant} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def max_abs_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max((ga - gb).abs().max().item() for ga, gb in zip(a, b, strict=True))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m backprop.bench",
+        description="Time one forward and backward pass of backprop.modules against torch.autograd.",
+    )
+    parser.add_argument("--n", type=int, default=50_000, help="number of inputs (default 50000)")
+    parser.add_argument(
+        "--repeats", type=int, default=10, help="timed steps per variant (default 10)"
+    )
+    parser.add_argument(
+        "--memory-of", choices=list(VARIANTS), help="only measure one variant's peak memory (JSON)"
+    )
+    args = parser.parse_args(argv)
+    if args.n < 1 or args.repeats < 1:
+        parser.error(f"--n and --repeats must be positive, got {args.n} and {args.repeats}")
+
+    if args.memory_of is not None:  # a worker process: report as one JSON line
+        print(json.dumps(measure_memory(args.memory_of, args.n)))
+        return
+
+    memory = {variant: _memory_in_subprocess(variant, args.n) for variant in VARIANTS}
+    torch.set_num_threads(THREADS)
+    medians, grads = time_variants(args.n, args.repeats)
+
+    print(
+        f"MLP {N_IN} -> {N_HIDDEN} -> {N_OUT} (ReLU, MSE), {args.n:,} float32 inputs, "
+        f"{THREADS} threads; median of {args.repeats} steps after {WARMUP} warm-up steps"
+    )
+    width = max(map(len, VARIANTS.values()))
+    print(f"{'variant':<{width}}  {'median ms':>9}  {'peak MiB':>8}  {'passes MiB':>10}")
+    for variant, label in VARIANTS.items():
+        m = memory[variant]
+        print(
+            f"{label:<{width}}  {1000 * medians[variant]:>9.1f}  {m['peak_mib']:>8.0f}  "
+            f"{m['peak_mib'] - m['setup_mib']:>10.0f}"
+        )
+    difference = max(
+        max_abs_difference(grads["manual"], grads["autograd"]),
+        max_abs_difference(grads["manual"], grads["autograd_data"]),
+    )
+    print(f"max |grad difference| manual vs autograd (weights and biases): {difference:.3e}")
+    as_data = medians["manual"] / medians["autograd_data"]
+    print(f"manual/autograd (input as data) time ratio: {as_data:.2f}")
+    print(f"manual/autograd time ratio: {medians['manual'] / medians['autograd']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
