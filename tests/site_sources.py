@@ -18,7 +18,7 @@ CELL_OPTION = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*)$", re.M)
 # Markdown links and images whose target is a relative path (not a URL, not an anchor).
 LOCAL_LINK = re.compile(r"!?\[[^\]]*\]\((?!https?:|mailto:|#)([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 CROSS_REF = re.compile(r"(?<![\w@])@((?:fig|eq|tbl|sec)-[\w-]*\w)")
-EQ_LABEL = re.compile(r"\$\$\s*\{#(eq-[\w-]+)\}")
+EQ_LABEL = re.compile(r"\$\$[ \t]*\{#(eq-[\w-]+)\}")
 DIV_LABEL = re.compile(r"\{#((?:fig|tbl|sec)-[\w-]+)[\s}]")
 HEADING_LABEL = re.compile(r"^#+ .*\{#(sec-[\w-]+)\}", re.M)
 

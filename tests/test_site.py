@@ -178,3 +178,14 @@ def test_readme_lists_every_post():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for post in POSTS:
         assert f"posts/{post.parent.name}/" in readme, f"README.md does not list {post.parent.name}"
+
+
+@pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
+def test_display_maths_is_balanced_and_labels_are_unique(post):
+    prose = re.sub(r"^```.*?^```\s*$", "", body(post), flags=re.S | re.M)
+    assert prose.count("$$") % 2 == 0, f"{post.parent.name} has an unclosed $$ display block"
+    labels = re.findall(r"\{#((?:eq|fig|tbl|sec)-[\w-]+)", prose) + [
+        c.options["label"] for c in python_cells(post) if isinstance(c.options.get("label"), str)
+    ]
+    duplicates = {label for label in labels if labels.count(label) > 1}
+    assert not duplicates, f"{post.parent.name} defines these labels twice: {sorted(duplicates)}"
