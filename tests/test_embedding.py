@@ -22,8 +22,8 @@ def _inputs(idx_shape, num, dim, dtype, idx_layout, table_layout, seed, idx_dtyp
     return idx, table, grad_out
 
 
-@settings(max_examples=60, deadline=None)
-@given(
+# The hypothesis arguments shared by the forward and backward tests.
+EMBEDDING_CASES = dict(
     idx_shape=idx_shapes,
     num=table_sizes,
     dim=table_sizes,
@@ -33,6 +33,10 @@ def _inputs(idx_shape, num, dim, dtype, idx_layout, table_layout, seed, idx_dtyp
     idx_dtype=st.sampled_from([torch.int64, torch.int32]),
     seed=seeds,
 )
+
+
+@settings(max_examples=60, deadline=None)
+@given(**EMBEDDING_CASES)
 def test_embedding_matches_torch_and_one_hot(idx_shape, num, dim, dtype, idx_layout, table_layout, idx_dtype, seed):
     idx, table, _ = _inputs(idx_shape, num, dim, dtype, idx_layout, table_layout, seed, idx_dtype)
     out = embedding(idx, table)
@@ -44,16 +48,7 @@ def test_embedding_matches_torch_and_one_hot(idx_shape, num, dim, dtype, idx_lay
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    idx_shape=idx_shapes,
-    num=table_sizes,
-    dim=table_sizes,
-    dtype=dtypes,
-    idx_layout=layouts,
-    table_layout=layouts,
-    idx_dtype=st.sampled_from([torch.int64, torch.int32]),
-    seed=seeds,
-)
+@given(**EMBEDDING_CASES)
 def test_embedding_backward_matches_autograd(idx_shape, num, dim, dtype, idx_layout, table_layout, idx_dtype, seed):
     idx, table, grad_out = _inputs(idx_shape, num, dim, dtype, idx_layout, table_layout, seed, idx_dtype)
     _, expected = autograd_grads(lambda i, t: torch.nn.functional.embedding(i.long(), t), [idx, table], grad_out)

@@ -24,8 +24,8 @@ def _torch_lin(x, w, b=None):
     return torch.nn.functional.linear(x, w.T, b)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
+# The hypothesis arguments shared by the forward and backward tests.
+LIN_CASES = dict(
     batch=batch_shapes(),
     n_in=small_dims,
     n_out=small_dims,
@@ -35,6 +35,10 @@ def _torch_lin(x, w, b=None):
     with_bias=st.booleans(),
     seed=seeds,
 )
+
+
+@settings(max_examples=60, deadline=None)
+@given(**LIN_CASES)
 def test_lin_matches_torch(batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed):
     x, w, b, _ = _inputs(batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed)
     out = lin(x, w, b)
@@ -43,16 +47,7 @@ def test_lin_matches_torch(batch, n_in, n_out, dtype, x_layout, w_layout, with_b
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    batch=batch_shapes(),
-    n_in=small_dims,
-    n_out=small_dims,
-    dtype=dtypes,
-    x_layout=layouts,
-    w_layout=layouts,
-    with_bias=st.booleans(),
-    seed=seeds,
-)
+@given(**LIN_CASES)
 def test_lin_backward_matches_autograd(batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed):
     x, w, b, grad_out = _inputs(batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed)
     expected = autograd_grads(_torch_lin, [x, w, b], grad_out)
