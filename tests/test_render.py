@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from site_sources import ROOT, post_paths, python_cells
+from site_sources import ROOT, labels_defined, post_paths, python_cells
 
 QUARTO = shutil.which("quarto")
 pytestmark = [
@@ -50,6 +50,8 @@ def test_render_succeeds(rendered):
     log = result.stdout + result.stderr
     assert result.returncode == 0, f"quarto render failed:\n{log[-5000:]}"
     assert not re.search(r"^\s*ERROR", log, re.M), f"quarto render reported an error:\n{log[-5000:]}"
+    unresolved = re.findall(r"Unable to resolve crossref @[\w-]+", log)
+    assert not unresolved, f"quarto could not resolve cross-references: {unresolved}"
 
 
 def test_site_pages_exist(rendered):
@@ -78,9 +80,13 @@ def test_post_page(rendered, post):
         label = cell.options.get("label")
         if not (isinstance(label, str) and label.startswith("fig-")):
             continue
-        figure = re.search(rf'id="{re.escape(label)}".*?<img[^>]*src="([^"]+)"[^>]*>', text, re.S)
+        figure = re.search(rf'id="{re.escape(label)}".*?(<img[^>]*>)', text, re.S)
         assert figure, f"{post.parent.name}: figure {label} has no image in the page"
-        src = figure.group(1)
+        img = figure.group(1)
+        src = re.search(r'src="([^"]+)"', img).group(1)
         if not src.startswith("data:"):
             assert (page.parent / src).is_file(), f"{post.parent.name}: {label} image {src} is missing"
-        assert 'alt="' in figure.group(0), f"{post.parent.name}: figure {label} has no alt text"
+        assert re.search(r'alt="[^"]+"', img), f"{post.parent.name}: figure {label} has no alt text"
+    for label in (lbl for lbl in labels_defined(post) if lbl.startswith("eq-")):
+        assert f'id="{label}"' in text, f"{post.parent.name}: equation {label} is not numbered in the page"
+    assert (page.parent / "index.ipynb").is_file(), f"{post.parent.name} does not offer its notebook"
