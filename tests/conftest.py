@@ -16,3 +16,13 @@ def pytest_configure(config):
             "(or, in an environment of your own:  pip install -e '.[test]')",
             returncode=4,
         )
+
+
+@pytest.fixture(scope="session")
+def rendered_site(tmp_path_factory):
+    """``(site_dir, completed_process)`` of one ``quarto render`` of a copy of the project."""
+    from rendered_site import QUARTO, render_copy
+
+    if QUARTO is None:
+        pytest.skip("the quarto CLI is not on PATH")
+    return render_copy(tmp_path_factory.mktemp("site"))

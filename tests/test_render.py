@@ -7,46 +7,20 @@ rendered into a temporary copy of the project (the working tree is left alone).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from site_sources import ROOT, labels_defined, post_paths, python_cells
+from rendered_site import NO_QUARTO, QUARTO
+from site_sources import labels_defined, post_paths, python_cells
 
-QUARTO = shutil.which("quarto")
-pytestmark = [
-    pytest.mark.quarto,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        QUARTO is None,
-        reason="the quarto CLI is not on PATH; install Quarto (https://quarto.org) or the 'site' extra to run the render test",
-    ),
-]
+pytestmark = [pytest.mark.quarto, pytest.mark.slow, pytest.mark.skipif(QUARTO is None, reason=NO_QUARTO)]
 
 POSTS = post_paths()
-IGNORED = shutil.ignore_patterns(
-    ".git", ".venv", "venv", "_site", "_freeze", ".quarto", ".pytest_cache", ".hypothesis", "__pycache__", "*.egg-info"
-)
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    project = tmp_path_factory.mktemp("site") / "project"
-    shutil.copytree(ROOT, project, ignore=IGNORED)
-    env = dict(os.environ, QUARTO_PYTHON=sys.executable)
-    result = subprocess.run(
-        [QUARTO, "render", str(project)], capture_output=True, text=True, env=env, timeout=1800
-    )
-    return project / "_site", result
-
-
-def test_render_succeeds(rendered):
-    _, result = rendered
+def test_render_succeeds(rendered_site):
+    _, result = rendered_site
     log = result.stdout + result.stderr
     assert result.returncode == 0, f"quarto render failed:\n{log[-5000:]}"
     assert not re.search(r"^\s*ERROR", log, re.M), f"quarto render reported an error:\n{log[-5000:]}"
@@ -54,22 +28,22 @@ def test_render_succeeds(rendered):
     assert not unresolved, f"quarto could not resolve cross-references: {unresolved}"
 
 
-def test_site_pages_exist(rendered):
-    site, _ = rendered
+def test_site_pages_exist(rendered_site):
+    site, _ = rendered_site
     for page in ("index.html", "about.html", "index.xml"):
         assert (site / page).is_file(), f"_site/{page} was not produced"
 
 
-def test_listing_links_every_post(rendered):
-    site, _ = rendered
+def test_listing_links_every_post(rendered_site):
+    site, _ = rendered_site
     listing = (site / "index.html").read_text(encoding="utf-8")
     for post in POSTS:
         assert f"posts/{post.parent.name}/index.html" in listing, f"the listing does not link {post.parent.name}"
 
 
 @pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
-def test_post_page(rendered, post):
-    site, _ = rendered
+def test_post_page(rendered_site, post):
+    site, _ = rendered_site
     page = site / "posts" / post.parent.name / "index.html"
     assert page.is_file(), f"{page} was not produced"
     text = page.read_text(encoding="utf-8")

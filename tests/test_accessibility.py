@@ -1,0 +1,124 @@
+"""Accessibility of the rendered site: axe-core in headless Chromium, light and dark themes.
+
+Needs the quarto CLI (to render), Chromium, and the ``a11y`` extra (playwright and
+axe-playwright-python; ``./scripts/test.sh`` installs it when quarto is on PATH).
+Each missing piece skips the tests, saying which. Chromium is launched with
+every host name unresolvable but loopback, so nothing is fetched from outside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import importlib.util
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rendered_site import NO_QUARTO, QUARTO
+from site_sources import post_paths
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+HAVE_A11Y_EXTRA = all(importlib.util.find_spec(m) for m in ("playwright", "axe_playwright_python"))
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not HAVE_A11Y_EXTRA, reason="install the a11y extra: pip install -e '.[a11y]'"),
+    pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)"),
+]
+CHROMIUM_ARGS = [
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PAGES = ["index.html", "about.html", *(f"posts/{p.parent.name}/index.html" for p in post_paths())]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    handler = functools.partial(QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def axe_violations(browser, url: str, *, dark: bool = False) -> list[str]:
+    """One line per axe violation on the page at ``url``: rule, impact, where."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    page = browser.new_page()
+    try:
+        page.goto(url, wait_until="load")
+        if dark:
+            toggle = page.locator(".quarto-color-scheme-toggle").first
+            assert toggle.count(), f"{url} has no light/dark toggle"
+            toggle.click()
+        page.wait_for_timeout(300)  # the search box and the toggle's restyling settle after load
+        response = Axe().run(page).response
+    finally:
+        page.close()
+    return [
+        f"{v['id']} ({v.get('impact')}): {v['help']} — at {', '.join(str(n['target']) for n in v['nodes'][:3])}"
+        for v in response["violations"]
+    ]
+
+
+def test_the_check_finds_a_known_violation(browser, tmp_path):
+    # The oracle works: an image without alt text and an unnamed button are reported.
+    (tmp_path / "bad.html").write_text(
+        '<!doctype html><html lang="en"><head><title>t</title></head><body><main>'
+        '<h1>t</h1><img src="x.png"><button></button></main></body></html>'
+    )
+    (tmp_path / "good.html").write_text(
+        '<!doctype html><html lang="en"><head><title>t</title></head><body><main>'
+        '<h1>t</h1><img src="x.png" alt="a plot"><button>Go</button></main></body></html>'
+    )
+    with serve(tmp_path) as base:
+        rules = {line.split()[0] for line in axe_violations(browser, base + "bad.html")}
+        assert {"image-alt", "button-name"} <= rules
+        assert axe_violations(browser, base + "good.html") == []
+
+
+@pytest.fixture(scope="module")
+def site_url(rendered_site) -> Iterator[str]:
+    site, result = rendered_site
+    assert result.returncode == 0, "the site did not render; see test_render.py"
+    with serve(site) as url:
+        yield url
+
+
+@pytest.mark.quarto
+@pytest.mark.skipif(QUARTO is None, reason=NO_QUARTO)
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+@pytest.mark.parametrize("page", PAGES)
+def test_page_has_no_axe_violations(browser, site_url, page, dark):
+    violations = axe_violations(browser, site_url + page, dark=dark)
+    assert not violations, f"{page} ({'dark' if dark else 'light'}):\n" + "\n".join(violations)
