@@ -1,8 +1,10 @@
 """The set-up around the library: scripts, CI, publishing workflow."""
 
+import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from site_sources import ROOT
@@ -44,3 +46,18 @@ def test_publish_workflow_renders_with_python_and_publishes_to_pages():
     installs = " ".join(step.get("run", "") for step in steps)
     assert "pip install -e" in installs, "the workflow installs the library the posts import"
     assert workflow["permissions"]["contents"] == "write"
+
+
+def python_blocks(path):
+    text = path.read_text(encoding="utf-8")
+    return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "about.qmd"])
+def test_documented_python_examples_run(doc):
+    blocks = python_blocks(ROOT / doc)
+    assert blocks, f"{doc} shows no Python example"
+    for block in blocks:
+        result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"an example in {doc} fails:\n{block}\n{result.stderr}"
+        assert result.stderr == "", f"an example in {doc} writes to stderr:\n{result.stderr}"
