@@ -1,6 +1,7 @@
 """Stop with the command to run, not a traceback, when test dependencies are missing."""
 
 import importlib.util
+import os
 
 import pytest
 
@@ -26,3 +27,17 @@ def rendered_site(tmp_path_factory):
     if QUARTO is None:
         pytest.skip("the quarto CLI is not on PATH")
     return render_copy(tmp_path_factory.mktemp("site"))
+
+
+def _register_hypothesis_profiles():
+    from hypothesis import settings
+
+    # CI draws the same examples every run, so a red CI is reproducible; locally each
+    # run explores new ones.
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+
+
+if importlib.util.find_spec("hypothesis") is not None:
+    _register_hypothesis_profiles()

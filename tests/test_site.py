@@ -189,3 +189,16 @@ def test_display_maths_is_balanced_and_labels_are_unique(post):
     ]
     duplicates = {label for label in labels if labels.count(label) > 1}
     assert not duplicates, f"{post.parent.name} defines these labels twice: {sorted(duplicates)}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_fenced_divs_are_balanced(page):
+    prose = re.sub(r"^```.*?^```\s*$", "", body(page), flags=re.S | re.M)
+    depth = 0
+    for number, line in enumerate(prose.splitlines(), start=1):
+        if re.match(r"^:::+\s*\{", line) or re.match(r"^:::+\s*[\w.-]+\s*$", line):
+            depth += 1
+        elif re.match(r"^:::+\s*$", line):
+            depth -= 1
+            assert depth >= 0, f"{page.relative_to(ROOT)}: a ::: closes nothing (prose line {number})"
+    assert depth == 0, f"{page.relative_to(ROOT)}: a ::: div (callout) is never closed"
