@@ -8,8 +8,10 @@ source scripts/venv.sh
 
 if command -v quarto >/dev/null 2>&1; then
   pip_install -e ".[notebook]"
-else
-  pip_install -e ".[site]"
+elif ! pip_install -e ".[site]"; then
+  echo "Quarto could not be installed from PyPI (its package downloads Quarto while it builds)." >&2
+  echo "Install Quarto from https://quarto.org/docs/get-started/ and run this script again." >&2
+  exit 1
 fi
 # Quarto runs the cells with this Python's kernel.
 export QUARTO_PYTHON="$PWD/.venv/bin/python"
