@@ -29,9 +29,18 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from backprop._checks import require_float, require_ndim, require_same_dtype, shape_str
+from backprop.conv import IntPair
 from backprop.functional import (
+    batchnorm,
+    batchnorm_backward,
+    conv2d,
+    conv2d_backward,
     cross_entropy,
     cross_entropy_backward,
+    embedding,
+    embedding_backward,
+    layernorm,
+    layernorm_backward,
     lin,
     lin_backward,
     mse,
@@ -40,6 +49,12 @@ from backprop.functional import (
     relu_backward,
     unbroadcast,
 )
+
+
+def _positive_int(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
 
 
 class Module:
@@ -103,9 +118,8 @@ class Lin(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        for name, size in (("n_in", n_in), ("n_out", n_out)):
-            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-                raise ValueError(f"{name} must be a positive int, got {size!r}")
+        _positive_int("n_in", n_in)
+        _positive_int("n_out", n_out)
         if not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
         self.input_needs_grad = input_needs_grad
@@ -302,28 +316,9 @@ def sgd_step(parameters: Iterable[torch.Tensor], lr: float) -> None:
 # ---------------------------------------------------------------------------
 # Part 2 layers: Embedding, BatchNorm, LayerNorm, Conv2d.
 # Each is a Module as above: forward calls the functional forward, bwd reads
-# out.g and sets .g on the input (unless input_needs_grad is False) and on
-# every parameter, and parameters() lists them. Add them below this line.
+# out.g and sets .g on the input (not on Embedding's integer indices) and on
+# every parameter, and parameters() lists them.
 # ---------------------------------------------------------------------------
-
-# The part 2 forwards and backwards, imported here so this section reads on its own.
-from backprop.conv import IntPair  # noqa: E402
-from backprop.functional import (  # noqa: E402
-    batchnorm,
-    batchnorm_backward,
-    conv2d,
-    conv2d_backward,
-    embedding,
-    embedding_backward,
-    layernorm,
-    layernorm_backward,
-)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 class Embedding(Module):
