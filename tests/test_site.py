@@ -202,3 +202,11 @@ def test_fenced_divs_are_balanced(page):
             depth -= 1
             assert depth >= 0, f"{page.relative_to(ROOT)}: a ::: closes nothing (prose line {number})"
     assert depth == 0, f"{page.relative_to(ROOT)}: a ::: div (callout) is never closed"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_links_to_sections_land_on_a_label(page):
+    for target, anchor in re.findall(r"\]\((?!https?:)([^)#\s]*)#([\w-]+)\)", body(page)):
+        linked = (page.parent / target).resolve() if target else page
+        if linked.suffix == ".qmd" and anchor.startswith(("sec-", "eq-", "fig-", "tbl-")):
+            assert anchor in labels_defined(linked), f"{page.relative_to(ROOT)} links to #{anchor} in {target or 'itself'}, which has no such label"
