@@ -177,7 +177,8 @@ def test_post_dates_are_distinct():
 def test_readme_lists_every_post():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for post in POSTS:
-        assert f"posts/{post.parent.name}/" in readme, f"README.md does not list {post.parent.name}"
+        entry = f"[{front_matter(post)['title']}](posts/{post.parent.name}/index.qmd)"
+        assert entry in readme, f"README.md does not list {post.parent.name} as {entry}"
 
 
 @pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
