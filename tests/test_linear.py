@@ -132,3 +132,19 @@ def test_integer_inputs_and_non_matrix_weights_are_rejected():
         lin(torch.zeros(3, 4), torch.zeros(4))
     with pytest.raises(ValueError, match=r"x must have at least 1 dimension\(s\), got shape \(\)"):
         lin(torch.zeros(()), torch.zeros(1, 2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(**LIN_CASES)
+def test_lin_backward_without_grad_x_gives_the_same_parameter_gradients(
+    batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed
+):
+    x, w, b, grad_out = _inputs(batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed)
+    _, expected_w, expected_b = autograd_grads(_torch_lin, [x, w, b], grad_out)
+    grad_x, grad_w, grad_b = lin_backward(grad_out, x, w, b, need_grad_x=False)
+    assert grad_x is None
+    torch.testing.assert_close(grad_w, expected_w, **tolerance(dtype))
+    if with_bias:
+        torch.testing.assert_close(grad_b, expected_b, **tolerance(dtype))
+    else:
+        assert grad_b is None

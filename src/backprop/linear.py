@@ -57,12 +57,20 @@ def lin(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torc
 
 
 def lin_backward(
-    grad_out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    grad_out: torch.Tensor,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None = None,
+    *,
+    need_grad_x: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
     """Gradients ``(grad_x, grad_w, grad_b)`` of ``lin(x, w, b)``.
 
     ``grad_out`` has the output's shape ``(..., n_out)``. ``grad_b`` is None when
-    ``b`` is. See the module docstring for the formulas.
+    ``b`` is. See the module docstring for the formulas. With
+    ``need_grad_x=False`` (when ``x`` is data, e.g. a first layer's images)
+    ``grad_x`` is None and its matrix product is skipped, as autograd skips it
+    for a tensor that does not require a gradient.
     """
     _check_lin_inputs(x, w, b)
     require_float("grad_out", grad_out)
@@ -75,7 +83,7 @@ def lin_backward(
             f"{shape_str(x)} and w of shape {shape_str(w)} has shape {shape_str(expected)}"
         )
 
-    grad_x = grad_out @ w.T
+    grad_x = grad_out @ w.T if need_grad_x else None
     # Flatten the leading dimensions into one batch dimension of `rows` rows;
     # then x^T @ grad_out sums the per-row outer products in one go.
     rows = math.prod(x.shape[:-1])

@@ -47,7 +47,6 @@ from backprop.functional import (
     mse_backward,
     relu,
     relu_backward,
-    unbroadcast,
 )
 
 
@@ -165,16 +164,9 @@ class Lin(Module):
         return lin(inp, self.w, self.b)
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
+        grad_x, self.w.g, grad_b = lin_backward(out.g, inp, self.w, self.b, need_grad_x=self.input_needs_grad)
         if self.input_needs_grad:
-            inp.g, self.w.g, grad_b = lin_backward(out.g, inp, self.w, self.b)
-        else:
-            # lin_backward's grad_w and grad_b without its grad_x: the input is data.
-            # Leading batch dimensions are flattened into rows, so one matrix
-            # product sums the contributions of every row.
-            rows_in = inp.reshape(-1, inp.shape[-1])
-            rows_g = out.g.reshape(-1, out.g.shape[-1])
-            self.w.g = rows_in.T @ rows_g
-            grad_b = None if self.b is None else unbroadcast(out.g, self.b.shape)
+            inp.g = grad_x
         if self.b is not None:
             self.b.g = grad_b
 
