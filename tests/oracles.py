@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from strategies import tolerance
+
 
 def autograd_grads(
     forward: Callable[..., torch.Tensor],
@@ -46,3 +48,17 @@ def finite_difference_grad(
         flat[i] = orig
         gflat[i] = (plus - minus) / (2 * eps)
     return grad
+
+
+def torch_lin(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """The linear layer ``x @ w + b`` in plain torch, for autograd to differentiate.
+
+    ``torch.nn.functional.linear`` takes the weight as ``(out, in)``, hence ``w.T``.
+    """
+    return torch.nn.functional.linear(x, w.T, b)
+
+
+def assert_matches(got: torch.Tensor, expected: torch.Tensor) -> None:
+    """Same shape, same dtype, and equal within the tolerance of that dtype."""
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    torch.testing.assert_close(got, expected, **tolerance(expected.dtype))

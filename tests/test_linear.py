@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backprop.linear import lin, lin_backward
-from oracles import autograd_grads, finite_difference_grad
+from oracles import autograd_grads, finite_difference_grad, torch_lin
 from strategies import batch_shapes, dtypes, layouts, make_tensor, seeds, small_dims, tolerance
 
 
@@ -19,9 +19,6 @@ def _inputs(batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed):
     grad_out = make_tensor((*batch, n_out), dtype, x_layout, seed=seed + 3)
     return x, w, b, grad_out
 
-
-def _torch_lin(x, w, b=None):
-    return torch.nn.functional.linear(x, w.T, b)
 
 
 # The hypothesis arguments shared by the forward and backward tests.
@@ -43,14 +40,14 @@ def test_lin_matches_torch(batch, n_in, n_out, dtype, x_layout, w_layout, with_b
     x, w, b, _ = _inputs(batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed)
     out = lin(x, w, b)
     assert out.shape == (*batch, n_out)
-    torch.testing.assert_close(out, _torch_lin(x, w, b), **tolerance(dtype))
+    torch.testing.assert_close(out, torch_lin(x, w, b), **tolerance(dtype))
 
 
 @settings(max_examples=80, deadline=None)
 @given(**LIN_CASES)
 def test_lin_backward_matches_autograd(batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed):
     x, w, b, grad_out = _inputs(batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed)
-    expected = autograd_grads(_torch_lin, [x, w, b], grad_out)
+    expected = autograd_grads(torch_lin, [x, w, b], grad_out)
     got = lin_backward(grad_out, x, w, b)
     assert len(got) == 3
     for name, g, e, t in zip(("grad_x", "grad_w", "grad_b"), got, expected, (x, w, b)):
@@ -140,7 +137,7 @@ def test_lin_backward_without_grad_x_gives_the_same_parameter_gradients(
     batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed
 ):
     x, w, b, grad_out = _inputs(batch, n_in, n_out, dtype, x_layout, w_layout, with_bias, seed)
-    _, expected_w, expected_b = autograd_grads(_torch_lin, [x, w, b], grad_out)
+    _, expected_w, expected_b = autograd_grads(torch_lin, [x, w, b], grad_out)
     grad_x, grad_w, grad_b = lin_backward(grad_out, x, w, b, need_grad_x=False)
     assert grad_x is None
     torch.testing.assert_close(grad_w, expected_w, **tolerance(dtype))

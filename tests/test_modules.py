@@ -21,7 +21,7 @@ from backprop.functional import (
     relu_backward,
 )
 from backprop.modules import MSE, CrossEntropy, Lin, Model, Module, ReLU, Sequential, sgd_step
-from oracles import autograd_grads
+from oracles import assert_matches, autograd_grads, torch_lin
 from strategies import (
     batch_shapes,
     dims,
@@ -31,18 +31,9 @@ from strategies import (
     seeds,
     shapes,
     small_dims,
-    tolerance,
 )
 
 
-def _close(got: torch.Tensor, expected: torch.Tensor) -> None:
-    assert got.shape == expected.shape and got.dtype == expected.dtype
-    torch.testing.assert_close(got, expected, **tolerance(expected.dtype))
-
-
-def _torch_lin(x, w, b=None):
-    """The linear layer in plain torch operations, for autograd to differentiate."""
-    return torch.nn.functional.linear(x, w.T, b)
 
 
 def _torch_mse(pred, target):
@@ -74,19 +65,19 @@ def test_lin_gradients(batch, n_in, n_out, dtype, layout, bias, seed):
 
     layer = Lin.from_tensors(w, b)
     out = layer(x)
-    _close(out, _torch_lin(x, w, b))
+    assert_matches(out, torch_lin(x, w, b))
     out.g = grad_out
     layer.backward()
 
-    oracle = autograd_grads(_torch_lin, [x, w, b], grad_out)
+    oracle = autograd_grads(torch_lin, [x, w, b], grad_out)
     functional = lin_backward(grad_out, x, w, b)
     got_grads = [x.g, w.g, b.g if bias else None]
     for got, expected_autograd, expected_functional in zip(got_grads, oracle, functional):
         if expected_autograd is None:
             assert got is None and expected_functional is None
             continue
-        _close(got, expected_autograd)
-        _close(got, expected_functional)
+        assert_matches(got, expected_autograd)
+        assert_matches(got, expected_functional)
     assert layer.parameters() == ([w, b] if bias else [w])
 
 
@@ -105,9 +96,9 @@ def test_lin_skips_the_input_gradient_of_data(batch, n_in, n_out, dtype, layout,
     layer.backward()
 
     assert not hasattr(x, "g")
-    _, grad_w, grad_b = autograd_grads(_torch_lin, [x, w, b], grad_out)
-    _close(w.g, grad_w)
-    _close(b.g, grad_b)
+    _, grad_w, grad_b = autograd_grads(torch_lin, [x, w, b], grad_out)
+    assert_matches(w.g, grad_w)
+    assert_matches(b.g, grad_b)
 
 
 @settings(max_examples=50, deadline=None)
@@ -117,12 +108,12 @@ def test_relu_gradients(shape, dtype, layout, seed):
     grad_out = make_tensor(shape, dtype, layout, seed=seed + 1)
     layer = ReLU()
     out = layer(x)
-    _close(out, torch.relu(x))
+    assert_matches(out, torch.relu(x))
     out.g = grad_out
     layer.backward()
     (expected,) = autograd_grads(torch.relu, [x], grad_out)
-    _close(x.g, expected)
-    _close(x.g, relu_backward(grad_out, x))
+    assert_matches(x.g, expected)
+    assert_matches(x.g, relu_backward(grad_out, x))
     assert layer.parameters() == []
 
 
@@ -133,12 +124,12 @@ def test_mse_gradients(shape, dtype, layout, seed):
     target = make_tensor(shape, dtype, seed=seed + 1)
     loss_fn = MSE()
     loss = loss_fn(pred, target)
-    _close(loss, _torch_mse(pred, target))
-    _close(loss, mse(pred, target))
+    assert_matches(loss, _torch_mse(pred, target))
+    assert_matches(loss, mse(pred, target))
     loss_fn.backward()  # a loss starts the chain: no upstream gradient to set
     expected, _ = autograd_grads(_torch_mse, [pred, target])
-    _close(pred.g, expected)
-    _close(pred.g, mse_backward(pred, target))
+    assert_matches(pred.g, expected)
+    assert_matches(pred.g, mse_backward(pred, target))
     assert not hasattr(target, "g")
 
 
@@ -149,20 +140,20 @@ def test_cross_entropy_gradients(n, n_classes, dtype, layout, seed):
     target = torch.randint(0, n_classes, (n,), generator=torch.Generator().manual_seed(seed))
     loss_fn = CrossEntropy()
     loss = loss_fn(logits, target)
-    _close(loss, _torch_cross_entropy(logits, target))
-    _close(loss, cross_entropy(logits, target))
+    assert_matches(loss, _torch_cross_entropy(logits, target))
+    assert_matches(loss, cross_entropy(logits, target))
     loss_fn.backward()
     expected, no_grad = autograd_grads(_torch_cross_entropy, [logits, target])
     assert no_grad is None
-    _close(logits.g, expected)
-    _close(logits.g, cross_entropy_backward(logits, target))
+    assert_matches(logits.g, expected)
+    assert_matches(logits.g, cross_entropy_backward(logits, target))
 
 
 # --- whole models ----------------------------------------------------------
 
 
 def _torch_mlp(x, w1, b1, w2, b2):
-    return _torch_lin(torch.relu(_torch_lin(x, w1, b1)), w2, b2)
+    return torch_lin(torch.relu(torch_lin(x, w1, b1)), w2, b2)
 
 
 def _functional_mlp_grads(x, params, grad_pred):
@@ -208,7 +199,7 @@ def test_mlp_with_mse(batch, n_in, n_hidden, n_out, dtype, layout, seed):
     model = _model(params, MSE())
 
     loss = model(x, target)
-    _close(loss, _torch_mse(_torch_mlp(x, *params), target))
+    assert_matches(loss, _torch_mse(_torch_mlp(x, *params), target))
     model.backward()
 
     def loss_of(x, *params):
@@ -218,11 +209,11 @@ def test_mlp_with_mse(batch, n_in, n_hidden, n_out, dtype, layout, seed):
     grad_pred = mse_backward(_torch_mlp(x, *params), target)
     grad_x, grad_params = _functional_mlp_grads(x, params, grad_pred)
     assert model.parameters() == params
-    _close(x.g, oracle[0])
-    _close(x.g, grad_x)
+    assert_matches(x.g, oracle[0])
+    assert_matches(x.g, grad_x)
     for p, expected_autograd, expected_functional in zip(params, oracle[1:], grad_params):
-        _close(p.g, expected_autograd)
-        _close(p.g, expected_functional)
+        assert_matches(p.g, expected_autograd)
+        assert_matches(p.g, expected_functional)
 
 
 @settings(max_examples=50, deadline=None)
@@ -245,7 +236,7 @@ def test_mlp_with_cross_entropy(
     model = _model(params, CrossEntropy(), input_needs_grad=input_needs_grad)
 
     loss = model(x, target)
-    _close(loss, _torch_cross_entropy(_torch_mlp(x, *params), target))
+    assert_matches(loss, _torch_cross_entropy(_torch_mlp(x, *params), target))
     model.backward()
 
     def loss_of(x, *params):
@@ -255,13 +246,13 @@ def test_mlp_with_cross_entropy(
     logits = _torch_mlp(x, *params)
     grad_x, grad_params = _functional_mlp_grads(x, params, cross_entropy_backward(logits, target))
     if input_needs_grad:
-        _close(x.g, oracle[0])
-        _close(x.g, grad_x)
+        assert_matches(x.g, oracle[0])
+        assert_matches(x.g, grad_x)
     else:
         assert not hasattr(x, "g")
     for p, expected_autograd, expected_functional in zip(params, oracle[1:], grad_params):
-        _close(p.g, expected_autograd)
-        _close(p.g, expected_functional)
+        assert_matches(p.g, expected_autograd)
+        assert_matches(p.g, expected_functional)
 
 
 def test_sequential_is_a_layer():
@@ -270,14 +261,14 @@ def test_sequential_is_a_layer():
     w1, b1, w2, b2 = params
     block = Sequential(Lin.from_tensors(w1, b1), ReLU(), Lin.from_tensors(w2, b2))
     out = block(x)
-    _close(out, _torch_mlp(x, *params))
+    assert_matches(out, _torch_mlp(x, *params))
     grad_out = make_tensor((5, 2), seed=3)
     out.g = grad_out
     block.backward()
     oracle = autograd_grads(_torch_mlp, [x, *params], grad_out)
     assert block.parameters() == params
     for got, expected in zip([x.g] + [p.g for p in params], oracle):
-        _close(got, expected)
+        assert_matches(got, expected)
 
 
 def test_model_accepts_any_module_and_rejects_others():
@@ -360,8 +351,8 @@ def test_sgd_step_updates_in_place_and_clears_the_gradient():
     w_storage = w.data_ptr()
     sgd_step([w, b], lr=0.1)
     assert w.data_ptr() == w_storage  # in place: the layers see the new values
-    _close(w, expected_w)
-    _close(b, expected_b)
+    assert_matches(w, expected_w)
+    assert_matches(b, expected_b)
     assert w.g is None and b.g is None
 
 

@@ -28,7 +28,7 @@ from backprop.modules import (
     Sequential,
     sgd_step,
 )
-from oracles import autograd_grads
+from oracles import assert_matches, autograd_grads
 from strategies import (
     batch_shapes,
     conv_configs,
@@ -41,10 +41,6 @@ from strategies import (
     tolerance,
 )
 
-
-def _close(got: torch.Tensor, expected: torch.Tensor) -> None:
-    assert got.shape == expected.shape and got.dtype == expected.dtype
-    torch.testing.assert_close(got, expected, **tolerance(expected.dtype))
 
 
 def _run_backward(layer, inp, seed):
@@ -64,9 +60,9 @@ def test_embedding_module(idx_shape, num, dim, dtype, seed):
     assert out.shape == (*idx_shape, dim)
     assert not hasattr(idx, "g"), "integer indices have no gradient"
     assert layer.parameters() == [layer.table]
-    _close(layer.table.g, embedding_backward(out.g, idx, layer.table))
+    assert_matches(layer.table.g, embedding_backward(out.g, idx, layer.table))
     _, expected = autograd_grads(F.embedding, [idx, layer.table], out.g)
-    _close(layer.table.g, expected)
+    assert_matches(layer.table.g, expected)
 
 
 @settings(max_examples=40, deadline=None)
@@ -87,7 +83,7 @@ def test_batchnorm1d_module(shape, dtype, layout, seed):
             lambda x_, g_, b_: F.batch_norm(x_, None, None, g_, b_, training=True), [x, layer.gamma, layer.beta], out.g
         )
         for got, e in zip((x.g, layer.gamma.g, layer.beta.g), expected):
-            _close(got, e)
+            assert_matches(got, e)
 
 
 @settings(max_examples=40, deadline=None)
@@ -104,7 +100,7 @@ def test_layernorm_module(batch, d, dtype, layout, seed):
     if dtype == torch.float64:  # float32 is checked against autograd in test_normalization
         expected = autograd_grads(lambda x_, g_, b_: F.layer_norm(x_, (d,), g_, b_), [x, layer.gamma, layer.beta], out.g)
         for got, e in zip((x.g, layer.gamma.g, layer.beta.g), expected):
-            _close(got, e)
+            assert_matches(got, e)
 
 
 @settings(max_examples=40, deadline=None)
@@ -121,10 +117,10 @@ def test_conv2d_module(cfg, bias, dtype, layout, seed):
     grad_x, grad_w, grad_b = conv2d_backward(out.g, x, layer.w, layer.b, stride, padding)
     assert torch.equal(x.g, grad_x) and torch.equal(layer.w.g, grad_w)
     expected = autograd_grads(lambda x_, w_, b_: F.conv2d(x_, w_, b_, stride, padding), [x, layer.w, layer.b], out.g)
-    _close(x.g, expected[0])
-    _close(layer.w.g, expected[1])
+    assert_matches(x.g, expected[0])
+    assert_matches(layer.w.g, expected[1])
     if bias:
-        _close(layer.b.g, expected[2])
+        assert_matches(layer.b.g, expected[2])
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -146,7 +142,7 @@ def test_a_model_of_part2_layers_matches_autograd(dtype):
     params = [emb.table, norm.gamma, norm.beta, lin.w, lin.b]
     torch.testing.assert_close(loss, torch_model(*params), **tolerance(dtype))
     for got, expected in zip((p.g for p in params), autograd_grads(torch_model, params)):
-        _close(got, expected)
+        assert_matches(got, expected)
     assert model.parameters() == params
     sgd_step(model.parameters(), lr=0.1)  # every parameter has a gradient to step with
 
@@ -166,7 +162,7 @@ def test_stacked_convolutions_pass_gradients_back_to_the_input():
 
     params = [x, first.w, first.b, second.w, second.b]
     for got, expected in zip((t.g for t in params), autograd_grads(torch_net, params, out.g)):
-        _close(got, expected)
+        assert_matches(got, expected)
 
 
 def test_conv2d_kaiming_initialisation():
