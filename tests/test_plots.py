@@ -44,3 +44,16 @@ def test_show_matrix_draws_a_vector_as_one_row():
     image = plots.show_matrix(ax, np.arange(3.0), annotate=False)
     assert image.get_array().shape == (1, 3)
     assert not ax.texts
+
+
+def test_subplots_always_has_the_column_width():
+    fig, _ = plots.subplots(1, 3, height=2.5)
+    width, height = fig.get_size_inches()
+    assert (width, height) == (plots.FIGURE_WIDTH, 2.5)
+
+
+def test_subplots_refuses_a_figsize_and_says_why():
+    with pytest.raises(TypeError, match="height="):
+        plots.subplots(figsize=(12, 3))
+    with pytest.raises(ValueError, match="height"):
+        plots.subplots(height=0)

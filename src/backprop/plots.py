@@ -31,8 +31,13 @@ LINESTYLES = ["-", "--", "-.", ":"]
 INK = "#222222"
 CARD = "#ffffff"
 
+# Every figure is this wide, so it fits the site's text column (about 800 CSS px) at
+# `figure.dpi` without being scaled down much; posts choose only the height.
+FIGURE_WIDTH = 7.0
+FIGURE_HEIGHT = 4.0
+
 STYLE = {
-    "figure.figsize": (6.4, 4.0),
+    "figure.figsize": (FIGURE_WIDTH, FIGURE_HEIGHT),
     "figure.dpi": 110,
     "savefig.dpi": 150,
     "figure.facecolor": CARD,
@@ -65,10 +70,21 @@ def setup() -> None:
     plt.rcParams.update(STYLE)
 
 
-def subplots(*args, **kwargs):
-    """``plt.subplots`` with the shared style applied."""
+def subplots(nrows: int = 1, ncols: int = 1, *, height: float = FIGURE_HEIGHT, **kwargs):
+    """``plt.subplots`` with the shared style applied and the column's width.
+
+    Only the height (in inches) is a choice: the width is always ``FIGURE_WIDTH``, so
+    no figure comes out wider than the page's text column.
+    """
+    if "figsize" in kwargs:
+        raise TypeError(
+            f"subplots() sets the width to FIGURE_WIDTH={FIGURE_WIDTH} in to fit the column; "
+            f"pass height=... instead of figsize={kwargs['figsize']!r}"
+        )
+    if not height > 0:
+        raise ValueError(f"height must be a positive number of inches, got {height!r}")
     setup()
-    return plt.subplots(*args, **kwargs)
+    return plt.subplots(nrows, ncols, figsize=(FIGURE_WIDTH, height), **kwargs)
 
 
 def save_thumbnail(fig, path: str | Path, *, size: tuple[float, float] = (4.8, 3.2), dpi: int = 100) -> Path:
