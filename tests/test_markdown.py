@@ -16,7 +16,7 @@ from site_sources import ROOT, post_paths
 
 PANDOC = shutil.which("pandoc")
 pytestmark = pytest.mark.skipif(PANDOC is None, reason="pandoc is not on PATH (Debian: apt-get install pandoc)")
-PAGES = [ROOT / "index.qmd", ROOT / "about.qmd", *post_paths()]
+PAGES = [ROOT / "index.qmd", ROOT / "about.qmd", ROOT / "notation.qmd", *post_paths()]
 
 
 def visible_text(page) -> str:

@@ -27,7 +27,7 @@ from site_sources import (
 
 POSTS = post_paths()
 POST_IDS = [p.parent.name for p in POSTS]
-PAGES = [ROOT / "index.qmd", ROOT / "about.qmd", *POSTS]
+PAGES = [ROOT / "index.qmd", ROOT / "about.qmd", ROOT / "notation.qmd", *POSTS]
 
 
 def load_yaml(path: Path) -> dict:
