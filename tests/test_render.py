@@ -12,7 +12,7 @@ import re
 import pytest
 
 from rendered_site import NO_QUARTO, QUARTO
-from site_sources import labels_defined, post_paths, python_cells
+from site_sources import front_matter, labels_defined, post_paths, python_cells
 
 pytestmark = [pytest.mark.quarto, pytest.mark.slow, pytest.mark.skipif(QUARTO is None, reason=NO_QUARTO)]
 
@@ -34,11 +34,56 @@ def test_site_pages_exist(rendered_site):
         assert (site / page).is_file(), f"_site/{page} was not produced"
 
 
-def test_listing_links_every_post(rendered_site):
+def test_listing_shows_the_series_in_reading_order(rendered_site):
     site, _ = rendered_site
     listing = (site / "index.html").read_text(encoding="utf-8")
-    for post in POSTS:
-        assert f"posts/{post.parent.name}/index.html" in listing, f"the listing does not link {post.parent.name}"
+    linked = re.findall(r'class="series-link[^"]*" href="[./]*posts/([\w-]+)/index\.html"', listing)
+    assert linked == [post.parent.name for post in POSTS], f"the listing's order: {linked}"
+    first = re.search(r'<span class="series-number">1\.</span>\s*([^<]+)<', listing)
+    assert first and first.group(1).strip() == front_matter(POSTS[0])["title"]
+    headings = re.findall(r'<h2[^>]*class="[^"]*series-part-title[^"]*"[^>]*>([^<]+)<', listing)
+    assert [h.split(":")[0] for h in headings] == ["Part 1", "Part 2"]
+    feed = (site / "index.xml").read_text(encoding="utf-8")
+    assert feed.count("<pubDate>") >= len(POSTS), "the RSS feed carries every post's date"
+
+
+# Hosts a page may load from: its own, and MathJax's CDN.
+ALLOWED_HOSTS = {"cdn.jsdelivr.net"}
+COLUMN_PX = 800
+
+
+def _pages(site):
+    return sorted(p for p in site.rglob("*.html") if "site_libs" not in p.parts)
+
+
+def test_no_page_requests_a_third_party_host(rendered_site):
+    site, _ = rendered_site
+    problems = []
+    for page in _pages(site):
+        text = page.read_text(encoding="utf-8")
+        # What the browser fetches by itself: scripts, stylesheets, images, fonts.
+        tags = re.findall(r"<(?:script|link|img|source|iframe)\b[^>]*>", text)
+        for tag in tags:
+            if re.search(r'\brel="(?:[^"]*\s)?(?:canonical|alternate)\b', tag):
+                continue  # links for crawlers and feed readers, not requests
+            for url in re.findall(r'\b(?:src|href)="(https?:)?//([^/"]+)', tag):
+                host = url[1]
+                if host not in ALLOWED_HOSTS:
+                    problems.append(f"{page.relative_to(site)}: {tag[:120]}")
+        if "@import url(" in text:
+            problems.append(f"{page.relative_to(site)}: inline @import")
+    for css in site.rglob("*.css"):
+        for host in re.findall(r"@import url\([\"']?https?://([^/\"')]+)", css.read_text()):
+            problems.append(f"{css.relative_to(site)} imports from {host}")
+    assert not problems, "third-party requests:\n" + "\n".join(problems[:20])
+
+
+def test_the_site_has_a_favicon(rendered_site):
+    site, _ = rendered_site
+    for page in (site / "index.html", site / "posts" / POSTS[0].parent.name / "index.html"):
+        icon = re.search(r'<link href="([^"]+)" rel="icon"', page.read_text(encoding="utf-8"))
+        assert icon, f"{page.name} names no favicon"
+        assert (page.parent / icon.group(1)).is_file()
 
 
 @pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
@@ -61,6 +106,18 @@ def test_post_page(rendered_site, post):
         if not src.startswith("data:"):
             assert (page.parent / src).is_file(), f"{post.parent.name}: {label} image {src} is missing"
         assert re.search(r'alt="[^"]+"', img), f"{post.parent.name}: figure {label} has no alt text"
+        width = re.search(r'width="(\d+)', img)
+        assert width is None or int(width.group(1)) <= COLUMN_PX, (
+            f"{post.parent.name}: figure {label} is {width.group(1)} px wide, wider than the column"
+        )
     for label in (lbl for lbl in labels_defined(post) if lbl.startswith("eq-")):
         assert f'id="{label}"' in text, f"{post.parent.name}: equation {label} is not numbered in the page"
     assert (page.parent / "index.ipynb").is_file(), f"{post.parent.name} does not offer its notebook"
+    assert 'href="index.ipynb"' in text, f"{post.parent.name} does not link its notebook"
+
+
+def test_every_post_executes_once(rendered_site):
+    _, result = rendered_site
+    log = result.stdout + result.stderr
+    executions = len(re.findall(r"^Executing '", log, re.M))
+    assert executions == len(POSTS), f"{executions} executions for {len(POSTS)} posts"

@@ -82,12 +82,25 @@ def test_navbar_icons_have_accessible_names(quarto_config):
             assert item.get("aria-label"), f"navbar icon {item['icon']} needs an aria-label"
 
 
-def test_listing_shows_every_post_newest_first():
+def test_listing_shows_every_post_in_series_order_with_a_feed():
     listing = front_matter(ROOT / "index.qmd")["listing"]
     assert listing["contents"] in ("posts", "posts/*/index.qmd", ["posts"])
+    # The page is drawn by the series template (reading order, checked in the rendered
+    # page by test_render.py); the feed keeps the newest post first.
+    template = ROOT / listing["template"]
+    assert template.is_file(), f"the listing template {template} is missing"
     assert listing["sort"] == "date desc"
-    assert listing["categories"] is True
     assert listing.get("feed") not in (None, False)
+
+
+def test_post_folders_are_numbered_in_series_order():
+    numbers = [int(post.parent.name.split("-", 1)[0]) for post in POSTS]
+    assert numbers == list(range(1, len(POSTS) + 1)), (
+        f"post folders must be numbered 01, 02, ... without gaps: {numbers}"
+    )
+    for post in POSTS:
+        part = [c for c in front_matter(post)["categories"] if c.startswith("part ")]
+        assert part in (["part 1"], ["part 2"]), f"{post.parent.name}: one part category"
 
 
 def test_post_metadata_shared_options():

@@ -1,0 +1,220 @@
+"""Each post as a Jupyter notebook that runs as downloaded.
+
+Quarto's own ``ipynb`` format would execute every post a second time; this builds
+the notebook from the ``.qmd`` source instead, once per render, as Quarto's
+post-render step (``scripts/post_render.py``). The notebook
+
+- starts with a cell that installs the library when it is not importable,
+- links to the published pages instead of the repository's ``.qmd`` files,
+- reads its cross-references as text: ``@eq-x`` becomes "Equation 2", and the
+  equation carries ``\\tag{2}``; ``@fig-x`` becomes "Figure 1", captioned below
+  the cell that draws it,
+- runs the exercise stubs (the page shows them without running them), so "Run
+  all" stops at the first unsolved exercise, and marks each worked solution.
+
+The cells carry no outputs: the reader runs them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
+PYTHON_CELL = re.compile(r"^```\{python\}[^\n]*\n(.*?)^```[ \t]*$\n?", re.S | re.M)
+CELL_OPTION = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*)$")
+EQ_LABEL = re.compile(r"\$\$[ \t]*\{#(eq-[\w-]+)\}")
+CROSS_REF = re.compile(r"(?<![\w@])@((?:fig|eq|tbl|sec)-[\w-]*\w)")
+QMD_LINK = re.compile(r"\]\((?!https?:|mailto:|#)([^)\s#]+\.qmd)(#[\w-]+)?\)")
+SHORTCODE_LINE = re.compile(r"^\{\{<.*>\}\}[ \t]*\n?", re.M)
+HEADING_ATTRIBUTES = re.compile(r"^(#+ .*?)\s*\{[^}]*\}[ \t]*$", re.M)
+SECTION_HEADING = re.compile(r"^#+ (.*?)\s*\{#(sec-[\w-]+)[^}]*\}[ \t]*$", re.M)
+CALLOUT_OPEN = re.compile(r"^:::+ *\{\.callout-(\w+)[^}]*\}[ \t]*$")
+DIV_FENCE = re.compile(r"^:::+")
+LOCAL_ANCHOR = re.compile(r"\]\((#[\w-]+)\)")
+
+INSTALL_CELL = """\
+# Install the library this notebook imports, unless it is installed already.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("backprop") is None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", {requirement!r}],
+        check=True,
+    )"""
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where the published pages live and where the library installs from."""
+
+    url: str
+    requirement: str
+
+    @classmethod
+    def from_project(cls, root: Path = ROOT) -> Site:
+        config = yaml.safe_load((root / "_quarto.yml").read_text(encoding="utf-8"))
+        website = config["website"]
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+        name = project["project"]["name"]
+        return cls(
+            url=website["site-url"].rstrip("/") + "/",
+            requirement=f"{name} @ git+{website['repo-url']}",
+        )
+
+
+def _split(text: str) -> list[tuple[str, str]]:
+    """The document as ("markdown", text) and ("python", source) pieces, in order."""
+    pieces, start = [], 0
+    for match in PYTHON_CELL.finditer(text):
+        pieces.append(("markdown", text[start : match.start()]))
+        pieces.append(("python", match.group(1)))
+        start = match.end()
+    pieces.append(("markdown", text[start:]))
+    return [(kind, chunk) for kind, chunk in pieces if kind == "python" or chunk.strip()]
+
+
+def _options(source: str) -> tuple[dict, str]:
+    """A cell's ``#|`` options and the code without them."""
+    options, code = {}, []
+    for line in source.splitlines():
+        match = CELL_OPTION.match(line)
+        if match and not code:
+            value = match.group(2)
+            options[match.group(1)] = yaml.safe_load(value) if value.strip() else None
+        else:
+            code.append(line)
+    return options, "\n".join(code).strip("\n")
+
+
+def _page_url(site: Site, post_dir: Path, target: str, anchor: str | None) -> str:
+    """The published address of a ``.qmd`` link made from the post's folder."""
+    root = post_dir.parent.parent  # posts/NN-slug/ sits two levels below the project
+    resolved = (post_dir / target).resolve().relative_to(root.resolve())
+    page = resolved.with_suffix(".html").as_posix()
+    if page.endswith("/index.html"):
+        page = page[: -len("index.html")]
+    return site.url + page + (anchor or "")
+
+
+def _unfence_callouts(body: str) -> str:
+    """Callout boxes as a bold title line; the ``:::`` fences go (code cells have none)."""
+    lines, out, in_callout = body.splitlines(), [], ""
+    for line in lines:
+        opening = CALLOUT_OPEN.match(line)
+        if opening:
+            in_callout = opening.group(1).capitalize()
+            continue
+        if DIV_FENCE.match(line):
+            in_callout = ""
+            continue
+        if in_callout and line.startswith("#"):
+            line = f"**{in_callout}: {line.lstrip('#').strip()}**"
+            in_callout = ""
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def notebook_for(post: Path, site: Site) -> nbformat.NotebookNode:
+    """The notebook for the post at ``post`` (``posts/NN-slug/index.qmd``)."""
+    text = post.read_text(encoding="utf-8")
+    match = FRONT_MATTER.match(text)
+    meta = yaml.safe_load(match.group(1)) if match else {}
+    body = text[match.end() :] if match else text
+
+    equations = {label: n for n, label in enumerate(EQ_LABEL.findall(body), start=1)}
+    sections = {label: title for title, label in SECTION_HEADING.findall(body)}
+    pieces = _split(_unfence_callouts(body))
+    figures: dict[str, tuple[int, str]] = {}
+    for kind, chunk in pieces:
+        if kind == "python":
+            options, _ = _options(chunk)
+            label = options.get("label")
+            if isinstance(label, str) and label.startswith("fig-"):
+                figures[label] = (len(figures) + 1, str(options.get("fig-cap", "")))
+    page = _page_url(site, post.parent, "index.qmd", None)
+
+    def reference(ref: re.Match) -> str:
+        label = ref.group(1)
+        if label in equations:
+            return f"Equation {equations[label]}"
+        if label in figures:
+            return f"Figure {figures[label][0]}"
+        if label in sections:
+            return f'the section "{sections[label]}"'
+        raise ValueError(f"{post}: cannot resolve the cross-reference @{label}")
+
+    def markdown(chunk: str) -> str:
+        chunk = EQ_LABEL.sub(lambda m: f"\\tag{{{equations[m.group(1)]}}} $$", chunk)
+        chunk = QMD_LINK.sub(
+            lambda m: f"]({_page_url(site, post.parent, m.group(1), m.group(2))})",
+            chunk,
+        )
+        chunk = LOCAL_ANCHOR.sub(lambda m: f"]({page}{m.group(1)})", chunk)
+        chunk = CROSS_REF.sub(reference, chunk)
+        chunk = SHORTCODE_LINE.sub("", chunk)
+        chunk = HEADING_ATTRIBUTES.sub(r"\1", chunk)
+        return chunk.strip("\n")
+
+    cells = [
+        nbformat.v4.new_markdown_cell(
+            f"# {meta.get('title', post.parent.name)}\n\n{meta.get('description', '')}\n\n"
+            f"This is the notebook of [the post on the site]({page}); run it top to bottom."
+        ),
+        nbformat.v4.new_code_cell(INSTALL_CELL.format(requirement=site.requirement)),
+    ]
+    for kind, chunk in pieces:
+        if kind == "markdown":
+            text_md = markdown(chunk)
+            if text_md:
+                cells.append(nbformat.v4.new_markdown_cell(text_md))
+            continue
+        options, code = _options(chunk)
+        label = options.get("label")
+        label = label if isinstance(label, str) else ""
+        if label.startswith("solution-"):
+            cells.append(
+                nbformat.v4.new_markdown_cell(
+                    "**Solution.** Try the exercise above first: the next cell is a worked "
+                    "answer, and running it replaces yours."
+                )
+            )
+        elif options.get("eval") is False and not label.startswith("exercise-"):
+            continue  # shown on the page as an example, never run
+        cell = nbformat.v4.new_code_cell(code)
+        if label:
+            cell.metadata["tags"] = [label]
+        cells.append(cell)
+        if label in figures:
+            number, caption = figures[label]
+            cells.append(nbformat.v4.new_markdown_cell(f"*Figure {number}: {caption}*"))
+
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    notebook.metadata["language_info"] = {"name": "python"}
+    return notebook
+
+
+def write_notebooks(output_dir: Path, root: Path = ROOT) -> list[Path]:
+    """Write ``posts/NN-slug/index.ipynb`` under ``output_dir`` for every post."""
+    site = Site.from_project(root)
+    written = []
+    for post in sorted((root / "posts").glob("*/index.qmd")):
+        target = output_dir / "posts" / post.parent.name / "index.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook_for(post, site), target)
+        written.append(target)
+    return written
