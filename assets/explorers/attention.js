@@ -112,3 +112,21 @@ export function attention(q, k, options = {}) {
 export function zeroPattern(matrix) {
   return matrix.map((row) => row.map((x) => x === 0));
 }
+
+// Why each entry of dS is exactly zero, or null where it is not:
+// "masked" (the mask hides the key: P = 0), "weight 0" (not masked, but the
+// weight underflowed to exactly 0) or "weight 1" (the row puts all its weight
+// on this key, and a softmax of one term does not change with its score).
+export function zeroReasons(result) {
+  if (!result.gradScores) throw new Error("zeroReasons needs the gradient: pass v and gradOut to attention()");
+  return result.gradScores.map((row, i) =>
+    row.map((g, j) => {
+      if (g !== 0) return null;
+      if (result.mask && !result.mask[i][j]) return "masked";
+      const p = result.weights[i][j];
+      if (p === 0) return "weight 0";
+      if (p === 1) return "weight 1";
+      return "cancels"; // dP_ij equals the row's average: possible, not generic
+    }),
+  );
+}

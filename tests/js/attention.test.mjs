@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { EXAMPLE, attention, causalMask, zeroPattern } from "../../assets/explorers/attention.js";
+import { EXAMPLE, attention, causalMask, zeroPattern, zeroReasons } from "../../assets/explorers/attention.js";
 import { assertClose, fixtures, needsFixtures } from "./fixtures.mjs";
 
 const withGrad = { v: EXAMPLE.v, gradOut: EXAMPLE.gradOut };
@@ -26,6 +26,10 @@ test("the example: rows sum to 1, masked weights and gradients are exactly 0", (
     assert.deepEqual(zeroPattern(masked.gradScores), expected);
     assert.ok(zeroPattern(free.gradScores).flat().every((z) => !z), "no zeros without the mask");
     assert.equal(masked.weights[0][0], 1);
+    const reasons = zeroReasons(masked);
+    assert.equal(reasons[0][0], "weight 1");
+    assert.deepEqual(reasons[3], [null, null, null, null]);
+    assert.equal(reasons.flat().filter((r) => r === "masked").length, 6);
   }
   // The example is chosen so that the mask matters: some query's largest score is ahead of it.
   const raw = attention(EXAMPLE.q, EXAMPLE.k, { scaled: false }).scores;
@@ -34,6 +38,12 @@ test("the example: rows sum to 1, masked weights and gradients are exactly 0", (
   const sharp = attention(EXAMPLE.q, EXAMPLE.k, { scaled: false }).weights.flat();
   const flat = attention(EXAMPLE.q, EXAMPLE.k, { scaled: true }).weights.flat();
   assert.ok(Math.max(...flat) < Math.max(...sharp));
+});
+
+test("large scores saturate the softmax: unmasked weights of exactly 0 and 1", () => {
+  const r = attention([[100, 0]], [[10, 0], [0, 0]], { scaled: false, v: [[1], [2]], gradOut: [[1]] });
+  assert.deepEqual(r.weights, [[1, 0]]);
+  assert.deepEqual(zeroReasons(r), [["weight 1", "weight 0"]]);
 });
 
 test("bad inputs get clear messages", () => {
