@@ -198,10 +198,14 @@ def _softmax_fixture() -> list[dict]:
         [2.0, 1.0, 0.1, -1.0],  # post 7's logits
         [1000.0, 0.0, -1000.0],  # naive exp overflows
         [0.0, 0.0, 0.0],
-        *[(3 * torch.randn(n, generator=gen, dtype=torch.float64)).tolist() for n in (2, 5, 6)],
+        *[
+            (3 * torch.randn(n, generator=gen, dtype=torch.float64)).tolist()
+            for n in (2, 5, 6)
+        ],
     ]
     cases = []
-    for logits, temperature in itertools.product(logit_sets, (0.25, 0.5, 1.0, 2.0, 5.0)):
+    temperatures = (0.25, 0.5, 1.0, 2.0, 5.0)
+    for logits, temperature in itertools.product(logit_sets, temperatures):
         for target in (0, len(logits) - 1):
             z = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
             scores = (z / temperature)[None]
@@ -243,7 +247,8 @@ def _attention_case(q, k, v, g, causal: bool, scaled: bool) -> dict:
     out = p @ v
     # Oracles: the library's attention (scaled), and autograd on the scores.
     if scaled:
-        torch.testing.assert_close(out, attention(q, k, v, mask), rtol=1e-12, atol=1e-12)
+        library_out = attention(q, k, v, mask)
+        torch.testing.assert_close(out, library_out, rtol=1e-12, atol=1e-12)
     s = scores.clone().requires_grad_(True)
     (torch.softmax(s, dim=-1) @ v).backward(g)
     torch.testing.assert_close(grad_scores, s.grad, rtol=1e-12, atol=1e-12)
