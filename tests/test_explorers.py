@@ -1,0 +1,316 @@
+"""The in-browser explorers' maths agrees with the Python library.
+
+The explorers on the posts run their maths in plain ES modules
+(``assets/explorers/*.js``). This test computes the expected numbers with the
+``backprop`` library, torch and numpy, writes them to a JSON file, and runs the
+JavaScript tests (``node --test tests/js/``) against it, with the file's path in
+``EXPLORER_FIXTURES``. Each expected value is also checked here against an
+independent oracle (autograd, or ``torch.broadcast_shapes``), so the fixtures
+cannot carry a library bug into the browser unnoticed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backprop.attention import attention, causal_mask
+from backprop.broadcasting import broadcast_shape, unbroadcast
+from backprop.functional import cross_entropy, cross_entropy_backward
+from backprop.softmax import softmax, softmax_backward
+
+ROOT = Path(__file__).resolve().parents[1]
+JS_TESTS = ROOT / "tests" / "js"
+NODE = shutil.which("node")
+
+
+# --- broadcasting -----------------------------------------------------------------
+
+
+def _shape_pairs() -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Hand-picked pairs (the post's bias, the trap, failures) and random ones."""
+    pairs = [
+        ((4, 3), (3,)),  # the bias: (N, n_out) + (n_out,)
+        ((5, 1), (5,)),  # the (N, 1) - (N,) trap
+        ((2, 3, 4), (3, 1)),
+        ((3,), (4,)),
+        ((2, 3), (3, 2)),
+        ((), (2, 3)),
+        ((1, 1), (1,)),
+        ((1,), ()),
+        ((0, 3), (1, 3)),
+        ((2, 1, 4, 1), (3, 1, 5)),
+        ((2, 3, 4, 5), (6, 1, 1)),
+    ]
+    rng = np.random.default_rng(10)
+    for _ in range(60):
+        a = tuple(int(s) for s in rng.choice([1, 2, 3, 4], size=rng.integers(0, 5)))
+        # b: a's trailing part with some sizes set to 1 or changed, sometimes longer.
+        b = [s if rng.random() < 0.6 else int(rng.choice([1, 2, 3])) for s in a]
+        b = b[int(rng.integers(0, len(b) + 1)) :] if b else []
+        if len(b) < 4 and rng.random() < 0.3:
+            b = [int(rng.choice([1, 2]))] + b
+        pairs.append((a, tuple(b)))
+    return pairs
+
+
+def _broadcasting_fixture() -> list[dict]:
+    gen = torch.Generator().manual_seed(4)
+    cases = []
+    for a, b in _shape_pairs():
+        case: dict = {"a": str(a), "b": str(b)}
+        try:
+            result = tuple(torch.broadcast_shapes(a, b))
+        except RuntimeError:
+            # The library says which sizes clash first (left to right).
+            with pytest.raises(ValueError, match="differ and neither is 1") as info:
+                broadcast_shape(a, b)
+            sizes = re.search(r"sizes (\d+) and (\d+)", str(info.value))
+            assert sizes is not None, info.value
+            case.update(ok=False, first_clash=[int(sizes[1]), int(sizes[2])])
+            cases.append(case)
+            continue
+        assert broadcast_shape(a, b) == result
+        grad = torch.randn(result, dtype=torch.float64, generator=gen)
+        case.update(ok=True, result=list(result), grad=grad.flatten().tolist())
+        for name, shape in (("a", a), ("b", b)):
+            expected = unbroadcast(grad, shape)
+            # Oracle: autograd through the broadcasting add itself.
+            x = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+            other = torch.zeros(b if name == "a" else a, dtype=torch.float64)
+            (x + other).backward(grad)
+            torch.testing.assert_close(expected, x.grad, rtol=0, atol=1e-12)
+            assert tuple(expected.shape) == shape
+            case[f"grad_{name}"] = expected.flatten().tolist()
+        cases.append(case)
+    return cases
+
+
+# --- the chain rule ---------------------------------------------------------------
+
+NUDGES = [-1.0, -0.25, -1e-3, 1e-6, 1e-3, 0.1, 0.5, 2.0]
+
+
+def _neuron(x, w, b, t):
+    """Post 2's graph, node by node, keyed by each node's role."""
+    product = w * x
+    total = product + b
+    residual = total - t
+    loss = residual**2
+    return {"product": product, "sum": total, "residual": residual, "loss": loss}
+
+
+def _two_paths(x):
+    return {"identity": x, "square": x**2, "output": x + x**2}
+
+
+def _graph_case(fn, inputs: dict[str, float], output: str) -> dict:
+    leaves = {
+        name: torch.tensor(value, dtype=torch.float64, requires_grad=True)
+        for name, value in inputs.items()
+    }
+    nodes = fn(*leaves.values())
+    nodes[output].backward()
+    case = {
+        "inputs": inputs,
+        "values": {role: node.item() for role, node in nodes.items()},
+        "gradients": {name: leaf.grad.item() for name, leaf in leaves.items()},
+        "nudges": {},
+    }
+    with torch.no_grad():
+        base = nodes[output].item()
+        for name in inputs:
+            rows = []
+            for delta in NUDGES:
+                moved = dict(inputs, **{name: inputs[name] + delta})
+                args = [torch.tensor(v, dtype=torch.float64) for v in moved.values()]
+                rows.append([delta, fn(*args)[output].item() - base])
+            case["nudges"][name] = rows
+    return case
+
+
+def _chain_fixture() -> dict:
+    neuron = _graph_case(_neuron, {"x": 1.5, "w": -2.0, "b": 0.5, "t": 1.0}, "loss")
+    # The numbers post 2 prints: L = 12.25, dL/dx = 14, dL/dw = -10.5.
+    assert neuron["values"]["loss"] == 12.25
+    assert neuron["gradients"]["x"] == 14.0 and neuron["gradients"]["w"] == -10.5
+    two_paths = _graph_case(_two_paths, {"x": 1.0}, "output")
+    assert two_paths["gradients"]["x"] == 3.0  # 1 + 2x
+    return {"neuron": neuron, "twoPaths": two_paths}
+
+
+# --- finite differences -----------------------------------------------------------
+
+
+# f and f' in numpy, with the explorer's order of operations.
+FD_FUNCTIONS = {
+    "sin": (np.sin, np.cos),
+    "cubic": (lambda x: x * x * x - 2 * x, lambda x: 3 * x * x - 2),
+}
+
+
+def _fd_fixture() -> dict:
+    steps = np.logspace(-14, 0, 113)  # 8 steps per decade, as post 8
+    out: dict = {"steps": steps.tolist(), "cases": []}
+    for name, (f, df) in FD_FUNCTIONS.items():
+        for dtype in (np.float64, np.float32):
+            xs = np.linspace(0.5, 1.5, 64).astype(dtype)
+            hs = steps.astype(dtype)[:, None]
+            with np.errstate(all="raise"):
+                up, down, here = f(xs + hs), f(xs - hs), f(xs)
+                forward = (up - here) / hs
+                central = (up - down) / (2 * hs)
+            assert forward.dtype == central.dtype == dtype
+            exact = df(xs.astype(np.float64))
+            forward_err = np.abs(forward.astype(np.float64) - exact)
+            central_err = np.abs(central.astype(np.float64) - exact)
+            out["cases"].append(
+                {
+                    "function": name,
+                    "dtype": np.dtype(dtype).name,
+                    "xs": xs.astype(np.float64).tolist(),
+                    "f": here.astype(np.float64).tolist(),
+                    "forward": forward.astype(np.float64).tolist(),
+                    "central": central.astype(np.float64).tolist(),
+                    "median_forward_error": np.median(forward_err, axis=1).tolist(),
+                    "median_central_error": np.median(central_err, axis=1).tolist(),
+                }
+            )
+    return out
+
+
+# --- softmax and cross-entropy ----------------------------------------------------
+
+
+def _softmax_fixture() -> list[dict]:
+    gen = torch.Generator().manual_seed(7)
+    logit_sets = [
+        [2.0, 1.0, 0.1, -1.0],  # post 7's logits
+        [1000.0, 0.0, -1000.0],  # naive exp overflows
+        [0.0, 0.0, 0.0],
+        *[
+            (3 * torch.randn(n, generator=gen, dtype=torch.float64)).tolist()
+            for n in (2, 5, 6)
+        ],
+    ]
+    cases = []
+    temperatures = (0.25, 0.5, 1.0, 2.0, 5.0)
+    for logits, temperature in itertools.product(logit_sets, temperatures):
+        for target in (0, len(logits) - 1):
+            z = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+            scores = (z / temperature)[None]
+            t = torch.tensor([target])
+            loss = cross_entropy(scores, t)
+            loss.backward()
+            grad_scores = cross_entropy_backward(scores.detach(), t)[0]
+            # Oracles: torch's own loss, and autograd through z / T.
+            reference = torch.nn.functional.cross_entropy(scores.detach(), t)
+            torch.testing.assert_close(loss.detach(), reference, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(z.grad, grad_scores / temperature)
+            cases.append(
+                {
+                    "logits": logits,
+                    "temperature": temperature,
+                    "target": target,
+                    "probs": softmax(scores.detach(), dim=1)[0].tolist(),
+                    "loss": loss.item(),
+                    "grad_scores": grad_scores.tolist(),
+                    "grad_logits": z.grad.tolist(),
+                }
+            )
+    return cases
+
+
+# --- attention --------------------------------------------------------------------
+
+
+def _attention_case(q, k, v, g, causal: bool, scaled: bool) -> dict:
+    lq, d = q.shape
+    lk = k.shape[0]
+    mask = causal_mask(lq, lk) if causal else None
+    scale = 1 / math.sqrt(d) if scaled else 1.0
+    scores = q @ k.T * scale
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    p = softmax(scores, dim=-1)
+    grad_scores = softmax_backward(g @ v.T, scores, dim=-1)
+    out = p @ v
+    # Oracles: the library's attention (scaled), and autograd on the scores.
+    if scaled:
+        library_out = attention(q, k, v, mask)
+        torch.testing.assert_close(out, library_out, rtol=1e-12, atol=1e-12)
+    s = scores.clone().requires_grad_(True)
+    (torch.softmax(s, dim=-1) @ v).backward(g)
+    torch.testing.assert_close(grad_scores, s.grad, rtol=1e-12, atol=1e-12)
+    return {
+        "q": q.tolist(),
+        "k": k.tolist(),
+        "v": v.tolist(),
+        "grad_out": g.tolist(),
+        "causal": causal,
+        "scaled": scaled,
+        "weights": p.tolist(),
+        "output": out.tolist(),
+        "grad_scores": grad_scores.tolist(),
+        "grad_scores_zero": (grad_scores == 0).tolist(),
+    }
+
+
+def _attention_fixture() -> list[dict]:
+    gen = torch.Generator().manual_seed(12)
+    cases = []
+    for lq, lk, d in [(1, 1, 1), (3, 3, 2), (4, 4, 4), (5, 5, 8), (3, 5, 2), (5, 3, 4)]:
+        q, k = (torch.randn(n, d, generator=gen, dtype=torch.float64) for n in (lq, lk))
+        v = torch.randn(lk, 2, generator=gen, dtype=torch.float64)
+        g = torch.randn(lq, 2, generator=gen, dtype=torch.float64)
+        for causal, scaled in itertools.product((False, True), repeat=2):
+            cases.append(_attention_case(q, k, v, g, causal, scaled))
+    return cases
+
+
+# --- running the JavaScript tests -------------------------------------------------
+
+
+def write_fixtures(path: Path) -> None:
+    fixtures = {
+        "broadcasting": _broadcasting_fixture(),
+        "chain": _chain_fixture(),
+        "finiteDifferences": _fd_fixture(),
+        "softmax": _softmax_fixture(),
+        "attention": _attention_fixture(),
+    }
+    path.write_text(json.dumps(fixtures), encoding="utf-8")
+
+
+@pytest.mark.skipif(
+    NODE is None,
+    reason="node is not on PATH: install Node.js 20 or newer to test the explorers' JS",
+)
+def test_explorer_modules_agree_with_the_library(tmp_path):
+    fixtures = tmp_path / "explorer-fixtures.json"
+    write_fixtures(fixtures)
+    env = dict(os.environ, EXPLORER_FIXTURES=str(fixtures), NODE_OPTIONS="")
+    test_files = sorted(str(p) for p in JS_TESTS.glob("*.test.mjs"))
+    assert test_files, f"no *.test.mjs files in {JS_TESTS}"
+    completed = subprocess.run(
+        [NODE, "--test", *test_files],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, f"node --test failed:\n{output}"
+    # Every fixture group was read, none skipped for want of the file.
+    assert "# skipped 0" in output, output
