@@ -224,3 +224,76 @@ def test_links_to_sections_land_on_a_label(page):
         linked = (page.parent / target).resolve() if target else page
         if linked.suffix == ".qmd" and anchor.startswith(("sec-", "eq-", "fig-", "tbl-")):
             assert anchor in labels_defined(linked), f"{page.relative_to(ROOT)} links to #{anchor} in {target or 'itself'}, which has no such label"
+
+
+# Equations are referred to only through @eq- cross-references, which Quarto numbers;
+# a number typed by hand ("eq. (3)", "equation 2", "Eqs. 4 and 5") goes stale as soon
+# as an equation is added.
+HAND_NUMBERED_EQUATION = re.compile(
+    r"\beqs?(?:\.\s*|\s+)\(?\d"   # eq. 3, eq. (3), eqs. (3) and (5), eq 3, Eq.(3)
+    r"|\bequations?\s*\(?\d",       # equation 2, equation (2), equations 3 and 4
+    re.IGNORECASE,
+)
+CODE_BLOCK = re.compile(r"^```.*?^```\s*$", re.S | re.M)
+EQUATION_LABEL = re.compile(r"\$\$[ \t]*\{#(eq-[\w-]+)\}")
+PAGE_IDS = [str(p.relative_to(ROOT)) for p in PAGES]
+
+
+@pytest.mark.parametrize(
+    ("text", "hand_numbered"),
+    [
+        ("as in eq. (3), the sum", True),
+        ("the sum (eq. 2)", True),
+        ("# eqs. (3) and (5)", True),
+        ("Eq.(4) says", True),
+        ("see equation 2", True),
+        ("equations (3) and (4)", True),
+        ("as @eq-forward says", False),
+        ("torch.eq(x, 0).sum()", False),
+        ("the equation above, y = 2x", False),
+        ("a sequence 3 long, equal to 2", False),
+    ],
+)
+def test_hand_numbered_equation_pattern(text, hand_numbered):
+    assert bool(HAND_NUMBERED_EQUATION.search(text)) == hand_numbered
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_every_equation_label_is_cited(page):
+    uncited = set(EQUATION_LABEL.findall(body(page))) - cross_references(page)
+    assert not uncited, (
+        f"{page.relative_to(ROOT)} numbers these equations but never cites them "
+        f"with @eq-...: {sorted(uncited)} (cite each in the prose, or drop the label)"
+    )
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_no_hand_written_equation_numbers(page):
+    # Front matter, prose, captions, code and comments alike: a number typed by hand is
+    # wrong wherever it sits.
+    text = page.read_text(encoding="utf-8")
+    found = [
+        f"line {text.count(chr(10), 0, m.start()) + 1}: {m.group()!r}"
+        for m in HAND_NUMBERED_EQUATION.finditer(text)
+    ]
+    assert not found, (
+        f"{page.relative_to(ROOT)} numbers equations by hand "
+        f"(refer to them as @eq-name): {found}"
+    )
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_no_cross_references_in_code(page):
+    # Quarto resolves @eq-/@fig- in prose (and in `#|` cell options such as fig-cap,
+    # which are Markdown); in code and its comments they show literally.
+    found = [
+        f"{ref!r} in a code block starting {block.group().splitlines()[0]!r}"
+        for block in CODE_BLOCK.finditer(body(page))
+        for line in block.group().splitlines()
+        if not line.lstrip().startswith("#|")
+        for ref in re.findall(r"@(?:eq|fig|tbl|sec)-[\w-]+", line)
+    ]
+    assert not found, (
+        f"{page.relative_to(ROOT)} has cross-references inside code, where they show "
+        f"literally (write the words instead): {found}"
+    )
