@@ -1,4 +1,4 @@
-"""Draw the listing thumbnail: the softmax Jacobian diag(s) - s s^T for four logits."""
+"""Draw the listing thumbnail: the softmax Jacobian diag(p) - p p^T for four logits."""
 
 from pathlib import Path
 
@@ -8,11 +8,11 @@ from backprop import plots
 from backprop.functional import softmax
 
 z = torch.tensor([2.0, 1.0, 0.1, -1.0], dtype=torch.float64)
-s = softmax(z)
-jacobian = torch.diag(s) - torch.outer(s, s)
+p = softmax(z)
+jacobian = torch.diag(p) - torch.outer(p, p)
 
-fig, ax = plots.subplots(figsize=(4.8, 3.2))
-plots.show_matrix(ax, jacobian, title=r"softmax Jacobian  diag(s) $-$ s s$^\top$")
-ax.set_xticks(range(4), [f"$z_{j + 1}$" for j in range(4)])
-ax.set_yticks(range(4), [f"$s_{i + 1}$" for i in range(4)])
+fig, ax = plots.subplots(height=3.2)  # save_thumbnail sets the final size
+plots.show_matrix(ax, jacobian, title=r"softmax Jacobian  diag(p) $-$ p p$^\top$")
+ax.set_xticks(range(4), [f"$z_{c + 1}$" for c in range(4)])
+ax.set_yticks(range(4), [f"$p_{c + 1}$" for c in range(4)])
 plots.save_thumbnail(fig, Path(__file__).with_name("thumbnail.png"))

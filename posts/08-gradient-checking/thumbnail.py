@@ -7,7 +7,7 @@ import torch
 from backprop import plots
 
 h_grid = torch.logspace(-14, 0, 113, dtype=torch.float64)
-fig, ax = plots.subplots(figsize=(4.8, 3.2))
+fig, ax = plots.subplots(height=3.2)  # save_thumbnail sets the final size
 for dtype, colour, style in [(torch.float64, "blue", "-"), (torch.float32, "vermillion", "--")]:
     xs = torch.linspace(0.5, 1.5, 64, dtype=dtype)
     exact = torch.cos(xs.double())
