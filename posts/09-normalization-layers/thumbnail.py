@@ -24,8 +24,8 @@ naive = gamma / sigma * grad_out  # treats the batch mean and standard deviation
 features = torch.arange(c)
 fig, ax = plots.subplots()
 ax.axhline(0, color=plots.INK, lw=0.8)
-ax.plot(features + 0.1, naive.sum(0), "D", color=plots.PALETTE["vermillion"], mfc="white", mew=2, ms=9,
-        label="naive: μ, σ constant")
+ax.plot(features + 0.1, naive.sum(0), "D", color=plots.PALETTE["vermillion"], mfc="white",
+        mew=2, ms=9, label="naive: μ, σ constant")
 ax.plot(features - 0.1, full.sum(0), "o", color=plots.PALETTE["blue"], ms=9, label="full backward")
 ax.set_xticks(features.tolist())
 ax.set_xlabel("feature j")
