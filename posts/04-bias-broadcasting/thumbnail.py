@@ -11,7 +11,7 @@ xw = torch.tensor([[1.5, -0.3, -2.2], [0.6, -1.1, -1.4], [0.4, 0.8, -0.7], [-0.4
 b = torch.tensor([1.0, -2.0, 0.5])
 
 # Five columns: three matrices with a narrow column for "+" and "=" between them.
-fig, axes = plots.subplots(1, 5, figsize=(4.8, 3.2), gridspec_kw={"width_ratios": [3, 0.7, 3, 0.7, 3]})
+fig, axes = plots.subplots(1, 5, height=3.2, gridspec_kw={"width_ratios": [3, 0.7, 3, 0.7, 3]})
 left, plus, middle, equals, right = axes
 plots.show_matrix(left, xw, title="X·W  (N, n_out)", annotate=False)
 plots.show_matrix(middle, b.expand(4, 3), title="b  (n_out,)", annotate=False)

@@ -15,7 +15,7 @@ table = torch.randn(len(vocab), 16, dtype=torch.float64)
 grad_table = embedding_backward(torch.randn(len(tokens), 16, dtype=torch.float64), idx, table)
 counts = torch.bincount(idx, minlength=len(vocab)).tolist()
 
-fig, ax = plots.subplots(figsize=(4.8, 3.2))
+fig, ax = plots.subplots(height=3.2)
 plots.show_matrix(ax, grad_table, annotate=False)
 ax.set_aspect("auto")
 ax.set_yticks(range(len(vocab)), [f"{w} ×{c}" for w, c in zip(vocab, counts)], fontsize=7)

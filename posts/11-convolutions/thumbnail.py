@@ -7,7 +7,7 @@ import numpy as np
 
 from backprop import plots
 
-fig, ax = plots.subplots(figsize=(4.8, 3.2))
+fig, ax = plots.subplots(height=3.2)
 ax.imshow(np.zeros((5, 5)), cmap="Greys", vmin=0, vmax=1)
 for (r, c), value in np.ndenumerate(np.arange(25).reshape(5, 5)):
     ax.text(c, r, str(value), ha="center", va="center", fontsize=9)

@@ -30,7 +30,7 @@ checks = {
     "wrong axis": gradcheck(lin, lambda g, x, w, b: (g @ w.T, x.T @ g, g.sum(1)),
                             [torch.randn(4, 3, dtype=f64), torch.randn(3, 4, dtype=f64), torch.randn(4, dtype=f64)]).rows[2],
 }
-fig, axes = plots.subplots(1, 3, figsize=(4.8, 3.2))
+fig, axes = plots.subplots(1, 3, height=3.2)
 for ax, (title, row) in zip(axes, checks.items()):
     ref, hand = row.autograd_grad.flatten(), row.grad.flatten()
     lo, hi = min(ref.min(), hand.min()).item(), max(ref.max(), hand.max()).item()
