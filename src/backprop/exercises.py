@@ -601,7 +601,9 @@ _NORM_MISTAKES = {
 def _norm_cases(gen: torch.Generator, kind: str) -> list[_Case]:
     eps = 1e-5
     dim = 0 if kind == "batchnorm" else -1
-    shapes = [((8, 3), f64), ((6, 4), f64), ((4, 4), f64), ((5, 2), f32)]
+    # Not two features for layer norm: x_hat is then ±1 whatever x is, the gradient
+    # almost 0, and float32's comparison would measure rounding noise.
+    shapes = [((8, 3), f64), ((6, 4), f64), ((4, 4), f64), ((5, 3), f32)]
     if kind == "layernorm":
         shapes.insert(0, ((1, 5), f64))
     else:
@@ -1237,7 +1239,10 @@ def _judge(name: str, got: object, want: Tensor, case: _Case) -> _Verdict:
             f"{name} has {bad} nan or inf entries where the right answer is finite.{note}",
         )
 
-    if _close(g, want, _TOLERANCE[want.dtype]):
+    # Right to the precision of the dtype it came back in: the dtype is the mistake.
+    own_tolerance = _TOLERANCE.get(got.dtype, _TOLERANCE[want.dtype])
+    right_values = _close(g, want, _TOLERANCE[want.dtype])
+    if right_values or (got.dtype != want.dtype and _close(g, want, own_tolerance)):
         if got.dtype != want.dtype:
             return _Verdict(
                 False,
@@ -1267,7 +1272,7 @@ def _judge(name: str, got: object, want: Tensor, case: _Case) -> _Verdict:
             "since a transposed square matrix has the same shape; swap the order of "
             f"the product (and transpose each factor).{dtype_note}",
         )
-    if want.ndim == 2 and want.shape[0] != want.shape[1]:
+    if want.ndim == 2 and want.shape[0] != want.shape[1] and 1 not in want.shape:
         if _close(g, want.T.reshape(want.shape), recognise):
             return _Verdict(
                 False,
@@ -1280,7 +1285,7 @@ def _judge(name: str, got: object, want: Tensor, case: _Case) -> _Verdict:
     scale = (want * want).sum().item()
     if scale > 0:
         ratio = (g * want).sum().item() / scale
-        if abs(ratio - 1) > 1e-6 and ratio != 0 and _close(g, ratio * want, recognise):
+        if abs(ratio - 1) > 1e-3 and ratio != 0 and _close(g, ratio * want, recognise):
             if abs(ratio + 1) <= 1e-6:
                 return _Verdict(
                     False,
