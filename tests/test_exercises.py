@@ -95,14 +95,19 @@ def test_a_layer_is_checked_well_under_a_second(name):
 
 def test_cases_cover_what_the_issue_asks():
     def labels(name):
-        return " ".join(case.label for case in LAYERS[name].make_cases(torch.Generator()))
+        return " ".join(
+            case.label for case in LAYERS[name].make_cases(torch.Generator())
+        )
 
     for name in ("lin", "lin_out_in", "layernorm", "cross_entropy", "softmax"):
         cases = LAYERS[name].make_cases(torch.Generator())
         assert any(case.batch == 1 for case in cases), name
         assert any(case.batch and case.batch > 1 for case in cases), name
         assert any(case.square is False for case in cases), name
-        assert {case.expected[0].dtype for case in cases} == {torch.float64, torch.float32}
+        assert {case.expected[0].dtype for case in cases} == {
+            torch.float64,
+            torch.float32,
+        }
     assert "repeated indices" in labels("embedding")
     assert "mask" in labels("attention")
     assert "stride 2, padding 1" in labels("conv2d")
@@ -140,7 +145,9 @@ def test_not_a_tensor():
 def test_wrong_number_of_gradients():
     report = check_backward("lin", lambda g, x, w, b: (g @ w.T, x.T @ g))
     assert not report.ok
-    assert "returned 2 values, but it returns 3: (grad_x, grad_w, grad_b)" in text(report)
+    assert "returned 2 values, but it returns 3: (grad_x, grad_w, grad_b)" in text(
+        report
+    )
 
 
 def test_a_tuple_where_a_bare_tensor_is_returned():
@@ -178,7 +185,9 @@ def test_not_implemented_is_unsolved_and_shows_the_hint():
 
     report = check_backward("relu", stub)
     assert not report.ok and report.unsolved
-    assert "not written yet" in text(report) and "slope is 1 where x > 0" in text(report)
+    assert "not written yet" in text(report) and "slope is 1 where x > 0" in text(
+        report
+    )
 
 
 def test_a_wrong_answer_is_not_unsolved():
@@ -202,7 +211,9 @@ def test_slow_candidate_is_stopped_outside_the_main_thread():
         return grad_out * (x > 0)
 
     reports = []
-    worker = threading.Thread(target=lambda: reports.append(check_backward("relu", slow, timeout=0.2)))
+    worker = threading.Thread(
+        target=lambda: reports.append(check_backward("relu", slow, timeout=0.2))
+    )
     started = time.perf_counter()
     worker.start()
     worker.join()
@@ -248,7 +259,9 @@ def test_transposed_weight_gradient():
 
 def test_transposed_weight_gradient_in_the_nn_linear_layout():
     report = check_backward("lin_out_in", lambda g, x, w, b: (g @ w, x.T @ g, g.sum(0)))
-    assert "grad_w is transposed" in text(report) and "(5, 3), w's shape" in text(report)
+    assert "grad_w is transposed" in text(report) and "(5, 3), w's shape" in text(
+        report
+    )
 
 
 def test_transposed_on_square_shapes_says_square_shapes_hide_it():
@@ -261,14 +274,19 @@ def test_transposed_on_square_shapes_says_square_shapes_hide_it():
 
 
 def test_reshape_instead_of_transpose():
-    report = check_backward("lin", lambda g, x, w, b: (g @ w.T, (g.T @ x).reshape(w.shape), g.sum(0)))
+    report = check_backward(
+        "lin", lambda g, x, w, b: (g @ w.T, (g.T @ x).reshape(w.shape), g.sum(0))
+    )
     assert "use a transpose (.T), not .reshape" in text(report)
 
 
 def test_averaging_over_the_batch_is_a_factor_one_over_n_and_right_for_batch_of_1():
     report = check_backward("lin", lambda g, x, w, b: (g @ w.T, x.T @ g, g.mean(0)))
     words = text(report)
-    assert "grad_b is right up to a constant factor: it is ×1/N (N = the batch size)" in words
+    assert (
+        "grad_b is right up to a constant factor: it is ×1/N (N = the batch size)"
+        in words
+    )
     assert "did you average over the batch instead of summing?" in words.lower()
     assert "Right for a batch of 1 but not for larger batches" in words
     assert "grad_x" not in words.split("Cases tried")[0]  # only grad_b is blamed
@@ -298,7 +316,10 @@ def test_factor_is_named_consistently_across_cases():
         return (torch.softmax(logits, 1) - onehot) / logits.shape[1]
 
     words = text(check_backward("cross_entropy", backward))
-    assert "×N/C" in words and "divide by the classes (C) instead of the batch (N)" in words
+    assert (
+        "×N/C" in words
+        and "divide by the classes (C) instead of the batch (N)" in words
+    )
     assert "Right only on square shapes" in words
 
 
@@ -325,7 +346,9 @@ def test_bias_gradient_unsummed_over_the_batch():
 
 def test_bias_summed_over_the_features_instead_of_the_batch():
     report = check_backward("lin", lambda g, x, w, b: (g @ w.T, x.T @ g, g.sum(1)))
-    assert "over the features (axis 1) instead of over the batch (axis 0)" in text(report)
+    assert "over the features (axis 1) instead of over the batch (axis 0)" in text(
+        report
+    )
 
 
 def test_conv_bias_gradient_summed_over_the_batch_only():
@@ -354,7 +377,9 @@ def test_embedding_assignment_instead_of_accumulation():
 def test_embedding_starting_from_the_table():
     def backward(grad_out, idx, table):
         grad_table = table.clone()
-        return grad_table.index_add_(0, idx.reshape(-1), grad_out.reshape(-1, table.shape[1]))
+        return grad_table.index_add_(
+            0, idx.reshape(-1), grad_out.reshape(-1, table.shape[1])
+        )
 
     assert "not from a copy of the table" in text(check_backward("embedding", backward))
 
@@ -413,7 +438,9 @@ def test_softmax_diagonal_only():
         s = fn.softmax(x)
         return g * s * (1 - s)
 
-    assert "only the diagonal of softmax's Jacobian" in text(check_backward("softmax", backward))
+    assert "only the diagonal of softmax's Jacobian" in text(
+        check_backward("softmax", backward)
+    )
 
 
 def test_softmax_sum_over_the_wrong_axis():
@@ -442,7 +469,11 @@ def test_mse_broadcast_n_1_against_n():
 def test_batchnorm_without_the_paths_through_mean_and_variance():
     def backward(g, x, gamma, beta, eps=1e-5):
         _, grad_gamma, grad_beta = fn.batchnorm_backward(g, x, gamma, beta, eps)
-        return gamma * g / torch.sqrt(x.var(0, unbiased=False) + eps), grad_gamma, grad_beta
+        return (
+            gamma * g / torch.sqrt(x.var(0, unbiased=False) + eps),
+            grad_gamma,
+            grad_beta,
+        )
 
     assert "it has only the direct path" in text(check_backward("batchnorm", backward))
 
@@ -481,7 +512,9 @@ def test_layernorm_with_gamma_factored_out_as_in_batchnorm():
         grad_x, _, _ = fn.layernorm_backward(g, x, ones, beta, eps)
         return gamma * grad_x, grad_gamma, grad_beta
 
-    assert "gamma is factored out of the means" in text(check_backward("layernorm", backward))
+    assert "gamma is factored out of the means" in text(
+        check_backward("layernorm", backward)
+    )
 
 
 def test_layernorm_over_the_wrong_axis():
@@ -492,7 +525,9 @@ def test_layernorm_over_the_wrong_axis():
         grad_x = _autograd(lambda x: _norm(x, gamma, beta, 0, eps, "right"), (x,), g)[0]
         return (grad_x, *fn.layernorm_backward(g, x, gamma, beta, eps)[1:])
 
-    assert "normalisation over the batch (dim 0)" in text(check_backward("layernorm", backward))
+    assert "normalisation over the batch (dim 0)" in text(
+        check_backward("layernorm", backward)
+    )
 
 
 def test_conv_kernel_flipped():
@@ -500,7 +535,9 @@ def test_conv_kernel_flipped():
         grad_x, grad_w, grad_b = fn.conv2d_backward(g, x, w, b, stride, padding)
         return grad_x, grad_w.flip(-2, -1), grad_b
 
-    assert "grad_w: it is the right answer with the kernel flipped" in text(check_backward("conv2d", backward))
+    assert "grad_w: it is the right answer with the kernel flipped" in text(
+        check_backward("conv2d", backward)
+    )
 
 
 def test_attention_mask_left_out_of_the_backward():
@@ -529,11 +566,15 @@ def test_tied_weights_with_assignment_are_caught_by_check_gradient():
     def tied_backward_buggy(grad_out, x, w):
         z = fn.lin(x, w)
         grad_h, grad_w, _ = fn.lin_backward(grad_out, fn.relu(z), w)
-        grad_x, grad_w, _ = fn.lin_backward(fn.relu_backward(grad_h, z), x, w)  # = not +=
+        grad_x, grad_w, _ = fn.lin_backward(
+            fn.relu_backward(grad_h, z), x, w
+        )  # = not +=
         return grad_x, grad_w
 
     gen = torch.Generator().manual_seed(0)
-    x, w = torch.randn(5, 3, generator=gen, dtype=torch.float64), torch.randn(3, 3, generator=gen, dtype=torch.float64)
+    x, w = torch.randn(5, 3, generator=gen, dtype=torch.float64), torch.randn(
+        3, 3, generator=gen, dtype=torch.float64
+    )
     report = check_gradient(tied, tied_backward_buggy, [x, w], names=["x", "w"])
     assert not report.ok and "grad_w does not match" in text(report)
     assert "grad_x" not in str(report).splitlines()[0].split(":", 1)[1]
@@ -562,13 +603,19 @@ def logsumexp_rows(x):
 
 def test_check_gradient_tensor_output_takes_grad_out_first():
     x = torch.randn(4, 3, dtype=torch.float64)
-    report = check_gradient(logsumexp_rows, lambda g, x: g[:, None] * torch.softmax(x, -1), [x])
-    assert report.ok and "logsumexp_rows: grad_x matches autograd at x (4, 3)" in text(report)
+    report = check_gradient(
+        logsumexp_rows, lambda g, x: g[:, None] * torch.softmax(x, -1), [x]
+    )
+    assert report.ok and "logsumexp_rows: grad_x matches autograd at x (4, 3)" in text(
+        report
+    )
 
 
 def test_check_gradient_scalar_output_takes_only_the_inputs():
     x = torch.randn(5, dtype=torch.float64)
-    report = check_gradient(lambda x: x.exp().sum().log(), lambda x: torch.softmax(x, 0), [x])
+    report = check_gradient(
+        lambda x: x.exp().sum().log(), lambda x: torch.softmax(x, 0), [x]
+    )
     assert report.ok, str(report)
 
 
@@ -580,7 +627,9 @@ def test_check_gradient_diagnoses_like_check_backward():
         ones = torch.ones(4, 2, dtype=x.dtype)
         return ones @ w.T, (x.T @ ones).T
 
-    report = check_gradient(lambda x, w: (x @ w).sum(), backward, [x, w], names=["x", "w"])
+    report = check_gradient(
+        lambda x, w: (x @ w).sum(), backward, [x, w], names=["x", "w"]
+    )
     assert "grad_w is transposed" in text(report) and "Cases tried" not in str(report)
     forgot = check_gradient(logsumexp_rows, lambda g, x: torch.softmax(x, -1), [x])
     assert "gradient for a grad_out of all ones" in text(forgot)
@@ -590,7 +639,10 @@ def test_check_gradient_skips_integer_inputs():
     table = torch.randn(5, 2, dtype=torch.float64)
     idx = torch.tensor([0, 3, 3])
     report = check_gradient(
-        F.embedding, lambda g, i, t: fn.embedding_backward(g, i, t), [idx, table], names=["idx", "table"]
+        F.embedding,
+        lambda g, i, t: fn.embedding_backward(g, i, t),
+        [idx, table],
+        names=["idx", "table"],
     )
     assert report.ok and "grad_table" in str(report) and "grad_idx" not in str(report)
 
@@ -599,7 +651,9 @@ def test_check_gradient_rejects_what_is_not_an_answer():
     with pytest.raises(ValueError, match="inputs\\[0\\] is a list"):
         check_gradient(logsumexp_rows, lambda g, x: x, [[1.0, 2.0]])
     with pytest.raises(ValueError, match="2 names for 1 inputs"):
-        check_gradient(logsumexp_rows, lambda g, x: x, [torch.randn(2, 2)], names=["a", "b"])
+        check_gradient(
+            logsumexp_rows, lambda g, x: x, [torch.randn(2, 2)], names=["a", "b"]
+        )
 
 
 # ----------------------------------------------------------------------------------
@@ -647,27 +701,39 @@ def test_exercise_prints_the_report_outside_a_notebook(capsys):
     assert capsys.readouterr().out.startswith("✓ relu:")
 
 
-STUB = '''\
+STUB = """\
 from backprop.exercises import exercise
 
 def my_relu_backward(grad_out, x):
     raise NotImplementedError("hint: relu passes the gradient where x > 0")
 
 exercise("relu", my_relu_backward)
-'''
+"""
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_run_all_stops_at_the_first_unsolved_exercise_without_a_traceback_wall(tmp_path):
+def test_run_all_stops_at_the_first_unsolved_exercise_without_a_traceback_wall(
+    tmp_path,
+):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(STUB), nbformat.v4.new_code_cell("print('after')")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(STUB),
+        nbformat.v4.new_code_cell("print('after')"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     client = NotebookClient(
-        nb, timeout=120, kernel_name="python3", allow_errors=False,
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        allow_errors=False,
         resources={"metadata": {"path": str(tmp_path)}},
     )
     with pytest.raises(CellExecutionError):
@@ -679,6 +745,10 @@ def test_run_all_stops_at_the_first_unsolved_exercise_without_a_traceback_wall(t
     traceback_lines = errors[0].traceback
     assert len(traceback_lines) <= 4, traceback_lines
     joined = "\n".join(traceback_lines)
-    assert "waiting for you" in joined and "File " not in joined and "Traceback" not in joined
+    assert (
+        "waiting for you" in joined
+        and "File " not in joined
+        and "Traceback" not in joined
+    )
     shown = [o for o in stub.outputs if o.output_type == "display_data"]
     assert shown and "not written yet" in shown[0].data["text/markdown"]

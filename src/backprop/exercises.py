@@ -137,7 +137,9 @@ class Report:
         if self.problems:
             parts.append("\n".join(f"- {_md(problem)}" for problem in self.problems))
         if self.cases and not self.ok:
-            parts.append("Cases tried:\n\n" + "\n".join(f"- {_md(c)}" for c in self.cases))
+            parts.append(
+                "Cases tried:\n\n" + "\n".join(f"- {_md(c)}" for c in self.cases)
+            )
         return "\n\n".join(parts)
 
     def assert_ok(self) -> None:
@@ -243,13 +245,17 @@ def _autograd(
     forward: Callable[..., Tensor], inputs: Sequence[object], grad_out: Tensor | None
 ) -> list[Tensor]:
     """Gradients of ``sum(forward(*inputs) * grad_out)`` for each float tensor input."""
-    leaves = [t.detach().clone().requires_grad_() if _is_float(t) else t for t in inputs]
+    leaves = [
+        t.detach().clone().requires_grad_() if _is_float(t) else t for t in inputs
+    ]
     wrt = [t for t in leaves if _is_float(t)]
     with torch.enable_grad():
         out = forward(*leaves)
         seed = torch.ones_like(out) if grad_out is None else grad_out
         grads = torch.autograd.grad(out, wrt, seed, allow_unused=True)
-    return [torch.zeros_like(t) if g is None else g.detach() for t, g in zip(wrt, grads)]
+    return [
+        torch.zeros_like(t) if g is None else g.detach() for t, g in zip(wrt, grads)
+    ]
 
 
 def _ones_variants(
@@ -258,7 +264,7 @@ def _ones_variants(
     grad_out: Tensor,
     grads: Sequence[str],
 ) -> list[_Variant]:
-    """The answer for a grad_out of all ones: what forgetting to multiply by it gives."""
+    """The gradient for a grad_out of all ones: forgetting to multiply by grad_out."""
     values = _autograd(forward, inputs, torch.ones_like(grad_out))
     meaning = (
         "it is the gradient for a grad_out of all ones: multiply by grad_out, the "
@@ -299,7 +305,9 @@ def _lin_cases(gen: torch.Generator, weight_out_in: bool) -> list[_Case]:
         b = _randn(gen, n_out, dtype=dtype)
         grad_out = _randn(gen, n, n_out, dtype=dtype)
 
-        def forward(x: Tensor, w: Tensor, b: Tensor, out_in: bool = weight_out_in) -> Tensor:
+        def forward(
+            x: Tensor, w: Tensor, b: Tensor, out_in: bool = weight_out_in
+        ) -> Tensor:
             return F.linear(x, w if out_in else w.T, b)
 
         grads = ("grad_x", "grad_w", "grad_b")
@@ -355,8 +363,9 @@ def _relu_cases(gen: torch.Generator) -> list[_Case]:
                     _Spot(
                         "grad_x",
                         x == 0,
-                        "it is wrong only where x is exactly 0, relu's kink: torch.relu's "
-                        "gradient is 0 there, so pass grad_out where x > 0 (not x >= 0)",
+                        "it is wrong only where x is exactly 0, relu's kink: "
+                        "torch.relu's gradient is 0 there, so pass grad_out where "
+                        "x > 0 (not x >= 0)",
                     )
                 ],
             )
@@ -409,7 +418,9 @@ _LARGE_NOTE = (
 )
 
 
-def _logits(gen: torch.Generator, shape: tuple[int, int], dtype, scale: float) -> Tensor:
+def _logits(
+    gen: torch.Generator, shape: tuple[int, int], dtype, scale: float
+) -> Tensor:
     x = _randn(gen, *shape, dtype=dtype)
     return x if scale == 1 else (x * 5 + scale).to(dtype)
 
@@ -506,7 +517,8 @@ def _cross_entropy_cases(gen: torch.Generator) -> list[_Case]:
                 factor_hints={
                     "N": "the 1/N of the mean over the batch is missing",
                     "1/N": "did you divide by N twice?",
-                    "N/C": "did you divide by the classes (C) instead of the batch (N)?",
+                    "N/C": "did you divide by the classes (C) instead of the "
+                    "batch (N)?",
                 },
             )
         )
@@ -575,7 +587,9 @@ def _embedding_cases(gen: torch.Generator) -> list[_Case]:
 # --- batch norm and layer norm ----------------------------------------------------
 
 
-def _norm(x: Tensor, gamma: Tensor, beta: Tensor, dim: int, eps: float, how: str) -> Tensor:
+def _norm(
+    x: Tensor, gamma: Tensor, beta: Tensor, dim: int, eps: float, how: str
+) -> Tensor:
     """A normalisation over ``dim`` in plain torch, correct or with a known mistake."""
     mean = x.mean(dim, keepdim=True)
     var = x.var(dim, keepdim=True, unbiased=how == "unbiased")
@@ -632,7 +646,9 @@ def _norm_cases(gen: torch.Generator, kind: str) -> list[_Case]:
                 grad_out,
             )[0]
             variants.append(_Variant("grad_x", value, meaning))
-        no_eps = _autograd(lambda x, g, b: _norm(x, g, b, dim, 0.0, "right"), inputs, grad_out)
+        no_eps = _autograd(
+            lambda x, g, b: _norm(x, g, b, dim, 0.0, "right"), inputs, grad_out
+        )
         variants.append(
             _Variant(
                 "grad_x",
@@ -642,9 +658,15 @@ def _norm_cases(gen: torch.Generator, kind: str) -> list[_Case]:
             )
         )
         if shape[0] > 1:
-            other = "over the batch (dim 0)" if kind == "layernorm" else "over a row (dim 1)"
+            other = (
+                "over the batch (dim 0)"
+                if kind == "layernorm"
+                else "over a row (dim 1)"
+            )
             wrong_axis = _autograd(
-                lambda x, g, b: _norm(x, g, b, 1 - dim % 2, eps, "right"), inputs, grad_out
+                lambda x, g, b: _norm(x, g, b, 1 - dim % 2, eps, "right"),
+                inputs,
+                grad_out,
             )
             variants.append(
                 _Variant(
@@ -655,11 +677,19 @@ def _norm_cases(gen: torch.Generator, kind: str) -> list[_Case]:
                 )
             )
         if kind == "layernorm":
-            x_hat = _norm(x, torch.ones_like(gamma), torch.zeros_like(beta), -1, eps, "right")
+            x_hat = _norm(
+                x, torch.ones_like(gamma), torch.zeros_like(beta), -1, eps, "right"
+            )
             inv_sigma = torch.rsqrt(x.var(-1, keepdim=True, unbiased=False) + eps)
             g = grad_out
-            factored = gamma * inv_sigma * (
-                g - g.mean(-1, keepdim=True) - x_hat * (g * x_hat).mean(-1, keepdim=True)
+            factored = (
+                gamma
+                * inv_sigma
+                * (
+                    g
+                    - g.mean(-1, keepdim=True)
+                    - x_hat * (g * x_hat).mean(-1, keepdim=True)
+                )
             )
             variants.append(
                 _Variant(
@@ -678,7 +708,10 @@ def _norm_cases(gen: torch.Generator, kind: str) -> list[_Case]:
                 grads=grads,
                 batch=shape[0],
                 square=shape[0] == shape[1],
-                sizes={"N": (shape[0], "the batch size"), "C": (shape[1], "the features")},
+                sizes={
+                    "N": (shape[0], "the batch size"),
+                    "C": (shape[1], "the features"),
+                },
                 variants=variants,
                 factor_hints=_BATCH_HINTS,
             )
@@ -722,7 +755,8 @@ def _conv_cases(gen: torch.Generator) -> list[_Case]:
         )
         cases.append(
             _Case(
-                label=_label(dtype, x=x, w=w, b=b) + f", stride {stride}, padding {padding}",
+                label=_label(dtype, x=x, w=w, b=b)
+                + f", stride {stride}, padding {padding}",
                 args=(grad_out, x, w, b, stride, padding),
                 expected=tuple(expected),
                 grads=grads,
@@ -776,7 +810,8 @@ def _attention_cases(gen: torch.Generator) -> list[_Case]:
                     _Variant(
                         name,
                         value,
-                        "it is the gradient without the mask: recompute the scores with "
+                        "it is the gradient without the mask: recompute the scores "
+                        "with "
                         "the mask in the backward too (masked scores get probability 0 "
                         "and so no gradient)",
                     )
@@ -951,7 +986,7 @@ def _run_with_alarm(function: Callable[[], object], seconds: float) -> _Outcome:
 
 
 def _run_in_thread(function: Callable[[], object], seconds: float) -> _Outcome:
-    """Run in a daemon thread and stop waiting after ``seconds`` (it cannot be killed)."""
+    """Run in a daemon thread; stop waiting after ``seconds`` (it cannot be killed)."""
     outcome = _Outcome()
 
     def target() -> None:
@@ -976,7 +1011,7 @@ def _run(function: Callable[[], object], seconds: float) -> _Outcome:
 
 
 def _where(error: BaseException) -> str:
-    """The last frame of the traceback that is the reader's code, as 'in f, line n: ...'."""
+    """The traceback's last frame in the reader's code, as ' (in f, line n: ...)'."""
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)
@@ -1056,13 +1091,14 @@ def _factor_names(ratio: float, case: _Case) -> list[str]:
 def _factor_message(
     name: str, expression: str, ratio: float, cases: list[_Case], note: str
 ) -> str:
-    """Say that ``name`` is off by ``expression`` (or the number ``ratio``) in ``cases``."""
+    """Say that ``name`` is off by ``expression`` (or by ``ratio``) in ``cases``."""
     first = cases[0]
     if expression:
         symbols = [n for n in first.sizes if n in expression.replace("√", "")]
         if len(cases) == 1:
             legend = ", ".join(
-                f"{n} = {_fraction(first.sizes[n][0])}, {first.sizes[n][1]}" for n in symbols
+                f"{n} = {_fraction(first.sizes[n][0])}, {first.sizes[n][1]}"
+                for n in symbols
             )
         else:
             legend = ", ".join(f"{n} = {first.sizes[n][1]}" for n in symbols)
@@ -1182,7 +1218,8 @@ def _judge(name: str, got: object, want: Tensor, case: _Case) -> _Verdict:
             return _Verdict(
                 False,
                 "transposed",
-                f"{name} is transposed: it has shape {shape_str(g)}, but a gradient has "
+                f"{name} is transposed: it has shape {shape_str(g)}, but a gradient "
+                "has "
                 f"the shape of what it is the gradient of, {expected_shape}. Its "
                 "transpose is right: swap the order of the product (and transpose "
                 "each factor).",
@@ -1204,7 +1241,8 @@ def _judge(name: str, got: object, want: Tensor, case: _Case) -> _Verdict:
                 return _Verdict(
                     False,
                     f"unsummed{axes}",
-                    f"{name} has shape {shape_str(g)} instead of {expected_shape}: {how}.",
+                    f"{name} has shape {shape_str(g)} instead of "
+                    f"{expected_shape}: {how}.",
                 )
         if g.numel() == want.numel() and _close(g.reshape(want.shape), want, recognise):
             return _Verdict(
@@ -1236,7 +1274,8 @@ def _judge(name: str, got: object, want: Tensor, case: _Case) -> _Verdict:
         return _Verdict(
             False,
             "nonfinite",
-            f"{name} has {bad} nan or inf entries where the right answer is finite.{note}",
+            f"{name} has {bad} nan or inf entries where the right answer is "
+            f"finite.{note}",
         )
 
     # Right to the precision of the dtype it came back in: the dtype is the mistake.
@@ -1262,9 +1301,15 @@ def _judge(name: str, got: object, want: Tensor, case: _Case) -> _Verdict:
     for variant in _telling(case.variants, name, want):
         if _close(g, variant.value, recognise):
             return _Verdict(
-                False, "variant:" + variant.meaning, f"{name}: {variant.meaning}.{dtype_note}"
+                False,
+                "variant:" + variant.meaning,
+                f"{name}: {variant.meaning}.{dtype_note}",
             )
-    if want.ndim == 2 and want.shape[0] == want.shape[1] and _close(g, want.T, recognise):
+    if (
+        want.ndim == 2
+        and want.shape[0] == want.shape[1]
+        and _close(g, want.T, recognise)
+    ):
         return _Verdict(
             False,
             "transposed",
@@ -1437,7 +1482,9 @@ def _grade(
                 factors.append((number, case, verdict))
             elif not verdict.ok:
                 seen.setdefault(verdict.key, (verdict.message, []))[1].append(number)
-        groups = list(seen.values()) + (_factor_groups(name, factors) if factors else [])
+        groups = list(seen.values()) + (
+            _factor_groups(name, factors) if factors else []
+        )
         found_by_grad += [(name, message, numbers) for message, numbers in groups]
     problems = []
     for message, numbers in _merge_same(found_by_grad):
@@ -1450,7 +1497,9 @@ def _grade(
     names = ", ".join(wrong_grads)
     verb = "is" if len(wrong_grads) == 1 else "are"
     headline = f"✗ {title}: {names} {verb} wrong."
-    return Report(title, False, headline, problems, case_lines if len(cases) > 1 else [])
+    return Report(
+        title, False, headline, problems, case_lines if len(cases) > 1 else []
+    )
 
 
 def _merge_same(found: list[tuple[str, str, list[int]]]) -> list[tuple[str, list[int]]]:
@@ -1476,7 +1525,9 @@ def _patterns(cases: list[_Case], verdicts: list[dict[str, _Verdict]]) -> list[s
     right = [all(v.ok for v in found.values()) for found in verdicts]
     out = []
     ones = [r for case, r in zip(cases, right) if case.batch == 1]
-    larger = [r for case, r in zip(cases, right) if case.batch is not None and case.batch > 1]
+    larger = [
+        r for case, r in zip(cases, right) if case.batch is not None and case.batch > 1
+    ]
     if ones and all(ones) and larger and not any(larger):
         out.append(
             "Right for a batch of 1 but not for larger batches: with one example, "
@@ -1640,16 +1691,20 @@ def check_gradient(
     for position, value in enumerate(inputs):
         if not isinstance(value, Tensor):
             raise ValueError(
-                f"inputs[{position}] is a {type(value).__name__}; every input must be a "
-                "tensor"
+                f"inputs[{position}] is a {type(value).__name__}; every input must "
+                "be a tensor"
             )
     if names is None:
         names = ["x"] if len(inputs) == 1 else [f"x{i}" for i in range(len(inputs))]
     if len(names) != len(inputs):
-        raise ValueError(f"{len(names)} names for {len(inputs)} inputs: give one per input")
+        raise ValueError(
+            f"{len(names)} names for {len(inputs)} inputs: give one per input"
+        )
     grads = tuple(f"grad_{n}" for n, t in zip(names, inputs) if t.is_floating_point())
     if not grads:
-        raise ValueError("no input is a floating-point tensor, so nothing has a gradient")
+        raise ValueError(
+            "no input is a floating-point tensor, so nothing has a gradient"
+        )
     with torch.no_grad():
         out = forward(*[t.clone() for t in inputs])
     if not isinstance(out, Tensor):
