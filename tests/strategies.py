@@ -170,3 +170,10 @@ def attention_shapes(draw) -> dict:
     keep = draw(st.integers(min_value=2, max_value=len(scores)))
     mask = tuple(draw(st.sampled_from([s, 1])) for s in scores[len(scores) - keep :])
     return dict(q=(*lead, lq, d), k=(*lead, lk, d), v=(*lead, lk, dv), scores=scores, mask=mask)
+
+
+# A wrong constant factor for a gradient: not 0, not 1, not -1 (the sign has its own
+# diagnosis).
+wrong_factors = st.floats(min_value=-5, max_value=5).filter(
+    lambda f: abs(f) > 0.05 and abs(f - 1) > 0.01 and abs(f + 1) > 0.01
+)

@@ -4,11 +4,21 @@ The ``.qmd`` is read with jupytext's ``Rmd`` reader, which understands Quarto's
 ```` ```{python} ```` cells (jupytext's ``qmd`` reader would need Quarto itself), and
 executed with nbclient in the post's own folder. Readers see every output, so a
 cell that raises, writes to stderr or emits a warning fails the test.
+
+Cells with ``#| eval: false`` are skipped, as Quarto skips them: an exercise's stub
+(``#| label: exercise-<name>``) is one, and its worked solution
+(``#| label: solution-<name>``) runs in its place. After the post has run, each
+stub is run in the same kernel, as written, and must stop with ``ExerciseNotDone``
+(so an exercise cannot be pre-solved), and each solution's last expression must
+be a grader report that is ok. CONTRIBUTING.md ("Exercises") describes the cells.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import jupytext
 import nbformat
@@ -24,11 +34,28 @@ CELL_TIMEOUT_S = 120
 
 POSTS = post_paths()
 
+OPTION_LINE = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
+
 
 def post_notebook(path) -> nbformat.NotebookNode:
     nb = jupytext.reads(path.read_text(encoding="utf-8"), fmt="Rmd")
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
+
+
+def cell_options(cell) -> dict[str, str]:
+    """The ``#| key: value`` lines at the top of a code cell, quotes removed."""
+    options = {}
+    for line in cell.source.splitlines():
+        match = OPTION_LINE.match(line)
+        if not match:
+            break
+        options[match.group(1)] = match.group(2).strip("\"'")
+    return options
+
+
+def is_skipped(cell) -> bool:
+    return cell.cell_type == "code" and cell_options(cell).get("eval") == "false"
 
 
 def code_cells(nb):
@@ -40,6 +67,161 @@ def describe(cell, number: int) -> str:
     return f"code cell {number} (starting {first_line!r})"
 
 
+@dataclass
+class Exercise:
+    name: str
+    stub: nbformat.NotebookNode | None = None
+    solution: nbformat.NotebookNode | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def exercise_cells(nb) -> list[Exercise]:
+    """The post's exercises, in order, each with its stub and solution cell.
+
+    ``problems`` lists what breaks the contract of CONTRIBUTING.md ("Exercises"):
+    a stub that would run on the page, that does not raise NotImplementedError or
+    does not end with the grader call; a solution that is missing, comes before
+    its stub, is not folded under "Solution" or does not end with a report.
+    """
+    exercises: dict[str, Exercise] = {}
+    order: dict[str, tuple[int, int]] = {}
+    for index, cell in code_cells(nb):
+        label = cell_options(cell).get("label", "")
+        kind, _, name = label.partition("-")
+        if kind not in ("exercise", "solution") or not name:
+            continue
+        exercise = exercises.setdefault(name, Exercise(name))
+        if getattr(exercise, "stub" if kind == "exercise" else "solution") is not None:
+            exercise.problems.append(f"two cells are labelled {label}")
+        setattr(exercise, "stub" if kind == "exercise" else "solution", cell)
+        order.setdefault(name, (-1, -1))
+        stub_at, solution_at = order[name]
+        order[name] = (index, solution_at) if kind == "exercise" else (stub_at, index)
+
+    for name, exercise in exercises.items():
+        stub, solution = exercise.stub, exercise.solution
+        if stub is None:
+            exercise.problems.append(f"solution-{name} has no exercise-{name} stub")
+            continue
+        options = cell_options(stub)
+        code = [line for line in stub.source.splitlines() if line.strip()]
+        if options.get("eval") != "false":
+            exercise.problems.append(f"exercise-{name} lacks `#| eval: false`")
+        if "raise NotImplementedError(" not in stub.source:
+            exercise.problems.append(f"exercise-{name} does not raise NotImplementedError")
+        if not code or not re.match(r"(exercise|exercise_gradient)\(", code[-1]):
+            exercise.problems.append(
+                f"exercise-{name} does not end with exercise(...) or exercise_gradient(...)"
+            )
+        if solution is None:
+            exercise.problems.append(f"exercise-{name} has no solution-{name} cell")
+            continue
+        options = cell_options(solution)
+        code = [line for line in solution.source.splitlines() if line.strip()]
+        if order[name][1] < order[name][0]:
+            exercise.problems.append(f"solution-{name} comes before its stub")
+        if options.get("code-fold") != "true" or options.get("code-summary") != "Solution":
+            exercise.problems.append(
+                f'solution-{name} needs `#| code-fold: true` and `#| code-summary: "Solution"`'
+            )
+        if options.get("eval") == "false":
+            exercise.problems.append(f"solution-{name} must run (no `#| eval: false`)")
+        if not code or not re.match(r"(check_backward|check_gradient)\(", code[-1]):
+            exercise.problems.append(
+                f"solution-{name} does not end with check_backward(...) or check_gradient(...)"
+            )
+    return list(exercises.values())
+
+
+@dataclass
+class Execution:
+    """What running a post, then its stubs, in one kernel gave."""
+
+    nb: nbformat.NotebookNode
+    error: str | None = None
+    elapsed: float = 0.0
+    exercise_failures: list[str] = field(default_factory=list)
+
+
+_EXECUTED: dict[Path, Execution] = {}
+
+_PROBE = """\
+from backprop.exercises import Report as _Report
+_shown = Out.get({count})
+assert isinstance(_shown, _Report), (
+    "its last expression is a " + type(_shown).__name__ + ", not a grader report")
+assert _shown.ok, "its report is not ok:\\n" + str(_shown)
+"""
+
+
+def _run_extra(client, nb, source: str) -> CellExecutionError | None:
+    cell = nbformat.v4.new_code_cell(source)
+    nb.cells.append(cell)
+    try:
+        client.execute_cell(cell, len(nb.cells) - 1)
+    except CellExecutionError as error:
+        return error
+    return None
+
+
+def _check_exercises(client, nb, exercises: list[Exercise]) -> list[str]:
+    failures = []
+    for exercise in exercises:
+        if exercise.stub is None or exercise.solution is None:
+            continue  # reported by test_exercise_cells_follow_the_contract
+        counts = [
+            o.get("execution_count")
+            for o in exercise.solution.get("outputs", [])
+            if o.get("output_type") == "execute_result"
+        ]
+        if not counts:
+            failures.append(f"solution-{exercise.name} shows no report (no result)")
+        else:
+            error = _run_extra(client, nb, _PROBE.format(count=counts[0]))
+            if error is not None:
+                failures.append(f"solution-{exercise.name}: {error.evalue}")
+        error = _run_extra(client, nb, exercise.stub.source)
+        if error is None:
+            failures.append(
+                f"exercise-{exercise.name}, run as written, is solved: the stub must "
+                "stop with ExerciseNotDone"
+            )
+        elif error.ename != "ExerciseNotDone":
+            failures.append(
+                f"exercise-{exercise.name} stopped with {error.ename}: {error.evalue} "
+                "instead of ExerciseNotDone"
+            )
+    return failures
+
+
+def execute_post(post: Path) -> Execution:
+    """Run a post (skipping eval: false cells), then its stubs; once per session."""
+    if post in _EXECUTED:
+        return _EXECUTED[post]
+    nb = post_notebook(post)
+    exercises = exercise_cells(nb)
+    nb.cells = [cell for cell in nb.cells if not is_skipped(cell)]
+    execution = Execution(nb)
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(post.parent)}},
+    )
+    with client.setup_kernel():
+        started = time.perf_counter()
+        try:
+            for index, cell in enumerate(list(nb.cells)):
+                client.execute_cell(cell, index)
+        except CellExecutionError as error:
+            execution.error = str(error)
+        execution.elapsed = time.perf_counter() - started
+        if execution.error is None:
+            execution.exercise_failures = _check_exercises(client, nb, exercises)
+    _EXECUTED[post] = execution
+    return execution
+
+
 def test_there_are_posts():
     assert POSTS, "no posts found under posts/*/index.qmd"
 
@@ -48,19 +230,11 @@ def test_there_are_posts():
 @pytest.mark.timeout(POST_TIME_BUDGET_S * 3)
 @pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
 def test_post_executes_cleanly(post):
-    nb = post_notebook(post)
+    execution = execute_post(post)
+    nb = execution.nb
     cells = code_cells(nb)
     assert cells, f"{post.parent.name} has no Python cells"
-    client = NotebookClient(
-        nb,
-        timeout=CELL_TIMEOUT_S,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(post.parent)}},
-    )
-    started = time.perf_counter()
-    try:
-        client.execute()
-    except CellExecutionError as error:
+    if execution.error is not None:
         failing = next(
             (
                 (number, cell)
@@ -70,8 +244,7 @@ def test_post_executes_cleanly(post):
             None,
         )
         where = describe(failing[1], failing[0]) if failing else "a code cell"
-        pytest.fail(f"{post.parent.name}: {where} raised:\n{error}", pytrace=False)
-    elapsed = time.perf_counter() - started
+        pytest.fail(f"{post.parent.name}: {where} raised:\n{execution.error}", pytrace=False)
 
     problems = []
     for number, (_, cell) in enumerate(cells, start=1):
@@ -82,7 +255,102 @@ def test_post_executes_cleanly(post):
             if "Warning" in text:
                 problems.append(f"{describe(cell, number)} printed a warning:\n{text}")
     assert not problems, f"{post.parent.name}:\n" + "\n\n".join(problems)
-    assert elapsed < POST_TIME_BUDGET_S, (
-        f"{post.parent.name} took {elapsed:.1f} s to execute; posts must run in seconds "
-        f"(budget {POST_TIME_BUDGET_S} s)"
+    assert execution.elapsed < POST_TIME_BUDGET_S, (
+        f"{post.parent.name} took {execution.elapsed:.1f} s to execute; posts must run in "
+        f"seconds (budget {POST_TIME_BUDGET_S} s)"
     )
+
+
+@pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
+def test_exercise_cells_follow_the_contract(post):
+    problems = [p for exercise in exercise_cells(post_notebook(post)) for p in exercise.problems]
+    assert not problems, f"{post.parent.name}:\n" + "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(POST_TIME_BUDGET_S * 3)
+@pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
+def test_exercise_stubs_are_unsolved_and_solutions_are_ok(post):
+    execution = execute_post(post)
+    if execution.error is not None:
+        pytest.skip("the post itself fails: see test_post_executes_cleanly")
+    assert not execution.exercise_failures, f"{post.parent.name}:\n" + "\n".join(
+        execution.exercise_failures
+    )
+
+
+# ----------------------------------------------------------------------------------
+# The checks above, on a small post written here, so they are seen to fail
+# ----------------------------------------------------------------------------------
+
+_SETUP = """\
+```{python}
+import torch
+from backprop.exercises import check_backward, exercise
+```
+"""
+
+_STUB = '''\
+```{python}
+#| label: exercise-relu
+#| eval: false
+def my_relu_backward(grad_out, x):
+    raise NotImplementedError("hint: the slope is 1 where x > 0")
+
+exercise("relu", my_relu_backward)
+```
+'''
+
+_SOLUTION = '''\
+```{python}
+#| label: solution-relu
+#| code-fold: true
+#| code-summary: "Solution"
+def my_relu_backward(grad_out, x):
+    return grad_out * (x > 0)
+
+check_backward("relu", my_relu_backward)
+```
+'''
+
+
+def _write_post(folder: Path, *cells: str) -> Path:
+    path = folder / "index.qmd"
+    path.write_text('---\ntitle: "t"\n---\n\n' + "\n".join(cells), encoding="utf-8")
+    return path
+
+
+def test_exercise_cells_are_parsed_and_checked():
+    nb = jupytext.reads('---\ntitle: "t"\n---\n\n' + _SETUP + _STUB + _SOLUTION, fmt="Rmd")
+    (relu,) = exercise_cells(nb)
+    assert relu.name == "relu" and relu.problems == []
+    assert is_skipped(relu.stub) and not is_skipped(relu.solution)
+    assert cell_options(relu.solution)["code-summary"] == "Solution"
+
+    unfolded = _SOLUTION.replace('#| code-fold: true\n', "")
+    reversed_cells = _SETUP + _SOLUTION.replace("check_backward(", "print(") + _STUB
+    nb = jupytext.reads(reversed_cells, fmt="Rmd")
+    problems = exercise_cells(nb)[0].problems
+    assert any("comes before its stub" in p for p in problems)
+    assert any("does not end with check_backward" in p for p in problems)
+    nb = jupytext.reads(_SETUP + _STUB.replace("#| eval: false\n", "") + unfolded, fmt="Rmd")
+    problems = exercise_cells(nb)[0].problems
+    assert any("lacks `#| eval: false`" in p for p in problems)
+    assert any("code-fold: true" in p for p in problems)
+    assert exercise_cells(jupytext.reads(_SETUP, fmt="Rmd")) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_pre_solved_stub_and_a_wrong_solution_are_caught(tmp_path):
+    (tmp_path / "good").mkdir()
+    execution = execute_post(_write_post(tmp_path / "good", _SETUP, _STUB, _SOLUTION))
+    assert execution.error is None and execution.exercise_failures == []
+
+    (tmp_path / "bad").mkdir()
+    solved_stub = re.sub(r"raise NotImplementedError\(.*\)", "return grad_out * (x > 0)", _STUB)
+    wrong_solution = _SOLUTION.replace("grad_out * (x > 0)", "grad_out * (x >= 0)")
+    bad = _write_post(tmp_path / "bad", _SETUP, solved_stub, wrong_solution)
+    failures = execute_post(bad).exercise_failures
+    assert any("solution-relu: its report is not ok" in f for f in failures), failures
+    assert any("exercise-relu, run as written, is solved" in f for f in failures), failures
