@@ -121,6 +121,16 @@ class Tensor:
     def dtype(self) -> torch.dtype:
         return self.data.dtype
 
+    @property
+    def parents(self) -> tuple[Tensor, ...]:
+        """The tensors this one was computed from; empty for a leaf or a constant."""
+        return self._parents
+
+    @property
+    def op(self) -> str:
+        """The operation that made this tensor ("+", "@", "relu"...); "" for a leaf."""
+        return self._op
+
     def item(self) -> float:
         """The value of a one-element tensor as a Python number."""
         return self.data.item()
@@ -140,7 +150,8 @@ class Tensor:
             # d(a + b)/da = 1: each input gets g, summed over what broadcasting copied.
             return unbroadcast(g, self.shape), unbroadcast(g, other.shape)
 
-        return Tensor._result(self.data + other.data, (self, other), backward, "+")
+        out = self.data + other.data
+        return Tensor._result(out, (self, other), backward, "+")
 
     def __sub__(self, other: Operand) -> Tensor:
         other = _lift(other, self)
@@ -149,7 +160,8 @@ class Tensor:
         def backward(g: torch.Tensor) -> tuple[torch.Tensor, ...]:
             return unbroadcast(g, self.shape), unbroadcast(-g, other.shape)
 
-        return Tensor._result(self.data - other.data, (self, other), backward, "-")
+        out = self.data - other.data
+        return Tensor._result(out, (self, other), backward, "-")
 
     def __mul__(self, other: Operand) -> Tensor:
         other = _lift(other, self)
@@ -162,7 +174,8 @@ class Tensor:
                 unbroadcast(g * self.data, other.shape),
             )
 
-        return Tensor._result(self.data * other.data, (self, other), backward, "*")
+        out = self.data * other.data
+        return Tensor._result(out, (self, other), backward, "*")
 
     # A number or torch.Tensor on the left: 2 - x calls x.__rsub__(2).
     def __radd__(self, other: Operand) -> Tensor:
@@ -196,7 +209,8 @@ class Tensor:
             )
             return grad_a, grad_b
 
-        return Tensor._result(self.data @ other.data, (self, other), backward, "@")
+        out = self.data @ other.data
+        return Tensor._result(out, (self, other), backward, "@")
 
     def __rmatmul__(self, other: Operand) -> Tensor:
         return _lift(other, self) @ self
@@ -246,13 +260,24 @@ class Tensor:
 
     # ------------------------------------------------------------------------- backward
 
-    def _tape(self) -> list[Tensor]:
-        """Every tensor this one was computed from that needs a gradient, in
-        topological order: each tensor comes after the tensors it was made from.
+    def tape(self) -> list[Tensor]:
+        """The tape: this tensor and every tensor it was computed from that needs a
+        gradient, in topological order (each after the tensors it was made from).
 
-        A depth-first walk from the loss, without recursion so that long chains do
-        not hit Python's recursion limit: a tensor is appended once all its parents
-        are.
+        A depth-first walk from this tensor, without recursion so that long chains
+        do not hit Python's recursion limit: a tensor is appended once all of its
+        parents are. ``backward()`` replays the tape in reverse.
+
+        Returns
+        -------
+        list of Tensor
+            Leaves and results; the last element is ``self``.
+
+        Examples
+        --------
+        >>> x = Tensor(torch.ones(2), requires_grad=True)
+        >>> [t.op or "leaf" for t in ((x * 2).relu().sum()).tape()]
+        ['leaf', '*', 'relu', 'sum']
         """
         order: list[Tensor] = []
         visited: set[Tensor] = set()
@@ -290,7 +315,7 @@ class Tensor:
                 "computed from has requires_grad=True"
             )
         grads = {self: torch.ones_like(self.data)}
-        for node in reversed(self._tape()):
+        for node in reversed(self.tape()):
             g = grads.pop(node)  # complete: every use of node is later on the tape
             if node._backward is None:  # a leaf: keep its gradient
                 node.grad = g if node.grad is None else node.grad + g
