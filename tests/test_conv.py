@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backprop.conv import conv2d, conv2d_backward, im2col
+from backprop.conv import col2im, conv2d, conv2d_backward, im2col
 from oracles import autograd_grads, finite_difference_grad
 from strategies import conv_configs, dtypes, layouts, make_tensor, seeds, tolerance
 
@@ -77,12 +77,72 @@ def test_im2col_columns_are_the_padded_windows(cfg, layout, seed):
     (sh, sw), (ph, pw) = _pair(cfg["stride"]), _pair(cfg["padding"])
     _, _, out_h, out_w = _out_shape(cfg)
     padded = F.pad(x, (pw, pw, ph, ph))
-    cols = im2col(x, kh, kw, cfg["stride"], cfg["padding"])
+    cols = im2col(x, (kh, kw), cfg["stride"], cfg["padding"])
     assert cols.shape == (x.shape[0], x.shape[1] * kh * kw, out_h * out_w)
     for i in range(out_h):
         for j in range(out_w):
             window = padded[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw]
             torch.testing.assert_close(cols[:, :, i * out_w + j], window.reshape(x.shape[0], -1), rtol=0, atol=0)
+
+
+def _kernel_size(cfg, as_int):
+    """The kernel as a pair, or as one int when it is square and ``as_int`` asks so."""
+    kh, kw = cfg["w_shape"][-2:]
+    return kh if as_int and kh == kw else (kh, kw)
+
+
+@settings(max_examples=80, deadline=None)
+@given(cfg=conv_configs(), dtype=dtypes, layout=layouts, as_int=st.booleans(), seed=seeds)
+def test_im2col_equals_unfold(cfg, dtype, layout, as_int, seed):
+    x = make_tensor(cfg["x_shape"], dtype, layout, seed=seed)
+    kernel, stride, padding = _kernel_size(cfg, as_int), cfg["stride"], cfg["padding"]
+    cols = im2col(x, kernel, stride, padding)
+    expected = F.unfold(x, kernel, padding=padding, stride=stride)
+    assert cols.shape == expected.shape and cols.dtype == dtype
+    # Pure copying: equal bit for bit, not just within a tolerance.
+    assert torch.equal(cols, expected)
+
+
+@settings(max_examples=80, deadline=None)
+@given(cfg=conv_configs(), dtype=dtypes, layout=layouts, as_int=st.booleans(), seed=seeds)
+def test_col2im_equals_fold(cfg, dtype, layout, as_int, seed):
+    kernel, stride, padding = _kernel_size(cfg, as_int), cfg["stride"], cfg["padding"]
+    n, c, h, w = cfg["x_shape"]
+    _, _, out_h, out_w = _out_shape(cfg)
+    kh, kw = cfg["w_shape"][-2:]
+    cols = make_tensor((n, c * kh * kw, out_h * out_w), dtype, layout, seed=seed)
+    size = (h, w) if not as_int or h != w else h
+    image = col2im(cols, size, kernel, stride, padding)
+    expected = F.fold(cols, (h, w), kernel, padding=padding, stride=stride)
+    assert image.shape == (n, c, h, w) and image.dtype == dtype
+    torch.testing.assert_close(image, expected, **tolerance(dtype))
+
+
+@settings(max_examples=40, deadline=None)
+@given(cfg=conv_configs(), seed=seeds)
+def test_col2im_is_the_transpose_of_im2col(cfg, seed):
+    # <im2col(x), c> = <x, col2im(c)> for every x and c: col2im is the adjoint.
+    kernel, stride, padding = cfg["w_shape"][-2:], cfg["stride"], cfg["padding"]
+    x = make_tensor(cfg["x_shape"], torch.float64, seed=seed)
+    n, c, h, w = cfg["x_shape"]
+    _, _, out_h, out_w = _out_shape(cfg)
+    cols = make_tensor((n, c * kernel[0] * kernel[1], out_h * out_w), seed=seed + 1)
+    lhs = (im2col(x, kernel, stride, padding) * cols).sum()
+    rhs = (x * col2im(cols, (h, w), kernel, stride, padding)).sum()
+    torch.testing.assert_close(lhs, rhs, rtol=1e-12, atol=1e-12)
+
+
+def test_col2im_checks_the_shape_of_cols():
+    with pytest.raises(ValueError, match=r"cols has shape \(1, 9, 5\).*4 windows.*\(N, C \* 9, 4\)"):
+        col2im(torch.randn(1, 9, 5), (4, 4), 3)
+    with pytest.raises(ValueError, match=r"cols has shape \(1, 8, 4\)"):
+        col2im(torch.randn(1, 8, 4), (4, 4), 3)
+    with pytest.raises(ValueError, match=r"cols must have 3 dimension"):
+        col2im(torch.randn(9, 4), (4, 4), 3)
+    with pytest.raises(ValueError, match=r"larger than the padded input of size \(2, 4\) \(output_size is \(2, 4\)"):
+        col2im(torch.randn(1, 9, 1), (2, 4), 3)
+    with pytest.raises(ValueError, match=r"kernel_size must be at least 1, got \(0, 2\)"):
+        im2col(torch.randn(1, 1, 4, 4), (0, 2))
 
 
 def test_overlapping_windows_accumulate_in_the_input_gradient():
@@ -111,7 +171,7 @@ def test_kernel_larger_than_padded_input():
     with pytest.raises(ValueError, match=r"kernel of size \(5, 3\) is larger than the padded input of size \(4, 6\).*\(1, 1, 2, 4\)"):
         conv2d(torch.randn(1, 1, 2, 4), torch.randn(1, 1, 5, 3), padding=1)
     with pytest.raises(ValueError, match=r"kernel of size \(3, 3\) is larger than the padded input of size \(2, 2\)"):
-        im2col(torch.randn(1, 1, 2, 2), 3, 3)
+        im2col(torch.randn(1, 1, 2, 2), 3)
 
 
 def test_bias_shape_stride_padding_and_dims():

@@ -24,6 +24,7 @@ from backprop.modules import (
     LayerNorm,
     Lin,
     Model,
+    MultiHeadAttention,
     ReLU,
     Sequential,
     sgd_step,
@@ -184,3 +185,225 @@ def test_bad_constructor_arguments_and_inputs():
         BatchNorm1d(3)(torch.randn(2, 3, 4, 4))
     with pytest.raises(ValueError, match=r"x has 3 channels \(shape \(1, 3, 4, 4\)\) but w expects 2"):
         Conv2d(2, 4, 3)(torch.randn(1, 3, 4, 4))
+
+
+# ------------------------------------------------------------------ batch norm modes
+
+
+def _torch_batchnorm(layer: BatchNorm1d) -> torch.nn.BatchNorm1d:
+    """torch's module with our layer's parameters, momentum and running statistics."""
+    c = layer.gamma.shape[0]
+    theirs = torch.nn.BatchNorm1d(
+        c, eps=layer.eps, momentum=layer.momentum, dtype=layer.gamma.dtype
+    )
+    with torch.no_grad():
+        theirs.weight.copy_(layer.gamma)
+        theirs.bias.copy_(layer.beta)
+        theirs.running_mean.copy_(layer.running_mean)
+        theirs.running_var.copy_(layer.running_var)
+    return theirs
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=shapes(min_dims=2, max_dims=3, max_side=5),
+    momentum=st.sampled_from([0.1, 0.5, 1.0, 0.0, 0.3]),
+    steps=st.integers(1, 4),
+    dtype=dtypes,
+    seed=seeds,
+)
+def test_batchnorm1d_running_statistics_match_torch(
+    shape, momentum, steps, dtype, seed
+):
+    assume(shape[0] * math.prod(shape[2:]) >= 2)
+    layer = BatchNorm1d(shape[1], momentum=momentum, dtype=dtype)
+    theirs = _torch_batchnorm(layer)
+    for step in range(steps):
+        # Batches far from mean 0 and variance 1, so the update is visible.
+        x = make_tensor(shape, dtype, seed=seed + step, scale=3.0) + 2.0
+        out = layer(x)
+        with torch.no_grad():
+            expected = theirs.train()(x)
+        tol = tolerance(dtype)
+        if dtype == torch.float64:  # float32 outputs are checked in test_normalization
+            torch.testing.assert_close(out, expected, **tol)
+        torch.testing.assert_close(layer.running_mean, theirs.running_mean, **tol)
+        torch.testing.assert_close(layer.running_var, theirs.running_var, **tol)
+
+
+def test_batchnorm1d_running_var_is_the_unbiased_variance():
+    # momentum 1 keeps only the last batch: its variance, divided by m - 1 = 3.
+    layer = BatchNorm1d(1, momentum=1.0, dtype=torch.float64)
+    x = torch.tensor([[1.0], [2.0], [4.0], [9.0]], dtype=torch.float64)
+    layer(x)
+    assert layer.running_mean.item() == pytest.approx(4.0)
+    assert layer.running_var.item() == pytest.approx(((x - 4) ** 2).sum().item() / 3)
+    assert layer.running_var.item() == pytest.approx(x.var(unbiased=True).item())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=shapes(min_dims=2, max_dims=3, max_side=5),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+)
+def test_batchnorm1d_eval_mode_matches_torch(shape, dtype, layout, seed):
+    # Batches of one included: evaluation mode has no batch statistics.
+    layer = BatchNorm1d(shape[1], dtype=dtype)
+    layer.gamma += make_tensor((shape[1],), dtype, seed=seed)
+    layer.beta += make_tensor((shape[1],), dtype, seed=seed + 1)
+    layer.running_mean += make_tensor((shape[1],), dtype, seed=seed + 2)
+    layer.running_var *= make_tensor((shape[1],), dtype, seed=seed + 3).abs() + 0.5
+    theirs = _torch_batchnorm(layer).eval()
+    assert layer.eval() is layer and not layer.training
+    x = make_tensor(shape, dtype, layout, seed=seed + 4)
+    running = layer.running_mean.clone(), layer.running_var.clone()
+    out = _run_backward(layer, x, seed + 5)
+    assert torch.equal(layer.running_mean, running[0])
+    assert torch.equal(layer.running_var, running[1])
+
+    x_leaf = x.detach().clone().requires_grad_()
+    expected = theirs(x_leaf)
+    expected.backward(out.g)
+    torch.testing.assert_close(out, expected.detach(), **tolerance(dtype))
+    ours = (x.g, layer.gamma.g, layer.beta.g)
+    for got, e in zip(ours, (x_leaf.grad, theirs.weight.grad, theirs.bias.grad)):
+        assert_matches(got, e)
+    # No batch coupling: each value's gradient is its own out.g times gamma / sigma.
+    sigma = (layer.running_var + layer.eps).sqrt().reshape(1, -1, *([1] * (x.ndim - 2)))
+    gamma = layer.gamma.reshape(sigma.shape)
+    torch.testing.assert_close(x.g, out.g * gamma / sigma, **tolerance(dtype))
+
+
+def test_batchnorm1d_batch_of_one_needs_eval_mode():
+    layer = BatchNorm1d(3)
+    with pytest.raises(ValueError, match=r"more than one value per channel.*\(1, 3\)"):
+        layer(torch.randn(1, 3))
+    with pytest.raises(ValueError):  # torch refuses it too
+        torch.nn.BatchNorm1d(3)(torch.randn(1, 3))
+    assert layer.eval()(torch.randn(1, 3)).shape == (1, 3)
+
+
+def test_train_and_eval_reach_every_layer_of_a_model():
+    norm = BatchNorm1d(4)
+    model = Model([Lin(3, 4), norm, ReLU(), Lin(4, 1)], MSE())
+    assert model.eval() is model and not norm.training
+    assert all(not layer.training for layer in model.layers.layers)
+    model.train()
+    assert norm.training and model.layers.training
+
+
+def test_batchnorm1d_bad_momentum_and_channels():
+    for bad in (-0.1, 1.5, "0.1", None):
+        with pytest.raises(ValueError, match=r"momentum must be a number in \[0, 1\]"):
+            BatchNorm1d(3, momentum=bad)
+    match = r"inp has 2 channels \(shape \(5, 2\)\) but BatchNorm1d has 3"
+    with pytest.raises(ValueError, match=match):
+        BatchNorm1d(3).eval()(torch.randn(5, 2))
+
+
+# -------------------------------------------------------------- multi-head attention
+
+
+def _torch_mha(mha: MultiHeadAttention) -> torch.nn.MultiheadAttention:
+    """torch's module holding the same weights, transposed to its (out, in) layout."""
+    d_model = mha.w_q.shape[0]
+    theirs = torch.nn.MultiheadAttention(
+        d_model, mha.n_heads, batch_first=True, dtype=mha.w_q.dtype
+    )
+    with torch.no_grad():
+        theirs.in_proj_weight.copy_(torch.cat([mha.w_q.T, mha.w_k.T, mha.w_v.T]))
+        theirs.in_proj_bias.copy_(torch.cat([mha.b_q, mha.b_k, mha.b_v]))
+        theirs.out_proj.weight.copy_(mha.w_o.T)
+        theirs.out_proj.bias.copy_(mha.b_o)
+    return theirs
+
+
+def _torch_causal_mask(length: int) -> torch.Tensor:
+    """torch's bool attn_mask: True where attention is NOT allowed (j > i)."""
+    return torch.ones(length, length, dtype=torch.bool).triu(diagonal=1)
+
+
+def _random_mha(d_model, n_heads, causal, dtype, seed):
+    gen = torch.Generator().manual_seed(seed)
+    mha = MultiHeadAttention(
+        d_model, n_heads, causal=causal, dtype=dtype, generator=gen
+    )
+    for i, b in enumerate((mha.b_q, mha.b_k, mha.b_v, mha.b_o)):
+        # Nonzero biases, so a lost one shows.
+        b += make_tensor(b.shape, dtype, seed=seed + 10 + i)
+    return mha
+
+
+mha_configs = st.tuples(
+    st.integers(1, 3),  # N, batch of one included
+    st.integers(1, 5),  # T, a single position included
+    st.integers(1, 3),  # n_heads
+    st.integers(1, 3),  # features per head
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cfg=mha_configs, causal=st.booleans(), dtype=dtypes, layout=layouts, seed=seeds)
+def test_multihead_attention_forward_matches_torch(cfg, causal, dtype, layout, seed):
+    n, length, n_heads, d_head = cfg
+    d_model = n_heads * d_head
+    mha = _random_mha(d_model, n_heads, causal, dtype, seed)
+    x = make_tensor((n, length, d_model), dtype, layout, seed=seed + 1)
+    mask = _torch_causal_mask(length) if causal else None
+    with torch.no_grad():
+        expected, _ = _torch_mha(mha)(x, x, x, attn_mask=mask, need_weights=False)
+    out = mha(x)
+    assert out.shape == (n, length, d_model) and out.dtype == dtype
+    torch.testing.assert_close(out, expected, **tolerance(dtype))
+
+
+@settings(max_examples=40, deadline=None)
+@given(cfg=mha_configs, causal=st.booleans(), dtype=dtypes, layout=layouts, seed=seeds)
+def test_multihead_attention_gradients_match_autograd(cfg, causal, dtype, layout, seed):
+    n, length, n_heads, d_head = cfg
+    d_model = n_heads * d_head
+    assume(d_model != length)  # so a sequence/feature mix-up cannot hide
+    mha = _random_mha(d_model, n_heads, causal, dtype, seed)
+    x = make_tensor((n, length, d_model), dtype, layout, seed=seed + 1)
+    out = _run_backward(mha, x, seed + 2)
+    assert len(mha.parameters()) == 8
+
+    theirs = _torch_mha(mha)
+    x_leaf = x.detach().clone().requires_grad_()
+    mask = _torch_causal_mask(length) if causal else None
+    expected, _ = theirs(x_leaf, x_leaf, x_leaf, attn_mask=mask, need_weights=False)
+    expected.backward(out.g)
+    assert_matches(x.g, x_leaf.grad)
+    w_in, b_in = theirs.in_proj_weight.grad, theirs.in_proj_bias.grad
+    projections = ((mha.w_q, mha.b_q), (mha.w_k, mha.b_k), (mha.w_v, mha.b_v))
+    for i, (w, b) in enumerate(projections):
+        rows = slice(i * d_model, (i + 1) * d_model)
+        assert_matches(w.g, w_in[rows].T)
+        assert_matches(b.g, b_in[rows])
+    assert_matches(mha.w_o.g, theirs.out_proj.weight.grad.T)
+    assert_matches(mha.b_o.g, theirs.out_proj.bias.grad)
+
+
+def test_multihead_attention_causal_output_ignores_the_future():
+    mha = _random_mha(4, 2, True, torch.float64, 0)
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    changed = x.clone()
+    changed[:, 3:] += 10.0  # only positions 3 and 4 change
+    assert torch.equal(mha(x)[:, :3], mha(changed)[:, :3])
+    assert not torch.allclose(mha(x)[:, 3:], mha(changed)[:, 3:])
+
+
+def test_multihead_attention_bad_arguments():
+    match = r"d_model must be a multiple of n_heads.*d_model=6 and n_heads=4"
+    with pytest.raises(ValueError, match=match):
+        MultiHeadAttention(6, 4)
+    with pytest.raises(ValueError, match=r"n_heads must be a positive int, got 0"):
+        MultiHeadAttention(6, 0)
+    mha = MultiHeadAttention(6, 2)
+    match = r"x has 4 features \(shape \(2, 3, 4\)\) but Multi\w+ has d_model=6"
+    with pytest.raises(ValueError, match=match):
+        mha(torch.randn(2, 3, 4))
+    with pytest.raises(ValueError, match=r"x must have 3 dim.*got shape \(3, 6\)"):
+        mha(torch.randn(3, 6))

@@ -162,3 +162,102 @@ def attention_backward(
     grad_q = grad_scores @ k * scale
     grad_k = grad_scores.transpose(-2, -1) @ q * scale
     return grad_q, grad_k, grad_v
+
+
+def attention_backward_blockwise(
+    grad_out: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    *,
+    block_size: int = 64,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``attention_backward``, a block of keys at a time, never holding a row of dP.
+
+    The softmax backward needs, for every query row, the dot product
+    ``sum_j dP_ij P_ij``. Summed over the keys, that is ``rowsum(dO * O)``
+    (because ``O = P V`` and ``dP = dO Vᵀ``), a number per query computed from
+    the output alone. With ``D = rowsum(dO * O)`` in hand, each block of keys
+    gets its gradients independently:
+
+        P_b  = exp(S_b - logsumexp(S))       (..., Lq, B): this block's weights
+        dV_b = P_bᵀ dO                       dP_b = dO V_bᵀ
+        dS_b = P_b * (dP_b - D)              dK_b = dS_bᵀ Q / sqrt(d)
+        dQ  += dS_b K_b / sqrt(d)
+
+    Three passes over the key blocks: the row-wise logsumexp of the scores, the
+    output O, then the gradients. No tensor of shape (..., Lq, Lk) is ever made,
+    which is how memory-efficient kernels (FlashAttention) train long sequences.
+
+    Parameters
+    ----------
+    grad_out : Tensor
+        dL/dO, shape (..., Lq, dv).
+    q, k, v : Tensor
+        Shapes (..., Lq, d), (..., Lk, d), (..., Lk, dv), as in :func:`attention`.
+    mask : Tensor or None
+        Boolean, broadcastable to (..., Lq, Lk), True where attention is allowed.
+    block_size : int
+        Number of keys per block (the last block may be shorter).
+
+    Returns
+    -------
+    tuple of Tensor
+        (grad_q, grad_k, grad_v), shaped like q, k and v; equal (up to rounding)
+        to :func:`attention_backward`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`attention_backward`, or if ``block_size`` is not a positive int.
+
+    Examples
+    --------
+    >>> q, k, v = torch.randn(2, 5, 3), torch.randn(2, 7, 3), torch.randn(2, 7, 4)
+    >>> g = torch.randn(2, 5, 4)
+    >>> blocks = attention_backward_blockwise(g, q, k, v, block_size=3)
+    >>> full = attention_backward(g, q, k, v)
+    >>> all(torch.allclose(b, f, atol=1e-6) for b, f in zip(blocks, full))
+    True
+    """
+    _check_attention_inputs(q, k, v, mask)
+    require_float("grad_out", grad_out)
+    require_same_dtype(q=q, grad_out=grad_out)
+    out_shape = (*q.shape[:-1], v.shape[-1])
+    require_shape("grad_out", grad_out, out_shape, "the output's shape (..., Lq, dv)")
+    if isinstance(block_size, bool) or not isinstance(block_size, int):
+        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    if block_size < 1:
+        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+
+    scale = 1 / math.sqrt(q.shape[-1])
+    lq, lk = q.shape[-2], k.shape[-2]
+    full_mask = None if mask is None else mask.expand(*q.shape[:-1], lk)
+    blocks = [slice(start, start + block_size) for start in range(0, lk, block_size)]
+
+    def scores(block: slice) -> Tensor:
+        """The scores of every query against the keys in ``block``: (..., Lq, B)."""
+        block_mask = None if full_mask is None else full_mask[..., block]
+        return _masked_scores(q, k[..., block, :], block_mask)
+
+    # Pass 1: logsumexp over all keys, one block at a time (logaddexp keeps it stable).
+    lse = q.new_full((*q.shape[:-1], 1), float("-inf"))
+    for block in blocks:
+        lse = torch.logaddexp(lse, torch.logsumexp(scores(block), dim=-1, keepdim=True))
+    # Pass 2: the output O = P V, block by block, and D = rowsum(dO * O): (..., Lq, 1).
+    out = q.new_zeros(*q.shape[:-2], lq, v.shape[-1])
+    for block in blocks:
+        out = out + torch.exp(scores(block) - lse) @ v[..., block, :]
+    row_dot = (grad_out * out).sum(dim=-1, keepdim=True)
+    # Pass 3: each block's gradients; only dQ collects contributions from every block.
+    grad_q = torch.zeros_like(q)
+    grad_k, grad_v = [], []
+    for block in blocks:
+        p = torch.exp(scores(block) - lse)  # masked keys: exp(-inf) = 0
+        grad_p = grad_out @ v[..., block, :].transpose(-2, -1)
+        grad_scores = p * (grad_p - row_dot)
+        grad_v.append(p.transpose(-2, -1) @ grad_out)
+        grad_k.append(grad_scores.transpose(-2, -1) @ q * scale)
+        grad_q = grad_q + grad_scores @ k[..., block, :] * scale
+    return grad_q, torch.cat(grad_k, dim=-2), torch.cat(grad_v, dim=-2)

@@ -24,14 +24,13 @@ window it came from. Overlapping windows share input pixels, so their gradients
 accumulate there, and padding positions are dropped. grad_x is therefore the
 transposed convolution of grad_out with w.
 
-``torch.nn.functional.unfold`` and ``fold`` do the cutting and the adding back;
-they are plain index shuffling, not autograd.
+``im2col`` and ``col2im`` are written here with index arithmetic and a
+scatter-add; they equal ``torch.nn.functional.unfold`` and ``fold``.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from backprop._checks import (
@@ -61,32 +60,170 @@ def _output_size(
     kernel: tuple[int, int],
     stride: tuple[int, int],
     padding: tuple[int, int],
+    source: str | None = None,
 ) -> tuple[int, int]:
-    """(Ho, Wo); raises when the kernel does not fit in the padded input."""
+    """(Ho, Wo); raises when the kernel does not fit in the padded input.
+
+    ``source`` says where the size came from, for the error message.
+    """
     (height, width), (kh, kw) = x_shape[-2:], kernel
     padded = (height + 2 * padding[0], width + 2 * padding[1])
     if kh > padded[0] or kw > padded[1]:
         raise ValueError(
             f"kernel of size ({kh}, {kw}) is larger than the padded input of size "
-            f"({padded[0]}, {padded[1]}) (x has shape {shape_str(x_shape)}, padding={padding})"
+            f"({padded[0]}, {padded[1]}) ({source or f'x has shape {shape_str(x_shape)}'}, "
+            f"padding={padding})"
         )
     return (padded[0] - kh) // stride[0] + 1, (padded[1] - kw) // stride[1] + 1
 
 
-def im2col(x: Tensor, kh: int, kw: int, stride: IntPair = 1, padding: IntPair = 0) -> Tensor:
+def _window_indices(
+    out_size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
+    """Row and column of the padded input read by each (kernel offset, window).
+
+    rows[di, i] = i * stride_h + di: kernel row di of the window in output row i.
+    Shapes (kh, Ho) and (kw, Wo); cols likewise with the horizontal sizes.
+    """
+    rows = torch.arange(kernel[0])[:, None] + stride[0] * torch.arange(out_size[0])
+    cols = torch.arange(kernel[1])[:, None] + stride[1] * torch.arange(out_size[1])
+    return rows, cols
+
+
+def im2col(
+    x: Tensor, kernel_size: IntPair, stride: IntPair = 1, padding: IntPair = 0
+) -> Tensor:
     """Every kh x kw window of the zero-padded ``x``, one window per column.
 
-    x:   (N, C, H, W)
-    out: (N, C * kh * kw, Ho * Wo); column l is window (l // Wo, l % Wo) in row-major
-         order, its entries ordered (channel, kernel row, kernel column) — the same
-         order as ``w.reshape(O, C * kh * kw)``.
+    Written with index arithmetic: window (i, j) reads padded row
+    ``i * stride_h + di`` and column ``j * stride_w + dj`` for every kernel offset
+    (di, dj), so one advanced-indexing read gathers every window at once.
+
+    Parameters
+    ----------
+    x : Tensor
+        Images, shape (N, C, H, W), floating point.
+    kernel_size : int or (int, int)
+        (kh, kw); an int for a square kernel.
+    stride, padding : int or (int, int)
+        Step between windows (at least 1) and zeros added on each side (at
+        least 0), as (vertical, horizontal) or one int for both.
+
+    Returns
+    -------
+    Tensor
+        cols, shape (N, C * kh * kw, Ho * Wo). Column l is window
+        (l // Wo, l % Wo) in row-major order; its entries are ordered (channel,
+        kernel row, kernel column), the order of ``w.reshape(O, C * kh * kw)``.
+        Equal to ``torch.nn.functional.unfold(x, kernel_size, 1, padding, stride)``.
+
+    Raises
+    ------
+    ValueError
+        If x is not 4-D floating point, an argument is not an int or a pair
+        of valid ints, or the kernel is larger than the padded input.
+
+    Examples
+    --------
+    >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    >>> cols = im2col(x, 3)           # four 3 x 3 windows of a 4 x 4 image
+    >>> cols.shape
+    torch.Size([1, 9, 4])
+    >>> cols[0, :, 0].tolist()        # the top-left window, in reading order
+    [0.0, 1.0, 2.0, 4.0, 5.0, 6.0, 8.0, 9.0, 10.0]
     """
     require_float("x", x)
     require_ndim("x", x, 4)
-    kernel = _pair("kernel size (kh, kw)", (kh, kw), 1)
+    kernel = _pair("kernel_size", kernel_size, 1)
     stride, padding = _pair("stride", stride, 1), _pair("padding", padding, 0)
-    _output_size(tuple(x.shape), kernel, stride, padding)
-    return F.unfold(x, kernel, padding=padding, stride=stride)
+    out_h, out_w = _output_size(tuple(x.shape), kernel, stride, padding)
+    n, c, h, w = x.shape
+    (ph, pw), (kh, kw) = padding, kernel
+
+    padded = x.new_zeros(n, c, h + 2 * ph, w + 2 * pw)
+    padded[:, :, ph : ph + h, pw : pw + w] = x
+    rows, cols = _window_indices((out_h, out_w), kernel, stride)
+    rows, cols = rows.to(x.device), cols.to(x.device)
+    # Index shapes (kh, 1, Ho, 1) and (1, kw, 1, Wo) broadcast to (kh, kw, Ho, Wo):
+    # windows[n, c, di, dj, i, j] = padded[n, c, i * sh + di, j * sw + dj].
+    windows = padded[:, :, rows[:, None, :, None], cols[None, :, None, :]]
+    return windows.reshape(n, c * kh * kw, out_h * out_w)
+
+
+def col2im(
+    cols: Tensor,
+    output_size: IntPair,
+    kernel_size: IntPair,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+) -> Tensor:
+    """Add every column back into the window it came from: the adjoint of ``im2col``.
+
+    Each entry of ``cols`` is added (a scatter-add, ``index_add_``) to the pixel
+    of the zero-padded image that ``im2col`` copied it from; pixels shared by
+    overlapping windows collect the sum of every window's entry, and the padding
+    border is dropped at the end. As a matrix, col2im is the transpose of
+    im2col: ``<im2col(x), c> = <x, col2im(c)>`` for every x and c.
+
+    Parameters
+    ----------
+    cols : Tensor
+        Shape (N, C * kh * kw, L), floating point, with L = Ho * Wo the number
+        of windows im2col cuts from an image of ``output_size``.
+    output_size : int or (int, int)
+        (H, W) of the image to rebuild (before padding).
+    kernel_size, stride, padding : int or (int, int)
+        As in :func:`im2col`.
+
+    Returns
+    -------
+    Tensor
+        Shape (N, C, H, W). Equal to ``torch.nn.functional.fold(cols,
+        output_size, kernel_size, 1, padding, stride)``.
+
+    Raises
+    ------
+    ValueError
+        If cols is not 3-D floating point, its sizes do not match the windows of
+        ``output_size``, an argument is invalid, or the kernel is larger than the
+        padded image.
+
+    Examples
+    --------
+    >>> ones = torch.ones(1, 4, 4)    # 2 x 2 windows of a 3 x 3 image, all ones
+    >>> col2im(ones, 3, 2)[0, 0]      # how many windows cover each pixel
+    tensor([[1., 2., 1.],
+            [2., 4., 2.],
+            [1., 2., 1.]])
+    """
+    require_float("cols", cols)
+    require_ndim("cols", cols, 3)
+    size = _pair("output_size", output_size, 1)
+    kernel = _pair("kernel_size", kernel_size, 1)
+    stride, padding = _pair("stride", stride, 1), _pair("padding", padding, 0)
+    source = f"output_size is {size}"
+    out_h, out_w = _output_size(size, kernel, stride, padding, source)
+    (h, w), (ph, pw), (kh, kw) = size, padding, kernel
+    n, k, length = cols.shape
+    if k % (kh * kw) != 0 or length != out_h * out_w:
+        raise ValueError(
+            f"cols has shape {shape_str(cols)} but a {kh} x {kw} kernel over an image "
+            f"of size ({h}, {w}) with stride={stride} and padding={padding} gives "
+            f"{out_h * out_w} windows of C * {kh * kw} values: expected shape "
+            f"(N, C * {kh * kw}, {out_h * out_w})"
+        )
+    c = k // (kh * kw)
+
+    padded_w = w + 2 * pw
+    rows, cols_idx = _window_indices((out_h, out_w), kernel, stride)
+    # Flat position in the padded image of every (di, dj, i, j), in cols' order.
+    flat = rows[:, None, :, None] * padded_w + cols_idx[None, :, None, :]
+    flat = flat.reshape(-1).to(cols.device)
+    padded = cols.new_zeros(n, c, (h + 2 * ph) * padded_w)
+    # index_add_ adds repeated indices up: a pixel in several windows gets them all.
+    padded.index_add_(2, flat, cols.reshape(n, c, kh * kw * length))
+    padded = padded.reshape(n, c, h + 2 * ph, padded_w)
+    return padded[:, :, ph : ph + h, pw : pw + w]
 
 
 def _check_conv_inputs(x: Tensor, w: Tensor, b: Tensor | None) -> None:
@@ -123,7 +260,7 @@ def conv2d(
     stride, padding = _pair("stride", stride, 1), _pair("padding", padding, 0)
     out_h, out_w = _output_size(tuple(x.shape), (kh, kw), stride, padding)
 
-    cols = im2col(x, kh, kw, stride, padding)  # (N, K, L)
+    cols = im2col(x, (kh, kw), stride, padding)  # (N, K, L)
     out = w.reshape(out_channels, -1) @ cols  # (O, K) @ (N, K, L) -> (N, O, L)
     if b is not None:
         out = out + b[:, None]
@@ -146,8 +283,8 @@ def conv2d_backward(
         grad_w = sum_n g[n] @ cols[n]ᵀ, reshaped to w's shape   correlation of patches with g
         grad_x = col2im(w.reshape(O, K)ᵀ @ g)                   transposed convolution
 
-    col2im is ``torch.nn.functional.fold``: it sums each column back into its window,
-    so pixels shared by overlapping windows collect every window's gradient.
+    col2im sums each column back into its window (a scatter-add), so pixels shared
+    by overlapping windows collect every window's gradient.
     """
     _check_conv_inputs(x, w, b)
     out_channels, _, kh, kw = w.shape
@@ -158,11 +295,11 @@ def conv2d_backward(
     out_shape = (x.shape[0], out_channels, out_h, out_w)
     require_shape("grad_out", grad_out, out_shape, "the output's shape")
 
-    cols = im2col(x, kh, kw, stride, padding)  # (N, K, L)
+    cols = im2col(x, (kh, kw), stride, padding)  # (N, K, L)
     g = grad_out.reshape(x.shape[0], out_channels, out_h * out_w)  # (N, O, L)
 
     grad_b = g.sum(dim=(0, 2)) if b is not None else None
     grad_w = (g @ cols.transpose(1, 2)).sum(dim=0).reshape(w.shape)  # (N, O, K) summed over n
     grad_cols = w.reshape(out_channels, -1).T @ g  # (K, O) @ (N, O, L) -> (N, K, L)
-    grad_x = F.fold(grad_cols, x.shape[-2:], (kh, kw), padding=padding, stride=stride)
+    grad_x = col2im(grad_cols, tuple(x.shape[-2:]), (kh, kw), stride, padding)
     return grad_x, grad_w, grad_b

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from backprop._checks import require_float, require_ndim, require_same_dtype, shape_str
+from backprop.attention import attention, attention_backward, causal_mask
 from backprop.conv import IntPair
 from backprop.functional import (
     batchnorm,
@@ -72,6 +73,19 @@ class Module:
     # nothing reads its gradient, so a layer may skip computing it (Lin does).
     # autograd skips it in the same way for tensors that do not require a gradient.
     input_needs_grad: bool = True
+
+    # Training or evaluation mode, as in torch: only layers whose forward differs
+    # between the two (BatchNorm1d) read it.
+    training: bool = True
+
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (``mode=True``) or evaluation mode; returns the module."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode, ``train(False)``: batch norm uses its running statistics."""
+        return self.train(False)
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
         self.args = args
@@ -252,6 +266,13 @@ class Sequential(Module):
     def parameters(self) -> list[torch.Tensor]:
         return [p for layer in self.layers for p in layer.parameters()]
 
+    def train(self, mode: bool = True) -> Sequential:
+        """Set the mode of this container and of every layer in it."""
+        super().train(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
     def __repr__(self) -> str:
         return "Sequential(" + ", ".join(map(repr, self.layers)) + ")"
 
@@ -275,6 +296,15 @@ class Model:
     def backward(self) -> None:
         self.loss.backward()
         self.layers.backward()
+
+    def train(self, mode: bool = True) -> Model:
+        """Training (``mode=True``) or evaluation mode for every layer; returns self."""
+        self.layers.train(mode)
+        return self
+
+    def eval(self) -> Model:
+        """Evaluation mode for every layer (batch norm uses its running statistics)."""
+        return self.train(False)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The last layer's output for ``x``, without the loss (e.g. logits for accuracy)."""
@@ -354,36 +384,129 @@ class Embedding(Module):
 class BatchNorm1d(Module):
     """Batch normalisation of ``(n, c)`` or ``(n, c, L)`` inputs, per channel.
 
-    TRAINING-MODE STATISTICS ONLY: every call normalises with the mean and biased
-    variance of the batch it is given. There are no running averages and no
-    evaluation mode, so predictions for one example depend on the rest of its batch.
-    Parameters ``gamma`` (ones) and ``beta`` (zeros), each ``(c,)``.
+    In training mode (the default, ``train()``) every call normalises with the
+    mean and biased variance of its batch, the m = n (or n * L) values of each
+    channel, and updates the running statistics in place::
+
+        running_mean = (1 - momentum) * running_mean + momentum * mean
+        running_var  = (1 - momentum) * running_var  + momentum * var * m / (m - 1)
+
+    The running variance is the *unbiased* one (divided by m - 1), as in
+    ``torch.nn.BatchNorm1d``, even though the batch is normalised with the biased
+    one. In evaluation mode (``eval()``) the running statistics are constants:
+
+        y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
+
+    an affine map per channel, so one example's output no longer depends on the
+    rest of its batch, a batch of one works, and the backward has no batch
+    coupling: ``inp.g = out.g * gamma / sqrt(running_var + eps)``.
+
+    Parameters
+    ----------
+    c : int
+        Number of channels (features), the size of axis 1 of the input.
+    eps : float
+        Added to the variance before the square root.
+    momentum : float
+        Weight of the current batch in the running statistics, in [0, 1].
+    dtype, device
+        Of the parameters and running statistics.
+
+    Attributes
+    ----------
+    gamma, beta : Tensor
+        Parameters, shape (c,), starting at ones and zeros.
+    running_mean, running_var : Tensor
+        Shape (c,), starting at zeros and ones; not parameters (no gradient).
+    training : bool
+        True in training mode.
+
+    Raises
+    ------
+    ValueError
+        For a non-positive ``c``, a ``momentum`` outside [0, 1], an input that is
+        not (n, c) or (n, c, L), or, in training mode, one value per channel.
+
+    Examples
+    --------
+    >>> bn = BatchNorm1d(3)
+    >>> _ = bn(torch.randn(8, 3) * 2 + 5)   # training: batch statistics
+    >>> bn.running_mean.shape
+    torch.Size([3])
+    >>> bn.eval()(torch.randn(1, 3)).shape  # evaluation: a batch of one is fine
+    torch.Size([1, 3])
     """
 
     def __init__(
         self,
         c: int,
         eps: float = 1e-5,
+        momentum: float = 0.1,
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
         _positive_int("c", c)
-        self.eps = eps
+        if isinstance(momentum, bool) or not isinstance(momentum, int | float) or not (
+            0 <= momentum <= 1
+        ):
+            raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
+        self.eps, self.momentum = eps, float(momentum)
         self.gamma = torch.ones(c, dtype=dtype, device=device)
         self.beta = torch.zeros(c, dtype=dtype, device=device)
+        self.running_mean = torch.zeros(c, dtype=dtype, device=device)
+        self.running_var = torch.ones(c, dtype=dtype, device=device)
+
+    def _eval_scale_shift(self, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """gamma / sigma and the running mean, shaped to broadcast over ``inp``."""
+        shape = (1, -1) + (1,) * (inp.ndim - 2)
+        inv_sigma = torch.rsqrt(self.running_var + self.eps)
+        return (self.gamma * inv_sigma).reshape(shape), self.running_mean.reshape(shape)
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         if inp.ndim not in (2, 3):
             raise ValueError(
-                f"BatchNorm1d expects inp of shape (n, c) or (n, c, L), got shape {shape_str(inp)}"
+                "BatchNorm1d expects inp of shape (n, c) or (n, c, L), "
+                f"got shape {shape_str(inp)}"
             )
-        return batchnorm(inp, self.gamma, self.beta, self.eps)
+        if not self.training:
+            require_float("inp", inp)
+            require_same_dtype(inp=inp, gamma=self.gamma)
+            if inp.shape[1] != self.gamma.shape[0]:
+                raise ValueError(
+                    f"inp has {inp.shape[1]} channels (shape {shape_str(inp)}) but "
+                    f"BatchNorm1d has {self.gamma.shape[0]}"
+                )
+            scale, mean = self._eval_scale_shift(inp)
+            shape = (1, -1) + (1,) * (inp.ndim - 2)
+            return scale * (inp - mean) + self.beta.reshape(shape)
+        out = batchnorm(inp, self.gamma, self.beta, self.eps)  # checks the shapes
+        axes = (0, *range(2, inp.ndim))
+        m = inp.numel() // inp.shape[1]
+        mean = inp.mean(dim=axes)
+        unbiased_var = ((inp - mean.reshape(1, -1, *([1] * (inp.ndim - 2)))) ** 2).sum(
+            dim=axes
+        ) / (m - 1)
+        # In place, like torch's buffers: whoever holds these tensors sees the update.
+        self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
+        self.running_var.mul_(1 - self.momentum).add_(self.momentum * unbiased_var)
+        return out
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        inp.g, self.gamma.g, self.beta.g = batchnorm_backward(
-            out.g, inp, self.gamma, self.beta, self.eps
-        )
+        if self.training:
+            inp.g, self.gamma.g, self.beta.g = batchnorm_backward(
+                out.g, inp, self.gamma, self.beta, self.eps
+            )
+            return
+        # Evaluation: mean and sigma are constants, y = scale * (x - mean) + beta per
+        # channel. Every value's gradient is its own out.g times its channel's scale.
+        scale, mean = self._eval_scale_shift(inp)
+        inv_sigma = torch.rsqrt(self.running_var + self.eps).reshape(mean.shape)
+        x_hat = (inp - mean) * inv_sigma
+        axes = (0, *range(2, inp.ndim))
+        inp.g = out.g * scale
+        self.gamma.g = (out.g * x_hat).sum(dim=axes)
+        self.beta.g = out.g.sum(dim=axes)
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.gamma, self.beta]
@@ -481,3 +604,160 @@ class Conv2d(Module):
             f"Conv2d({c_in}, {c_out}, kernel_size=({kh}, {kw}), "
             f"stride={self.stride}, padding={self.padding}, bias={self.b is not None})"
         )
+
+
+class MultiHeadAttention(Module):
+    """Multi-head self-attention on ``(N, T, d_model)``, with weights used as ``x @ w``.
+
+    With ``h = n_heads`` heads of ``d_head = d_model / h`` features each::
+
+        q, k, v = x @ w_q + b_q,  x @ w_k + b_k,  x @ w_v + b_v     (N, T, d_model)
+        split:  (N, T, d_model) -> (N, T, h, d_head) -> (N, h, T, d_head)
+        heads = attention(q, k, v, mask) per head (batched)          (N, h, T, d_head)
+        merge:  the reverse transpose and reshape                     (N, T, d_model)
+        out   = merged @ w_o + b_o                                    (N, T, d_model)
+
+    Backward runs the same steps in reverse: ``lin_backward`` through the output
+    projection; splitting the gradient into heads (the backward of a reshape and a
+    transpose is the reverse reshape and transpose); ``attention_backward`` per
+    head; merging; and ``lin_backward`` through each projection. ``x`` feeds q, k
+    and v, so its gradient is the sum of three::
+
+        x.g = dQ @ w_qᵀ + dK @ w_kᵀ + dV @ w_vᵀ
+
+    Equal to ``torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True)``
+    with ``in_proj_weight = cat([w_q.T, w_k.T, w_v.T])``, ``in_proj_bias =
+    cat([b_q, b_k, b_v])``, ``out_proj.weight = w_o.T`` and ``out_proj.bias = b_o``
+    (torch stores weights as (out, in)); ``causal=True`` is its boolean
+    ``attn_mask`` that is True above the diagonal (torch marks what is *forbidden*,
+    :func:`backprop.attention.causal_mask` what is allowed).
+
+    Parameters
+    ----------
+    d_model : int
+        Features per position; a multiple of ``n_heads``.
+    n_heads : int
+        Number of heads.
+    causal : bool
+        If True, position i attends to positions 0..i only.
+    dtype : torch.dtype
+        Floating-point dtype of the parameters.
+    generator : torch.Generator or None
+        For the initial weights, drawn from N(0, 1 / d_model); biases start at 0.
+
+    Attributes
+    ----------
+    w_q, w_k, w_v, w_o : Tensor
+        Shape (d_model, d_model), used as ``x @ w``.
+    b_q, b_k, b_v, b_o : Tensor
+        Shape (d_model,).
+
+    Raises
+    ------
+    ValueError
+        If ``d_model`` or ``n_heads`` is not a positive int, ``d_model`` is not a
+        multiple of ``n_heads``, or the input is not (N, T, d_model) in the
+        parameters' dtype.
+
+    Examples
+    --------
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> mha = MultiHeadAttention(6, 2, causal=True, generator=gen)
+    >>> x = torch.randn(4, 5, 6)
+    >>> out = mha(x)
+    >>> out.shape
+    torch.Size([4, 5, 6])
+    >>> out.g = torch.randn_like(out)
+    >>> mha.backward()
+    >>> x.g.shape, mha.w_q.g.shape, mha.b_o.g.shape
+    (torch.Size([4, 5, 6]), torch.Size([6, 6]), torch.Size([6]))
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        *,
+        causal: bool = False,
+        dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        _positive_int("d_model", d_model)
+        _positive_int("n_heads", n_heads)
+        if d_model % n_heads != 0:
+            raise ValueError(
+                "d_model must be a multiple of n_heads (each head gets "
+                f"d_model / n_heads features), got d_model={d_model} "
+                f"and n_heads={n_heads}"
+            )
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+        self.n_heads, self.causal = n_heads, bool(causal)
+        std = 1 / math.sqrt(d_model)  # projections keep the inputs' scale
+
+        def weight() -> torch.Tensor:
+            return torch.randn(d_model, d_model, generator=generator, dtype=dtype) * std
+
+        self.w_q, self.w_k, self.w_v, self.w_o = weight(), weight(), weight(), weight()
+        self.b_q, self.b_k, self.b_v, self.b_o = (
+            torch.zeros(d_model, dtype=dtype) for _ in range(4)
+        )
+
+    def _split(self, t: torch.Tensor) -> torch.Tensor:
+        """(N, T, d_model) -> (N, h, T, d_head): one slice of features per head."""
+        n, length, d_model = t.shape
+        d_head = d_model // self.n_heads
+        return t.reshape(n, length, self.n_heads, d_head).transpose(1, 2)
+
+    @staticmethod
+    def _merge(t: torch.Tensor) -> torch.Tensor:
+        """(N, h, T, d_head) -> (N, T, d_model): the inverse of ``_split``."""
+        n, heads, length, d_head = t.shape
+        return t.transpose(1, 2).reshape(n, length, heads * d_head)
+
+    def _mask(self, length: int, device: torch.device) -> torch.Tensor | None:
+        return causal_mask(length, device=device) if self.causal else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        require_float("x", x)
+        require_ndim("x", x, 3)
+        d_model = self.w_q.shape[0]
+        if x.shape[-1] != d_model:
+            raise ValueError(
+                f"x has {x.shape[-1]} features (shape {shape_str(x)}) but "
+                f"MultiHeadAttention has d_model={d_model}; x must be (N, T, {d_model})"
+            )
+        require_same_dtype(x=x, w_q=self.w_q)
+        q = self._split(lin(x, self.w_q, self.b_q))
+        k = self._split(lin(x, self.w_k, self.b_k))
+        v = self._split(lin(x, self.w_v, self.b_v))
+        merged = self._merge(attention(q, k, v, self._mask(x.shape[1], x.device)))
+        # Saved for the backward, as autograd saves what a backward formula reads.
+        self.saved = q, k, v, merged
+        return lin(merged, self.w_o, self.b_o)
+
+    def bwd(self, out: torch.Tensor, x: torch.Tensor) -> None:
+        q, k, v, merged = self.saved
+        grad_merged, self.w_o.g, self.b_o.g = lin_backward(
+            out.g, merged, self.w_o, self.b_o
+        )
+        mask = self._mask(x.shape[1], x.device)
+        grad_heads = self._split(grad_merged)  # the backward of merge is split
+        grad_q, grad_k, grad_v = attention_backward(grad_heads, q, k, v, mask)
+        grad_x = torch.zeros_like(x)
+        for grad_heads, w, b in (
+            (grad_q, self.w_q, self.b_q),
+            (grad_k, self.w_k, self.b_k),
+            (grad_v, self.w_v, self.b_v),
+        ):
+            grad_in, w.g, b.g = lin_backward(self._merge(grad_heads), x, w, b)
+            grad_x += grad_in  # x is used three times: the gradients add up
+        x.g = grad_x
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.w_q, self.b_q, self.w_k, self.b_k,
+                self.w_v, self.b_v, self.w_o, self.b_o]
+
+    def __repr__(self) -> str:
+        d_model = self.w_q.shape[0]
+        return f"MultiHeadAttention({d_model}, {self.n_heads}, causal={self.causal})"

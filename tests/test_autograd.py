@@ -1,0 +1,291 @@
+"""backprop.autograd: random graphs against torch.autograd; training against modules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backprop import autograd as ag
+from backprop.data import load_digits
+from backprop.modules import MSE, CrossEntropy, Lin, Model, ReLU, sgd_step
+from strategies import (
+    batch_shapes,
+    broadcast_pairs,
+    dtypes,
+    layouts,
+    make_index,
+    make_tensor,
+    seeds,
+    tolerance,
+)
+
+# Each operation, written once for both backends: `a` and `b` are both torch tensors
+# (for autograd) or both ag.Tensors; `c` is a plain torch tensor, a constant.
+BINARY = {
+    "a + b": lambda a, b, c: a + b,
+    "a - b": lambda a, b, c: a - b,
+    "a * b": lambda a, b, c: a * b,
+    "2 - a": lambda a, b, c: 2 - a,
+    "0.5 * a": lambda a, b, c: 0.5 * a,
+    "a + 1": lambda a, b, c: a + 1,
+    "c * a": lambda a, b, c: c * a,  # a torch.Tensor on the left
+    "a - c": lambda a, b, c: a - c,
+    "relu(a)": lambda a, b, c: a.relu(),
+    "softplus(a)": lambda a, b, c: (a.exp() + 1).log(),
+    "-a": lambda a, b, c: -a,
+}
+
+
+@st.composite
+def programs(draw):
+    """Leaves whose shapes broadcast to one full shape, and a list of operations.
+
+    Operation i reads any two earlier values (leaves or results), so values are
+    reused and graphs have diamonds; shapes broadcast in the adds and products.
+    """
+    full, _ = draw(broadcast_pairs(max_dims=3))
+    n_leaves = draw(st.integers(1, 4))
+    leaf_shapes = []
+    for _ in range(n_leaves):
+        keep = draw(st.integers(0, len(full)))
+        tail = full[len(full) - keep :]
+        leaf_shapes.append(tuple(draw(st.sampled_from([d, 1])) for d in tail))
+    n_ops = draw(st.integers(1, 7))
+    ops = []
+    for i in range(n_ops):
+        name = draw(st.sampled_from(sorted(BINARY)))
+        a, b = (draw(st.integers(0, n_leaves + i - 1)) for _ in range(2))
+        ops.append((name, a, b))
+    return full, leaf_shapes, ops, draw(st.sampled_from(["sum", "mean"]))
+
+
+def _run(program, leaves, constant):
+    full, _, ops, reduce = program
+    values = list(leaves)
+    for name, a, b in ops:
+        values.append(BINARY[name](values[a], values[b], constant))
+    return getattr(values[-1], reduce)()
+
+
+@settings(max_examples=150, deadline=None)
+@given(program=programs(), dtype=dtypes, layout=layouts, seed=seeds)
+def test_random_graphs_match_torch_autograd(program, dtype, layout, seed):
+    full, leaf_shapes, _, _ = program
+    data = [
+        make_tensor(s, dtype, layout, seed=seed + i) for i, s in enumerate(leaf_shapes)
+    ]
+    constant = make_tensor(full, dtype, seed=seed + 99)
+
+    leaves = [ag.Tensor(d, requires_grad=True) for d in data]
+    loss = _run(program, leaves, constant)
+    torch_leaves = [d.clone().requires_grad_() for d in data]
+    torch_loss = _run(program, torch_leaves, constant)
+    assert isinstance(loss, ag.Tensor) and loss.requires_grad  # made from the leaves
+    loss.backward()
+    torch_loss.backward()
+
+    torch.testing.assert_close(loss.data, torch_loss.detach(), **tolerance(dtype))
+    for i, (ours, theirs) in enumerate(zip(leaves, torch_leaves)):
+        if theirs.grad is None:  # a leaf the loss does not depend on
+            assert ours.grad is None, f"leaf {i} is not used but got a gradient"
+            continue
+        assert ours.grad.shape == theirs.shape and ours.grad.dtype == dtype
+        torch.testing.assert_close(ours.grad, theirs.grad, **tolerance(dtype))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=batch_shapes(max_dims=2),
+    n_in=st.integers(1, 5),
+    n_out=st.integers(1, 5),
+    dtype=dtypes,
+    layout=layouts,
+    data_input=st.booleans(),
+    seed=seeds,
+)
+def test_a_linear_layer_matches_torch_autograd(
+    batch, n_in, n_out, dtype, layout, data_input, seed
+):
+    # x @ w + b, a relu, and the mean; x either a Tensor needing its gradient or plain
+    # torch data on the left of @.
+    x = make_tensor((*batch, n_in), dtype, layout, seed=seed)
+    w = make_tensor((n_in, n_out), dtype, layout, seed=seed + 1)
+    b = make_tensor((n_out,), dtype, seed=seed + 2)
+    ours = [ag.Tensor(t, requires_grad=True) for t in (x, w, b)]
+    theirs = [t.clone().requires_grad_() for t in (x, w, b)]
+    left = x if data_input else ours[0]
+    ((left @ ours[1] + ours[2]).relu().mean()).backward()
+    left_t = x if data_input else theirs[0]
+    ((left_t @ theirs[1] + theirs[2]).relu().mean()).backward()
+    for name, o, t in zip(("x", "w", "b"), ours, theirs):
+        if name == "x" and data_input:
+            assert o.grad is None
+            continue
+        assert o.grad.shape == t.shape, name
+        torch.testing.assert_close(o.grad, t.grad, **tolerance(dtype))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 5), c=st.integers(1, 5), dtype=dtypes, seed=seeds)
+def test_losses_match_torch_autograd(n, c, dtype, seed):
+    logits = make_tensor((n, c), dtype, seed=seed, scale=3.0)
+    target = make_index((n,), c, seed=seed + 1)
+    pred = make_tensor((n, c), dtype, seed=seed + 2)
+    goal = make_tensor((n, c), dtype, seed=seed + 3)
+
+    ours = [ag.Tensor(t, requires_grad=True) for t in (logits, pred, goal)]
+    loss = ag.cross_entropy(ours[0], target) + 3 * ag.mse(ours[1], ours[2])
+    loss.backward()
+    theirs = [t.clone().requires_grad_() for t in (logits, pred, goal)]
+    torch_loss = torch.nn.functional.cross_entropy(theirs[0], target)
+    torch_loss = torch_loss + 3 * torch.nn.functional.mse_loss(theirs[1], theirs[2])
+    torch_loss.backward()
+    torch.testing.assert_close(loss.data, torch_loss.detach(), **tolerance(dtype))
+    for o, t in zip(ours, theirs):
+        torch.testing.assert_close(o.grad, t.grad, **tolerance(dtype))
+
+
+def test_a_tensor_used_twice_gets_the_sum():
+    # y = x * x + x: dy/dx = 2x + 1, and x reaches y along three paths.
+    x = ag.Tensor(torch.tensor([1.0, -2.0, 0.5]), requires_grad=True)
+    (x * x + x).sum().backward()
+    torch.testing.assert_close(x.grad, 2 * x.data + 1)
+
+
+def test_a_diamond_sends_both_branches_back():
+    # a feeds b = exp(a) and c = 3a; d = b * c, so dd/da = exp(a) * 3a + exp(a) * 3.
+    a0 = torch.tensor([0.3, -1.2], dtype=torch.float64)
+    a = ag.Tensor(a0, requires_grad=True)
+    b, c = a.exp(), 3 * a
+    (b * c).sum().backward()
+    a_t = a0.clone().requires_grad_()
+    (a_t.exp() * (3 * a_t)).sum().backward()
+    torch.testing.assert_close(a.grad, a_t.grad)
+    torch.testing.assert_close(a.grad, a0.exp() * (3 * a0 + 3))  # the closed form
+
+
+def test_gradients_accumulate_over_backward_calls_like_torch():
+    x = ag.Tensor(torch.tensor([1.0, 2.0]), requires_grad=True)
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([6.0, 6.0]))
+
+
+def test_a_long_chain_does_not_hit_the_recursion_limit():
+    x = ag.Tensor(torch.tensor(1.0, dtype=torch.float64), requires_grad=True)
+    y = x
+    for _ in range(3000):
+        y = y * 1.001
+    y.backward()
+    assert x.grad.item() == pytest.approx(1.001**3000)
+
+
+def test_no_torch_autograd_inside(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("torch.autograd was called")
+
+    monkeypatch.setattr(torch.Tensor, "backward", forbidden)
+    monkeypatch.setattr(torch.autograd, "backward", forbidden)
+    monkeypatch.setattr(torch.autograd, "grad", forbidden)
+    gen = torch.Generator().manual_seed(0)
+    x, target = torch.randn(6, 4, generator=gen), torch.tensor([0, 2, 1, 1, 0, 2])
+    w = ag.Tensor(torch.randn(4, 3, generator=gen), requires_grad=True)
+    b = ag.Tensor(torch.zeros(3), requires_grad=True)
+    with torch.no_grad():  # autograd switched off: the tape alone must do the work
+        logits = (x @ w + b).relu() * 2 - 1
+        loss = ag.cross_entropy(logits, target)
+        loss.backward()
+    tensors = [w, b, logits, loss]
+    assert all(not t.data.requires_grad for t in tensors)
+    assert all(not t.requires_grad for t in (w.grad, b.grad))
+    assert w.grad.shape == (4, 3) and b.grad.abs().sum() > 0
+    # A torch tensor that requires grad is stored as plain values.
+    assert not ag.Tensor(torch.ones(2, requires_grad=True)).data.requires_grad
+
+
+def _train(n_steps, make_loss_module, make_ag_loss, x, target, params, lr):
+    """The same network trained by backprop.modules and by backprop.autograd."""
+    w1, b1, w2, b2 = params
+    model = Model(
+        [Lin.from_tensors(w1.clone(), b1.clone(), input_needs_grad=False), ReLU(),
+         Lin.from_tensors(w2.clone(), b2.clone())],
+        make_loss_module(),
+    )
+    tensors = [ag.Tensor(p.clone(), requires_grad=True) for p in params]
+    for step in range(n_steps):
+        rows = slice(step * 16, step * 16 + 16)
+        loss = model(x[rows], target[rows])
+        model.backward()
+        sgd_step(model.parameters(), lr)
+
+        t_w1, t_b1, t_w2, t_b2 = tensors
+        pred = (x[rows] @ t_w1 + t_b1).relu() @ t_w2 + t_b2
+        ag_loss = make_ag_loss(pred, target[rows])
+        ag_loss.backward()
+        for p in tensors:
+            p.data -= lr * p.grad
+            p.grad = None
+        torch.testing.assert_close(ag_loss.data, loss)
+    return model.parameters(), [p.data for p in tensors]
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_training_the_mlp_matches_the_modules(loss):
+    # Posts 6 (regression, MSE) and 7 (classification, cross-entropy) on the digits.
+    x_train, y_train, _, _ = load_digits()
+    x, y = x_train[:160].double(), y_train[:160]
+    n_out = 1 if loss == "mse" else 10
+    gen = torch.Generator().manual_seed(0)
+    n_in, nh = x.shape[1], 50
+    params = [
+        torch.randn(n_in, nh, generator=gen, dtype=torch.float64) * math.sqrt(2 / n_in),
+        torch.zeros(nh, dtype=torch.float64),
+        torch.randn(nh, n_out, generator=gen, dtype=torch.float64) * math.sqrt(2 / nh),
+        torch.zeros(n_out, dtype=torch.float64),
+    ]
+    if loss == "mse":
+        target, module, ag_loss, lr = y.double()[:, None], MSE, ag.mse, 0.01
+    else:
+        target, module, ag_loss, lr = y, CrossEntropy, ag.cross_entropy, 0.1
+    by_modules, by_tape = _train(10, module, ag_loss, x, target, params, lr)
+    for start, p_mod, p_tape in zip(params, by_modules, by_tape):
+        assert not torch.equal(p_mod, start), "training did not move the parameter"
+        torch.testing.assert_close(p_tape, p_mod, rtol=1e-12, atol=1e-12)
+
+
+def test_backward_needs_a_scalar():
+    x = ag.Tensor(torch.ones(3, 2), requires_grad=True)
+    match = r"scalar.*has shape \(3, 2\).*\.sum\(\) or \.mean\(\)"
+    with pytest.raises(ValueError, match=match):
+        (x * 2).backward()
+    with pytest.raises(ValueError, match=r"nothing to differentiate"):
+        ag.Tensor(torch.ones(())).backward()
+
+
+def test_mismatched_shapes_name_both():
+    a = ag.Tensor(torch.ones(3, 2), requires_grad=True)
+    for op in ("+", "-", "*"):
+        match = rf"a \{op} b: shapes \(3, 2\) and \(4,\)"
+        with pytest.raises(ValueError, match=match):
+            {"+": a.__add__, "-": a.__sub__, "*": a.__mul__}[op](torch.ones(4))
+    with pytest.raises(ValueError, match=r"a of shape \(3, 2\) and b of shape \(3, 2"):
+        a @ a
+    with pytest.raises(ValueError, match=r"a of shape \(2,\) and b of shape \(3, 2\)"):
+        torch.ones(2) @ a
+    match = r"pred has shape \(3, 2\) but target has shape \(3,\)"
+    with pytest.raises(ValueError, match=match):
+        ag.mse(a, torch.ones(3))
+    match = r"target has shape \(2,\) but logits has shape \(3, 2\)"
+    with pytest.raises(ValueError, match=match):
+        ag.cross_entropy(a, torch.tensor([0, 1]))
+
+
+def test_bad_operands_and_leaves():
+    with pytest.raises(ValueError, match=r"only floating-point tensors can require"):
+        ag.Tensor(torch.tensor([1, 2]), requires_grad=True)
+    with pytest.raises(TypeError, match=r"got str"):
+        ag.Tensor(torch.ones(2)) + "1"
