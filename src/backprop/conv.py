@@ -30,7 +30,6 @@ they are plain index shuffling, not autograd.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
