@@ -5,7 +5,10 @@ import os
 
 import pytest
 
-_NEEDED = ["hypothesis", "jupytext", "nbclient", "nbformat", "ipykernel", "yaml", "torch", "backprop"]
+_NEEDED = [
+    "hypothesis", "jupytext", "nbclient", "nbformat", "ipykernel", "yaml", "torch", "backprop",
+    "quartodoc",
+]
 
 
 def pytest_configure(config):

@@ -80,6 +80,23 @@ def cross_references(path: Path) -> set[str]:
     return set(CROSS_REF.findall(prose))
 
 
+def reference_pages() -> set[Path]:
+    """The pages ``quartodoc build`` writes (reference/ is generated, not in git).
+
+    One per object listed in the ``quartodoc:`` section of ``_quarto.yml``, named as
+    listed (``reference/functional.lin.qmd``), and the index.
+    """
+    config = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
+    quartodoc = config.get("quartodoc") or {}
+    directory = ROOT / quartodoc.get("dir", "reference")
+    names = [
+        item if isinstance(item, str) else item["name"]
+        for section in quartodoc.get("sections", [])
+        for item in section.get("contents", [])
+    ]
+    return {directory / "index.qmd", *(directory / f"{name}.qmd" for name in names)}
+
+
 def post_paths() -> list[Path]:
     """Every post, oldest first (the reading order of the series)."""
     posts = list(POSTS_DIR.glob("*/index.qmd"))

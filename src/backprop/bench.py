@@ -327,7 +327,7 @@ def max_abs_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     Returns
     -------
     float
-        $\max_k \max |a_k - b_k|$.
+        $\max_k \max \lvert a_k - b_k \rvert$.
 
     Raises
     ------
