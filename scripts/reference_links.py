@@ -68,10 +68,9 @@ def first_mentions(post: Path, root: Path = ROOT) -> list[Mention]:
             continue
         for short in objects:
             if in_code:
-                if short not in code and re.search(rf"(?<![\w.]){short}\b", line):
-                    code[short] = number
-                # `module.name` also counts, e.g. backprop.plots.setup()
-                elif short not in code and re.search(rf"\.{short}\b", line):
+                if (short not in code and re.search(rf"(?<![\w.]){short}\b", line)) or (
+                    short not in code and re.search(rf"\.{short}\b", line)
+                ):
                     code[short] = number
             elif short not in prose and re.search(rf"`[\w.]*\b{short}\b[^`]*`", line):
                 prose[short] = number

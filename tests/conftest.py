@@ -6,7 +6,14 @@ import os
 import pytest
 
 _NEEDED = [
-    "hypothesis", "jupytext", "nbclient", "nbformat", "ipykernel", "yaml", "torch", "backprop",
+    "hypothesis",
+    "jupytext",
+    "nbclient",
+    "nbformat",
+    "ipykernel",
+    "yaml",
+    "torch",
+    "backprop",
     "quartodoc",
 ]
 
@@ -24,7 +31,8 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def rendered_site(tmp_path_factory):
-    """``(site_dir, completed_process)`` of one ``quarto render`` of a copy of the project."""
+    """``(site_dir, completed_process)`` of one ``quarto render`` of a copy of the
+    project."""
     from rendered_site import QUARTO, render_copy
 
     if QUARTO is None:

@@ -27,7 +27,11 @@ POSTS = post_paths()
 
 def post_notebook(path) -> nbformat.NotebookNode:
     nb = jupytext.reads(path.read_text(encoding="utf-8"), fmt="Rmd")
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     return nb
 
 
@@ -77,12 +81,18 @@ def test_post_executes_cleanly(post):
     for number, (_, cell) in enumerate(cells, start=1):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream" and output.get("name") == "stderr":
-                problems.append(f"{describe(cell, number)} wrote to stderr:\n{output.get('text', '')}")
-            text = output.get("text", "") if output.get("output_type") == "stream" else ""
+                problems.append(
+                    f"{describe(cell, number)} wrote to "
+                    f"stderr:\n{output.get('text', '')}"
+                )
+            text = (
+                output.get("text", "") if output.get("output_type") == "stream" else ""
+            )
             if "Warning" in text:
                 problems.append(f"{describe(cell, number)} printed a warning:\n{text}")
     assert not problems, f"{post.parent.name}:\n" + "\n\n".join(problems)
     assert elapsed < POST_TIME_BUDGET_S, (
-        f"{post.parent.name} took {elapsed:.1f} s to execute; posts must run in seconds "
+        f"{post.parent.name} took {elapsed:.1f} s to execute; posts must run in "
+        "seconds "
         f"(budget {POST_TIME_BUDGET_S} s)"
     )

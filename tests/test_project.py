@@ -24,7 +24,11 @@ def test_render_check_names_the_command_when_python_is_not_set_up():
 
 
 def test_render_check_passes_in_this_environment():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_render_env.py")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "check_render_env.py")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -36,15 +40,23 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_publish_workflow_renders_with_python_and_publishes_to_pages():
-    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "publish.yml").read_text(encoding="utf-8"))
+    workflow = yaml.safe_load(
+        (ROOT / ".github" / "workflows" / "publish.yml").read_text(encoding="utf-8")
+    )
     steps = workflow["jobs"]["build-deploy"]["steps"]
     uses = [step.get("uses", "") for step in steps]
     assert any(u.startswith("quarto-dev/quarto-actions/setup@") for u in uses)
     assert any(u.startswith("actions/setup-python@") for u in uses)
-    publish = next(step for step in steps if step.get("uses", "").startswith("quarto-dev/quarto-actions/publish@"))
+    publish = next(
+        step
+        for step in steps
+        if step.get("uses", "").startswith("quarto-dev/quarto-actions/publish@")
+    )
     assert publish["with"]["target"] == "gh-pages"
     installs = " ".join(step.get("run", "") for step in steps)
-    assert "pip install -e" in installs, "the workflow installs the library the posts import"
+    assert "pip install -e" in installs, (
+        "the workflow installs the library the posts import"
+    )
     assert workflow["permissions"]["contents"] == "write"
 
 
@@ -58,6 +70,12 @@ def test_documented_python_examples_run(doc):
     blocks = python_blocks(ROOT / doc)
     assert blocks, f"{doc} shows no Python example"
     for block in blocks:
-        result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, f"an example in {doc} fails:\n{block}\n{result.stderr}"
-        assert result.stderr == "", f"an example in {doc} writes to stderr:\n{result.stderr}"
+        result = subprocess.run(
+            [sys.executable, "-c", block], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, (
+            f"an example in {doc} fails:\n{block}\n{result.stderr}"
+        )
+        assert result.stderr == "", (
+            f"an example in {doc} writes to stderr:\n{result.stderr}"
+        )

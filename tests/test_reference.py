@@ -26,7 +26,7 @@ import backprop
 from site_sources import ROOT, post_paths, reference_pages
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import reference_links  # noqa: E402  (scripts/ is not a package)
+import reference_links
 
 QUARTO_CONFIG = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
 CONFIG = QUARTO_CONFIG["quartodoc"]
@@ -89,14 +89,18 @@ def test_listed_name_is_public_and_exists(listed):
     module_name, _, name = listed.partition(".")
     assert module_name in MODULES, f"{listed}: backprop.{module_name} is no module"
     mod = module(module_name)
-    assert hasattr(mod, name), f"{listed} is listed but backprop.{listed} does not exist"
+    assert hasattr(mod, name), (
+        f"{listed} is listed but backprop.{listed} does not exist"
+    )
     assert name in public_names(mod), f"{listed} is listed but is not public"
 
 
 def test_nothing_is_listed_twice():
     assert len(LISTED) == len(set(LISTED))
     routines = [resolve(n) for n in LISTED if callable(resolve(n))]
-    doubles = [n for n, obj in zip(LISTED, routines, strict=False) if routines.count(obj) > 1]
+    doubles = [
+        n for n, obj in zip(LISTED, routines, strict=False) if routines.count(obj) > 1
+    ]
     assert not doubles, f"one object listed under two names: {doubles}"
 
 
