@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+import tomllib
 
 import pytest
 import yaml
@@ -79,3 +80,44 @@ def test_documented_python_examples_run(doc):
         assert result.stderr == "", (
             f"an example in {doc} writes to stderr:\n{result.stderr}"
         )
+
+
+def test_publish_workflow_pins_quarto_and_python_and_names_every_step():
+    text = (ROOT / ".github" / "workflows" / "publish.yml").read_text(encoding="utf-8")
+    steps = yaml.safe_load(text)["jobs"]["build-deploy"]["steps"]
+    unnamed = [
+        step.get("uses") or step.get("run") for step in steps if not step.get("name")
+    ]
+    assert not unnamed, f"workflow steps without a name: {unnamed}"
+    setup = next(
+        s
+        for s in steps
+        if s.get("uses", "").startswith("quarto-dev/quarto-actions/setup@")
+    )
+    assert re.fullmatch(r"1\.10\.\d+", str(setup.get("with", {}).get("version"))), (
+        "the workflow pins a Quarto 1.10.x release"
+    )
+    python = next(
+        s for s in steps if s.get("uses", "").startswith("actions/setup-python@")
+    )
+    assert re.fullmatch(r"3\.\d+(\.\d+)?", str(python["with"]["python-version"]))
+
+
+def test_quarto_from_pypi_is_bounded_to_the_tested_releases():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    site = pyproject["project"]["optional-dependencies"]["site"]
+    assert "quarto-cli>=1.7,<1.11" in site
+    name = pyproject["project"]["name"]
+    assert name == "backprop-from-scratch", "the distribution's name is free on PyPI"
+    assert f"{name}[notebook]" in site, "the site extra refers to the distribution"
+
+
+def test_test_command_runs_lint_format_and_type_checks_before_pytest():
+    script = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    steps = ("ruff check", "ruff format --check", "mypy", "pytest")
+    order = [script.index(f"python -m {step}") for step in steps]
+    assert order == sorted(order)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    test_extra = " ".join(pyproject["project"]["optional-dependencies"]["test"])
+    for tool in ("ruff", "mypy", "quartodoc"):
+        assert tool in test_extra, f"the test extra installs {tool}"
