@@ -121,3 +121,15 @@ def test_test_command_runs_lint_format_and_type_checks_before_pytest():
     test_extra = " ".join(pyproject["project"]["optional-dependencies"]["test"])
     for tool in ("ruff", "mypy", "quartodoc"):
         assert tool in test_extra, f"the test extra installs {tool}"
+
+
+def test_reference_build_names_the_command_when_quartodoc_is_missing():
+    # -I -S: no site-packages, so quartodoc is not importable.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", str(ROOT / "scripts" / "build_reference.py")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "quartodoc" in result.stderr and "./scripts/render.sh" in result.stderr
+    assert "Traceback" not in result.stderr
