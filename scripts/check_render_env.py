@@ -9,12 +9,22 @@ says instead which command to run.
 import importlib.util
 import sys
 
-SETUP = "./scripts/render.sh   (or, in an environment of your own: pip install -e '.[notebook]')"
+SETUP = (
+    "./scripts/render.sh   "
+    "(or, in an environment of your own: pip install -e '.[notebook]')"
+)
 
 problems = []
-if sys.version_info < (3, 11):
-    problems.append(f"Python 3.11 or newer is needed; Quarto found Python {sys.version.split()[0]} at {sys.executable}")
-missing = [name for name in ("backprop", "torch", "ipykernel", "jupyter_client", "yaml") if importlib.util.find_spec(name) is None]
+if sys.version_info < (3, 11):  # noqa: UP036 (it checks the Python Quarto found)
+    problems.append(
+        f"Python 3.11 or newer is needed; Quarto found Python {sys.version.split()[0]} "
+        f"at {sys.executable}"
+    )
+missing = [
+    name
+    for name in ("backprop", "torch", "ipykernel", "jupyter_client", "yaml")
+    if importlib.util.find_spec(name) is None
+]
 if missing:
     problems.append(f"the Python at {sys.executable} lacks: {', '.join(missing)}")
 

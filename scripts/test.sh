@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv with what the tests need and run them. Extra arguments go to pytest.
+# Set up .venv with what the tests need, check lint, formatting and types, and run
+# the tests. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -10,4 +11,9 @@ if command -v quarto >/dev/null 2>&1; then
 else
   pip_install -e ".[test]"
 fi
+# The `test` extra installs ruff and mypy; their settings are in pyproject.toml.
+echo "ruff check, ruff format --check, mypy:"
+python -m ruff check --quiet .
+python -m ruff format --check --quiet .
+python -m mypy
 python -m pytest "$@"

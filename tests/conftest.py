@@ -5,7 +5,17 @@ import os
 
 import pytest
 
-_NEEDED = ["hypothesis", "jupytext", "nbclient", "nbformat", "ipykernel", "yaml", "torch", "backprop"]
+_NEEDED = [
+    "hypothesis",
+    "jupytext",
+    "nbclient",
+    "nbformat",
+    "ipykernel",
+    "yaml",
+    "torch",
+    "backprop",
+    "quartodoc",
+]
 
 
 def pytest_configure(config):
@@ -21,7 +31,8 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def rendered_site(tmp_path_factory):
-    """``(site_dir, completed_process)`` of one ``quarto render`` of a copy of the project."""
+    """``(site_dir, completed_process)`` of one ``quarto render`` of a copy of the
+    project."""
     from rendered_site import QUARTO, render_copy
 
     if QUARTO is None:

@@ -23,7 +23,10 @@ def autograd_grads(
     through and get ``None`` gradients. Inputs are detached copies, so the caller's
     tensors are untouched.
     """
-    leaves = [None if t is None else t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs]
+    leaves = [
+        None if t is None else t.detach().clone().requires_grad_(t.is_floating_point())
+        for t in inputs
+    ]
     out = forward(*leaves)
     if grad_out is None:
         out.backward()
@@ -50,7 +53,9 @@ def finite_difference_grad(
     return grad
 
 
-def torch_lin(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+def torch_lin(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None
+) -> torch.Tensor:
     """The linear layer ``x @ w + b`` in plain torch, for autograd to differentiate.
 
     ``torch.nn.functional.linear`` takes the weight as ``(out, in)``, hence ``w.T``.

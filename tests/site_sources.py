@@ -16,7 +16,9 @@ FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 PYTHON_CELL = re.compile(r"^```\{python\}[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 CELL_OPTION = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*)$", re.M)
 # Markdown links and images whose target is a relative path (not a URL, not an anchor).
-LOCAL_LINK = re.compile(r"!?\[[^\]]*\]\((?!https?:|mailto:|#)([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+LOCAL_LINK = re.compile(
+    r"!?\[[^\]]*\]\((?!https?:|mailto:|#)([^)\s]+)(?:\s+\"[^\"]*\")?\)"
+)
 CROSS_REF = re.compile(r"(?<![\w@])@((?:fig|eq|tbl|sec)-[\w-]*\w)")
 EQ_LABEL = re.compile(r"\$\$[ \t]*\{#(eq-[\w-]+)\}")
 DIV_LABEL = re.compile(r"\{#((?:fig|tbl|sec)-[\w-]+)[\s}]")
@@ -33,7 +35,7 @@ def front_matter(path: Path) -> dict:
 def body(path: Path) -> str:
     text = path.read_text(encoding="utf-8")
     match = FRONT_MATTER.match(text)
-    return text[match.end():] if match else text
+    return text[match.end() :] if match else text
 
 
 @dataclass
@@ -65,7 +67,11 @@ def local_links(text: str) -> list[str]:
 
 def labels_defined(path: Path) -> set[str]:
     text = body(path)
-    labels = set(EQ_LABEL.findall(text)) | set(DIV_LABEL.findall(text)) | set(HEADING_LABEL.findall(text))
+    labels = (
+        set(EQ_LABEL.findall(text))
+        | set(DIV_LABEL.findall(text))
+        | set(HEADING_LABEL.findall(text))
+    )
     for cell in python_cells(path):
         label = cell.options.get("label")
         if isinstance(label, str):
@@ -80,7 +86,26 @@ def cross_references(path: Path) -> set[str]:
     return set(CROSS_REF.findall(prose))
 
 
+def reference_pages() -> set[Path]:
+    """The pages ``quartodoc build`` writes (reference/ is generated, not in git).
+
+    One per object listed in the ``quartodoc:`` section of ``_quarto.yml``, named as
+    listed (``reference/functional.lin.qmd``), and the index.
+    """
+    config = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
+    quartodoc = config.get("quartodoc") or {}
+    directory = ROOT / quartodoc.get("dir", "reference")
+    names = [
+        item if isinstance(item, str) else item["name"]
+        for section in quartodoc.get("sections", [])
+        for item in section.get("contents", [])
+    ]
+    return {directory / "index.qmd", *(directory / f"{name}.qmd" for name in names)}
+
+
 def post_paths() -> list[Path]:
     """Every post, oldest first (the reading order of the series)."""
     posts = list(POSTS_DIR.glob("*/index.qmd"))
-    return sorted(posts, key=lambda p: (str(front_matter(p).get("date")), p.parent.name))
+    return sorted(
+        posts, key=lambda p: (str(front_matter(p).get("date")), p.parent.name)
+    )

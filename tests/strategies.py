@@ -26,10 +26,14 @@ layouts = st.sampled_from(["contiguous", "transposed", "strided"])
 seeds = st.integers(min_value=0, max_value=2**31 - 1)
 
 
-def shapes(min_dims: int = 1, max_dims: int = 4, max_side: int = 6) -> st.SearchStrategy[tuple[int, ...]]:
+def shapes(
+    min_dims: int = 1, max_dims: int = 4, max_side: int = 6
+) -> st.SearchStrategy[tuple[int, ...]]:
     """Shapes with every side in [1, max_side], so size-1 dimensions are common."""
     return st.lists(
-        st.integers(min_value=1, max_value=max_side), min_size=min_dims, max_size=max_dims
+        st.integers(min_value=1, max_value=max_side),
+        min_size=min_dims,
+        max_size=max_dims,
     ).map(tuple)
 
 
@@ -62,7 +66,9 @@ def make_tensor(
     """Random normal tensor of ``shape``, optionally as a non-contiguous view."""
     gen = torch.Generator().manual_seed(seed)
     if layout == "contiguous" or len(shape) == 0:
-        return (torch.randn(shape, generator=gen, dtype=torch.float64) * scale).to(dtype)
+        return (torch.randn(shape, generator=gen, dtype=torch.float64) * scale).to(
+            dtype
+        )
     if layout == "transposed":
         if len(shape) < 2:
             layout = "strided"
@@ -84,15 +90,21 @@ def tolerance(dtype: torch.dtype) -> dict[str, float]:
 
 
 @st.composite
-def shapes_and_dims(draw, min_dims: int = 1, max_dims: int = 4, max_side: int = 5) -> tuple[tuple[int, ...], int]:
+def shapes_and_dims(
+    draw, min_dims: int = 1, max_dims: int = 4, max_side: int = 5
+) -> tuple[tuple[int, ...], int]:
     """A shape and a dimension of it, given as a negative or a non-negative index."""
-    shape = draw(shapes(min_dims=max(min_dims, 1), max_dims=max_dims, max_side=max_side))
+    shape = draw(
+        shapes(min_dims=max(min_dims, 1), max_dims=max_dims, max_side=max_side)
+    )
     dim = draw(st.integers(min_value=-len(shape), max_value=len(shape) - 1))
     return shape, dim
 
 
 @st.composite
-def illegal_broadcast_pairs(draw, max_dims: int = 4) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def illegal_broadcast_pairs(
+    draw, max_dims: int = 4
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """A full shape and a shape that does NOT broadcast to it.
 
     Either one kept dimension has a size that is neither 1 nor the full size, or
@@ -101,7 +113,9 @@ def illegal_broadcast_pairs(draw, max_dims: int = 4) -> tuple[tuple[int, ...], t
     full, small = draw(broadcast_pairs(max_dims=max_dims))
     if draw(st.booleans()) and small:
         i = draw(st.integers(min_value=0, max_value=len(small) - 1))
-        wrong = full[len(full) - len(small) + i] + 1  # >= 2, so neither 1 nor the full size
+        wrong = (
+            full[len(full) - len(small) + i] + 1
+        )  # >= 2, so neither 1 nor the full size
         small = small[:i] + (wrong,) + small[i + 1 :]
     else:
         small = (draw(st.integers(min_value=1, max_value=3)),) + full
@@ -120,7 +134,9 @@ def make_index(
     return wide[..., ::2]
 
 
-def make_mask(shape: tuple[int, ...], seed: int = 0, density: float = 0.5) -> torch.Tensor:
+def make_mask(
+    shape: tuple[int, ...], seed: int = 0, density: float = 0.5
+) -> torch.Tensor:
     """Random boolean attention mask of ``shape``, True with probability ``density``.
 
     Every row (last dimension) gets at least one True, so no query is left with
@@ -154,7 +170,9 @@ def conv_configs(draw, max_side: int = 7) -> dict:
         padding, stride = (ph, pw), (sh, sw)
     h = draw(st.integers(min_value=max(1, kh - 2 * ph), max_value=max(max_side, kh)))
     w = draw(st.integers(min_value=max(1, kw - 2 * pw), max_value=max(max_side, kw)))
-    return dict(x_shape=(n, c, h, w), w_shape=(o, c, kh, kw), stride=stride, padding=padding)
+    return dict(
+        x_shape=(n, c, h, w), w_shape=(o, c, kh, kw), stride=stride, padding=padding
+    )
 
 
 @st.composite
@@ -169,7 +187,9 @@ def attention_shapes(draw) -> dict:
     scores = (*lead, lq, lk)
     keep = draw(st.integers(min_value=2, max_value=len(scores)))
     mask = tuple(draw(st.sampled_from([s, 1])) for s in scores[len(scores) - keep :])
-    return dict(q=(*lead, lq, d), k=(*lead, lk, d), v=(*lead, lk, dv), scores=scores, mask=mask)
+    return dict(
+        q=(*lead, lq, d), k=(*lead, lk, d), v=(*lead, lk, dv), scores=scores, mask=mask
+    )
 
 
 # A wrong constant factor for a gradient: not 0, not 1, not -1 (the sign has its own

@@ -1,4 +1,5 @@
-"""Accessibility of the rendered site: axe-core in headless Chromium, light and dark themes.
+"""Accessibility of the rendered site: axe-core in headless Chromium, light and dark
+themes.
 
 Needs the quarto CLI (to render), Chromium, and the ``a11y`` extra (playwright and
 axe-playwright-python; ``./scripts/test.sh`` installs it when quarto is on PATH).
@@ -23,11 +24,18 @@ from rendered_site import NO_QUARTO, QUARTO
 from site_sources import post_paths
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-HAVE_A11Y_EXTRA = all(importlib.util.find_spec(m) for m in ("playwright", "axe_playwright_python"))
+HAVE_A11Y_EXTRA = all(
+    importlib.util.find_spec(m) for m in ("playwright", "axe_playwright_python")
+)
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not HAVE_A11Y_EXTRA, reason="install the a11y extra: pip install -e '.[a11y]'"),
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)"),
+    pytest.mark.skipif(
+        not HAVE_A11Y_EXTRA, reason="install the a11y extra: pip install -e '.[a11y]'"
+    ),
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no chromium on PATH (Debian: apt-get install chromium)",
+    ),
 ]
 CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
@@ -39,7 +47,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PAGES = ["index.html", "about.html", *(f"posts/{p.parent.name}/index.html" for p in post_paths())]
+PAGES = [
+    "index.html",
+    "about.html",
+    *(f"posts/{p.parent.name}/index.html" for p in post_paths()),
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +59,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
         yield browser
         browser.close()
 
@@ -81,12 +95,15 @@ def axe_violations(browser, url: str, *, dark: bool = False) -> list[str]:
             toggle = page.locator(".quarto-color-scheme-toggle").first
             assert toggle.count(), f"{url} has no light/dark toggle"
             toggle.click()
-        page.wait_for_timeout(300)  # the search box and the toggle's restyling settle after load
+        page.wait_for_timeout(
+            300
+        )  # the search box and the toggle's restyling settle after load
         response = Axe().run(page).response
     finally:
         page.close()
     return [
-        f"{v['id']} ({v.get('impact')}): {v['help']} — at {', '.join(str(n['target']) for n in v['nodes'][:3])}"
+        f"{v['id']} ({v.get('impact')}): {v['help']} — at "
+        f"{', '.join(str(n['target']) for n in v['nodes'][:3])}"
         for v in response["violations"]
     ]
 
@@ -99,7 +116,8 @@ def test_the_check_finds_a_known_violation(browser, tmp_path):
     )
     (tmp_path / "good.html").write_text(
         '<!doctype html><html lang="en"><head><title>t</title></head><body><main>'
-        '<h1>t</h1><img src="x.png" alt="a plot"><button>Go</button></main></body></html>'
+        '<h1>t</h1><img src="x.png" alt="a plot"><button>Go</button>'
+        "</main></body></html>"
     )
     with serve(tmp_path) as base:
         rules = {line.split()[0] for line in axe_violations(browser, base + "bad.html")}
@@ -121,4 +139,6 @@ def site_url(rendered_site) -> Iterator[str]:
 @pytest.mark.parametrize("page", PAGES)
 def test_page_has_no_axe_violations(browser, site_url, page, dark):
     violations = axe_violations(browser, site_url + page, dark=dark)
-    assert not violations, f"{page} ({'dark' if dark else 'light'}):\n" + "\n".join(violations)
+    assert not violations, f"{page} ({'dark' if dark else 'light'}):\n" + "\n".join(
+        violations
+    )

@@ -76,8 +76,9 @@ def test_blockwise_backward_equals_the_full_one(
 ):
     q, k, v, mask, grad_out = _inputs(shapes, dtype, layout, mask_kind, seed)
     full = attention_backward(grad_out, q, k, v, mask)
-    blocks = attention_backward_blockwise(grad_out, q, k, v, mask,
-                                          block_size=block_size)
+    blocks = attention_backward_blockwise(
+        grad_out, q, k, v, mask, block_size=block_size
+    )
     for name, got, expected in zip(("grad_q", "grad_k", "grad_v"), blocks, full):
         assert got.shape == expected.shape and got.dtype == dtype, name
         torch.testing.assert_close(got, expected, **tolerance(dtype))

@@ -211,8 +211,11 @@ def _train(n_steps, make_loss_module, make_ag_loss, x, target, params, lr):
     """The same network trained by backprop.modules and by backprop.autograd."""
     w1, b1, w2, b2 = params
     model = Model(
-        [Lin.from_tensors(w1.clone(), b1.clone(), input_needs_grad=False), ReLU(),
-         Lin.from_tensors(w2.clone(), b2.clone())],
+        [
+            Lin.from_tensors(w1.clone(), b1.clone(), input_needs_grad=False),
+            ReLU(),
+            Lin.from_tensors(w2.clone(), b2.clone()),
+        ],
         make_loss_module(),
     )
     tensors = [ag.Tensor(p.clone(), requires_grad=True) for p in params]

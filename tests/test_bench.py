@@ -1,4 +1,5 @@
-"""The benchmark: its output format, its gradients, and (slow) the speed of the hand backward."""
+"""The benchmark: its output format, its gradients, and (slow) the speed of the hand
+backward."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import torch
 from backprop.bench import make_problem, make_step
 
 RATIO_LINE = re.compile(r"manual/autograd time ratio: (\d+\.\d\d)")
-DIFFERENCE_LINE = re.compile(r"max \|grad difference\| manual vs autograd \(weights and biases\): (\S+)")
+DIFFERENCE_LINE = re.compile(
+    r"max \|grad difference\| manual vs autograd \(weights and biases\): (\S+)"
+)
 
 
 def run_bench(*args: str, timeout: float) -> list[str]:
@@ -36,14 +39,19 @@ def test_bench_output_with_small_sizes():
     (difference,) = [float(m.group(1)) for m in differences if m]
     assert 0 <= difference < 1e-5
     # One row per variant, with positive time and peak memory.
-    for label in ("manual (backprop.modules)", "autograd (input requires grad", "autograd, input as data"):
+    for label in (
+        "manual (backprop.modules)",
+        "autograd (input requires grad",
+        "autograd, input as data",
+    ):
         (row,) = [line for line in lines if line.startswith(label)]
         median_ms, peak_mib, _passes_mib = map(float, row.split()[-3:])
         assert median_ms > 0 and peak_mib > 0
 
 
 def test_bench_variants_compute_the_same_gradients():
-    # Independent of the printed output: the three steps, run here, on the same seeded problem.
+    # Independent of the printed output: the three steps, run here, on the same seeded
+    # problem.
     gradients = {}
     for variant in ("manual", "autograd", "autograd_data"):
         step, grads = make_step(variant, n=300)
@@ -64,13 +72,19 @@ def test_bench_problem_is_seeded():
 
 
 def test_bench_rejects_an_unknown_variant():
-    with pytest.raises(ValueError, match="variant must be one of manual, autograd, autograd_data, got 'jax'"):
+    with pytest.raises(
+        ValueError,
+        match="variant must be one of manual, autograd, autograd_data, got 'jax'",
+    ):
         make_step("jax", n=10)
 
 
 def test_bench_rejects_bad_sizes():
     done = subprocess.run(
-        [sys.executable, "-m", "backprop.bench", "--n", "0"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "backprop.bench", "--n", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode != 0
     assert "--n and --repeats must be positive, got 0 and 10" in done.stderr
@@ -91,5 +105,6 @@ def test_manual_backward_is_faster_than_the_courses_autograd_check():
             break
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     assert min(ratios) <= 0.6, (
-        f"manual/autograd time ratios {ratios} (load average {load}); last output:\n" + "\n".join(lines)
+        f"manual/autograd time ratios {ratios} (load average {load}); last output:\n"
+        + "\n".join(lines)
     )

@@ -1,4 +1,5 @@
-"""Tests for backprop.data: shapes, dtypes, normalisation, split hygiene, offline MNIST."""
+"""Tests for backprop.data: shapes, dtypes, normalisation, split hygiene, offline
+MNIST."""
 
 from __future__ import annotations
 
@@ -34,19 +35,25 @@ def test_digits_training_split_is_normalised(digits: Split) -> None:
     x_train = digits.x_train.double()
     assert abs(x_train.mean().item()) < 1e-5
     assert abs(x_train.std().item() - 1) < 1e-5
-    # The validation set uses the training statistics, so it is only roughly standardised.
+    # The validation set uses the training statistics, so it is only roughly
+    # standardised.
     assert abs(digits.x_valid.double().mean().item()) < 0.1
     assert abs(digits.x_valid.double().std().item() - 1) < 0.1
 
 
 def _labelled_images(x: torch.Tensor, y: torch.Tensor) -> Counter:
     """A multiset of (raw image bytes, label) pairs."""
-    return Counter((image.tobytes(), label) for image, label in zip(x.numpy(), y.tolist()))
+    return Counter(
+        (image.tobytes(), label)
+        for image, label in zip(x.numpy(), y.tolist(), strict=True)
+    )
 
 
 def test_digits_split_is_a_partition_of_the_original_images(digits: Split) -> None:
     raw = sklearn_digits()
-    original = _labelled_images(torch.tensor(raw.data, dtype=torch.float32), torch.tensor(raw.target))
+    original = _labelled_images(
+        torch.tensor(raw.data, dtype=torch.float32), torch.tensor(raw.target)
+    )
     # Undo the normalisation: the raw pixels are the integers 0..16, so the 17 distinct
     # normalised values are (v - mean) / std for v = 0..16, which gives mean and std.
     values = digits.x_train.double().unique()
@@ -81,7 +88,7 @@ def test_digits_split_is_stratified(digits: Split) -> None:
 
 def test_digits_is_deterministic_by_seed(digits: Split) -> None:
     again = load_digits(seed=0)
-    for a, b in zip(digits, again):
+    for a, b in zip(digits, again, strict=True):
         assert torch.equal(a, b)
     other = load_digits(seed=1)
     assert not torch.equal(digits.y_train, other.y_train)
@@ -90,13 +97,17 @@ def test_digits_is_deterministic_by_seed(digits: Split) -> None:
 def test_digits_valid_fraction() -> None:
     split = load_digits(valid_fraction=0.5)
     assert abs(len(split.y_valid) - 1797 / 2) <= 10
-    with pytest.raises(ValueError, match="valid_fraction must be strictly between 0 and 1, got 1.5"):
+    with pytest.raises(
+        ValueError, match=r"valid_fraction must be strictly between 0 and 1, got 1.5"
+    ):
         load_digits(valid_fraction=1.5)
-    with pytest.raises(ValueError, match="valid_fraction.*got 0"):
+    with pytest.raises(ValueError, match=r"valid_fraction.*got 0"):
         load_digits(valid_fraction=0)
 
 
-def _write_fake_mnist(path, n_train: int = 30, n_valid: int = 12, seed: int = 0) -> tuple:
+def _write_fake_mnist(
+    path, n_train: int = 30, n_valid: int = 12, seed: int = 0
+) -> tuple:
     rng = np.random.default_rng(seed)
     x_train = rng.random((n_train, 784), dtype=np.float32)
     y_train = rng.integers(0, 10, n_train)
@@ -118,12 +129,20 @@ def test_load_mnist_from_a_fake_file(tmp_path) -> None:
     assert split.x_train.shape == (30, 784) and split.x_valid.shape == (12, 784)
     assert torch.equal(split.y_train, torch.from_numpy(y_train).long())
     assert torch.equal(split.y_valid, torch.from_numpy(y_valid).long())
-    # Normalised with the training set's statistics, computed here independently in float64.
-    mean, std = x_train.astype(np.float64).mean(), x_train.astype(np.float64).std(ddof=1)
+    # Normalised with the training set's statistics, computed here independently in
+    # float64.
+    mean, std = (
+        x_train.astype(np.float64).mean(),
+        x_train.astype(np.float64).std(ddof=1),
+    )
     expected_train = torch.from_numpy((x_train - mean) / std)
     expected_valid = torch.from_numpy((x_valid - mean) / std)
-    torch.testing.assert_close(split.x_train.double(), expected_train, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(split.x_valid.double(), expected_valid, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        split.x_train.double(), expected_train, rtol=1e-5, atol=1e-5
+    )
+    torch.testing.assert_close(
+        split.x_valid.double(), expected_valid, rtol=1e-5, atol=1e-5
+    )
     # str paths work too
     assert torch.equal(load_mnist(str(path)).x_train, split.x_train)
 
@@ -143,7 +162,10 @@ def test_load_mnist_rejects_a_malformed_file(tmp_path) -> None:
     path = tmp_path / "bad.pkl.gz"
     x = np.zeros((4, 784), dtype=np.float32)
     with gzip.open(path, "wb") as f:
-        pickle.dump(((x, np.zeros(3, dtype=np.int64)), (x, np.zeros(4, dtype=np.int64)), None), f)
+        pickle.dump(
+            ((x, np.zeros(3, dtype=np.int64)), (x, np.zeros(4, dtype=np.int64)), None),
+            f,
+        )
     message = r"y_train of shape \(n,\), got x_train \(4, 784\) and y_train \(3,\)"
     with pytest.raises(ValueError, match=message):
         load_mnist(path)

@@ -572,8 +572,9 @@ def test_tied_weights_with_assignment_are_caught_by_check_gradient():
         return grad_x, grad_w
 
     gen = torch.Generator().manual_seed(0)
-    x, w = torch.randn(5, 3, generator=gen, dtype=torch.float64), torch.randn(
-        3, 3, generator=gen, dtype=torch.float64
+    x, w = (
+        torch.randn(5, 3, generator=gen, dtype=torch.float64),
+        torch.randn(3, 3, generator=gen, dtype=torch.float64),
     )
     report = check_gradient(tied, tied_backward_buggy, [x, w], names=["x", "w"])
     assert not report.ok and "grad_w does not match" in text(report)

@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 from backprop._checks import shape_str
 from backprop.gradcheck import GradcheckResult, gradcheck, numerical_grad
 from oracles import autograd_grads
-from strategies import batch_shapes, dtypes, layouts, make_tensor, seeds, shapes, tolerance
+from strategies import (
+    batch_shapes,
+    dtypes,
+    layouts,
+    make_tensor,
+    seeds,
+    shapes,
+    tolerance,
+)
 
 # --- small functions of our own, with hand-written backwards --------------------------
 
@@ -84,7 +92,12 @@ def _assert_mismatch(result: GradcheckResult, bad: str, good: list[str]) -> None
 
 
 @settings(max_examples=40, deadline=None)
-@given(shape=shapes(min_dims=0, max_dims=3, max_side=4), dtype=dtypes, layout=layouts, seed=seeds)
+@given(
+    shape=shapes(min_dims=0, max_dims=3, max_side=4),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+)
 def test_numerical_grad_matches_closed_forms(shape, dtype, layout, seed) -> None:
     x = make_tensor(shape, dtype, layout, seed)
     x64 = x.to(torch.float64)
@@ -93,7 +106,9 @@ def test_numerical_grad_matches_closed_forms(shape, dtype, layout, seed) -> None
     torch.testing.assert_close(cube, 3 * x64**2, rtol=1e-7, atol=1e-8)
     # d/dx log(sum(exp(x))) = softmax(x), over all elements.
     lse = numerical_grad(lambda t: t.reshape(-1).exp().sum().log(), x)
-    torch.testing.assert_close(lse, torch.softmax(x64.reshape(-1), 0).reshape(x.shape), rtol=1e-7, atol=1e-8)
+    torch.testing.assert_close(
+        lse, torch.softmax(x64.reshape(-1), 0).reshape(x.shape), rtol=1e-7, atol=1e-8
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -117,15 +132,21 @@ def test_numerical_grad_is_float64_even_for_float32_input() -> None:
 
 
 def test_numerical_grad_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match=r"f\(x\) must return a scalar \(one element\), got shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"f\(x\) must return a scalar \(one element\), got shape \(3,\)",
+    ):
         numerical_grad(lambda t: t * 2, torch.zeros(3))
-    with pytest.raises(ValueError, match=r"x must be a floating-point tensor, got dtype torch.int64"):
+    with pytest.raises(
+        ValueError, match=r"x must be a floating-point tensor, got dtype torch.int64"
+    ):
         numerical_grad(lambda t: t.sum(), torch.arange(3))
     with pytest.raises(ValueError, match=r"eps must be positive"):
         numerical_grad(lambda t: t.sum(), torch.zeros(3), eps=-1e-6)
 
 
-# --- gradcheck passes correct backwards -------------------------------------------------
+# --- gradcheck passes correct backwards
+# -------------------------------------------------
 
 
 @settings(max_examples=40, deadline=None)
@@ -137,29 +158,47 @@ def test_numerical_grad_rejects_bad_input() -> None:
     layout=layouts,
     seed=seeds,
 )
-def test_gradcheck_passes_correct_linear(batch, n_in, n_out, dtype, layout, seed) -> None:
+def test_gradcheck_passes_correct_linear(
+    batch, n_in, n_out, dtype, layout, seed
+) -> None:
     x = make_tensor((*batch, 1 + seed % 3, n_in), dtype, layout, seed)
     w = make_tensor((n_in, n_out), dtype, layout, seed + 1)
     b = make_tensor((n_out,), dtype, layout, seed + 2)
-    result = gradcheck(lin, lin_backward, [x, w, b], names=["x", "w", "b"], seed=seed + 3)
+    result = gradcheck(
+        lin, lin_backward, [x, w, b], names=["x", "w", "b"], seed=seed + 3
+    )
     _assert_all_close(result)
     assert [row.name for row in result.rows] == ["x", "w", "b"]
-    assert [row.shape for row in result.rows] == [tuple(x.shape), tuple(w.shape), tuple(b.shape)]
+    assert [row.shape for row in result.rows] == [
+        tuple(x.shape),
+        tuple(w.shape),
+        tuple(b.shape),
+    ]
     # The autograd column really is autograd's gradient of sum(y * grad_out).
-    assert result.grad_out.shape == lin(x, w, b).shape and result.grad_out.dtype == dtype
+    assert (
+        result.grad_out.shape == lin(x, w, b).shape and result.grad_out.dtype == dtype
+    )
     expected = autograd_grads(lin, [x, w, b], result.grad_out)
-    for row, grad in zip(result.rows, expected):
+    for row, grad in zip(result.rows, expected, strict=True):
         torch.testing.assert_close(row.autograd_grad, grad, **tolerance(dtype))
         torch.testing.assert_close(row.grad, grad, **tolerance(dtype))
 
 
 @settings(max_examples=40, deadline=None)
-@given(shape=shapes(min_dims=0, max_dims=3, max_side=4), dtype=dtypes, layout=layouts, seed=seeds)
+@given(
+    shape=shapes(min_dims=0, max_dims=3, max_side=4),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+)
 def test_gradcheck_passes_correct_mse_and_tanh(shape, dtype, layout, seed) -> None:
     pred = make_tensor(shape, dtype, layout, seed)
     target = make_tensor(shape, dtype, "contiguous", seed + 1)
-    _assert_all_close(gradcheck(mse, mse_backward, [pred, target], names=["pred", "target"]))
-    # One input: a bare tensor from backward is fine, and inputs may be a bare tensor too.
+    _assert_all_close(
+        gradcheck(mse, mse_backward, [pred, target], names=["pred", "target"])
+    )
+    # One input: a bare tensor from backward is fine, and inputs may be a bare tensor
+    # too.
     _assert_all_close(gradcheck(tanh, tanh_backward, pred, seed=seed + 3))
 
 
@@ -168,7 +207,12 @@ def test_gradcheck_passes_correct_mse_and_tanh(shape, dtype, layout, seed) -> No
 def test_gradcheck_skips_integer_inputs(n, c, dtype, seed) -> None:
     logits = make_tensor((n, c), dtype, seed=seed + 3)
     target = torch.randint(0, c, (n,), generator=torch.Generator().manual_seed(seed))
-    result = gradcheck(cross_entropy, cross_entropy_backward, [logits, target], names=["logits", "target"])
+    result = gradcheck(
+        cross_entropy,
+        cross_entropy_backward,
+        [logits, target],
+        names=["logits", "target"],
+    )
     _assert_all_close(result)
     logits_row, target_row = result.rows
     assert logits_row.skipped is None and logits_row.close
@@ -184,12 +228,21 @@ def test_gradcheck_with_functional_backwards() -> None:
         x = make_tensor((5, 4), dtype, "transposed", seed=1)
         w = make_tensor((4, 3), dtype, seed=2)
         b = make_tensor((3,), dtype, seed=3)
-        _assert_all_close(gradcheck(F.lin, F.lin_backward, [x, w, b], names=["x", "w", "b"]))
-        _assert_all_close(gradcheck(lambda t: F.softmax(t, 0), lambda g, t: F.softmax_backward(g, t, 0), [x]))
+        _assert_all_close(
+            gradcheck(F.lin, F.lin_backward, [x, w, b], names=["x", "w", "b"])
+        )
+        _assert_all_close(
+            gradcheck(
+                lambda t: F.softmax(t, 0), lambda g, t: F.softmax_backward(g, t, 0), [x]
+            )
+        )
         # Loss backwards take no upstream gradient: scale by it (it is 1 here).
         target = make_tensor((5, 4), dtype, seed=4)
         mse_result = gradcheck(
-            F.mse, lambda g, p, t: (g * F.mse_backward(p, t), None), [x, target], names=["pred", "target"]
+            F.mse,
+            lambda g, p, t: (g * F.mse_backward(p, t), None),
+            [x, target],
+            names=["pred", "target"],
         )
         _assert_all_close(mse_result)
         assert mse_result.rows[1].skipped == "no gradient"
@@ -226,14 +279,22 @@ def test_gradcheck_random_grad_out_is_seeded() -> None:
     assert torch.equal(first.grad_out, again.grad_out)
     assert not torch.equal(first.grad_out, other.grad_out)
     given_grad = make_tensor((3, 4), torch.float32, seed=8)
-    assert torch.equal(gradcheck(tanh, tanh_backward, [x], grad_out=given_grad).grad_out, given_grad)
+    assert torch.equal(
+        gradcheck(tanh, tanh_backward, [x], grad_out=given_grad).grad_out, given_grad
+    )
 
 
-# --- gradcheck fails wrong backwards ---------------------------------------------------
+# --- gradcheck fails wrong backwards
+# ---------------------------------------------------
 
 
 @settings(max_examples=30, deadline=None)
-@given(shape=shapes(min_dims=1, max_dims=3, max_side=4), dtype=dtypes, layout=layouts, seed=seeds)
+@given(
+    shape=shapes(min_dims=1, max_dims=3, max_side=4),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+)
 def test_gradcheck_fails_missing_one_over_n(shape, dtype, layout, seed) -> None:
     assume(math.prod(shape) >= 2)  # with N = 1 a missing 1/N changes nothing
     pred = make_tensor(shape, dtype, layout, seed)
@@ -248,8 +309,16 @@ def test_gradcheck_fails_missing_one_over_n(shape, dtype, layout, seed) -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(batch=st.integers(1, 4), n=st.integers(2, 4), dtype=dtypes, layout=layouts, seed=seeds)
-def test_gradcheck_fails_transposed_weight_gradient(batch, n, dtype, layout, seed) -> None:
+@given(
+    batch=st.integers(1, 4),
+    n=st.integers(2, 4),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+)
+def test_gradcheck_fails_transposed_weight_gradient(
+    batch, n, dtype, layout, seed
+) -> None:
     # A square weight, so the transposed gradient still has the right shape.
     x = make_tensor((batch, n), dtype, layout, seed)
     w = make_tensor((n, n), dtype, layout, seed + 1)
@@ -264,9 +333,18 @@ def test_gradcheck_fails_transposed_weight_gradient(batch, n, dtype, layout, see
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(2, 4), n_in=st.integers(1, 4), dtype=dtypes, layout=layouts, seed=seeds)
-def test_gradcheck_fails_bias_summed_over_wrong_axis(n, n_in, dtype, layout, seed) -> None:
-    # n rows and n outputs, so summing over the outputs instead of the rows keeps the shape.
+@given(
+    n=st.integers(2, 4),
+    n_in=st.integers(1, 4),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+)
+def test_gradcheck_fails_bias_summed_over_wrong_axis(
+    n, n_in, dtype, layout, seed
+) -> None:
+    # n rows and n outputs, so summing over the outputs instead of the rows keeps the
+    # shape.
     x = make_tensor((n, n_in), dtype, layout, seed)
     w = make_tensor((n_in, n), dtype, layout, seed + 1)
     b = make_tensor((n,), dtype, layout, seed + 2)
@@ -280,15 +358,23 @@ def test_gradcheck_fails_bias_summed_over_wrong_axis(n, n_in, dtype, layout, see
 
 
 @settings(max_examples=30, deadline=None)
-@given(shape=shapes(min_dims=0, max_dims=3, max_side=4), dtype=dtypes, layout=layouts, seed=seeds)
+@given(
+    shape=shapes(min_dims=0, max_dims=3, max_side=4),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+)
 def test_gradcheck_fails_wrong_sign(shape, dtype, layout, seed) -> None:
     x = make_tensor(shape, dtype, layout, seed)
-    result = gradcheck(tanh, lambda g, x: -tanh_backward(g, x), [x], names=["x"], seed=seed + 3)
+    result = gradcheck(
+        tanh, lambda g, x: -tanh_backward(g, x), [x], names=["x"], seed=seed + 3
+    )
     _assert_mismatch(result, "x", [])
 
 
 def test_gradcheck_needs_both_oracles() -> None:
-    """The hand backward runs in the input's dtype (vs autograd) and in float64 (vs finite
+    """The hand backward runs in the input's dtype (vs autograd) and in float64 (vs
+    finite
     differences); a backward wrong in either run is a mismatch."""
     x = make_tensor((3, 2), torch.float32, seed=4)
 
@@ -310,16 +396,25 @@ def test_gradcheck_needs_both_oracles() -> None:
 
 def test_gradcheck_fails_wrong_functional_style_backward() -> None:
     F = pytest.importorskip("backprop.functional")
-    x, w, b = make_tensor((4, 3), seed=1), make_tensor((3, 3), seed=2), make_tensor((3,), seed=3)
+    x, w, b = (
+        make_tensor((4, 3), seed=1),
+        make_tensor((3, 3), seed=2),
+        make_tensor((3,), seed=3),
+    )
 
     def negated_input_grad(g, x, w, b):
         gx, gw, gb = F.lin_backward(g, x, w, b)
         return -gx, gw, gb
 
-    _assert_mismatch(gradcheck(F.lin, negated_input_grad, [x, w, b], names=["x", "w", "b"]), "x", ["w", "b"])
+    _assert_mismatch(
+        gradcheck(F.lin, negated_input_grad, [x, w, b], names=["x", "w", "b"]),
+        "x",
+        ["w", "b"],
+    )
 
 
-# --- the table ---------------------------------------------------------------------------
+# --- the table
+# ---------------------------------------------------------------------------
 
 
 def test_str_and_markdown_have_a_row_per_input() -> None:
@@ -331,21 +426,37 @@ def test_str_and_markdown_have_a_row_per_input() -> None:
         gx, gw, gb = lin_backward(g, x, w, b)
         return gx, gw.T, gb
 
-    for backward, w_match in ((lin_backward, r"(exact|close)"), (transposed, "MISMATCH")):
-        result = gradcheck(lin, backward, [x, w, b], names=["inputs", "weights", "bias"])
+    for backward, w_match in (
+        (lin_backward, r"(exact|close)"),
+        (transposed, "MISMATCH"),
+    ):
+        result = gradcheck(
+            lin, backward, [x, w, b], names=["inputs", "weights", "bias"]
+        )
         text, markdown = str(result), result._repr_markdown_()
         lines = text.splitlines()
         assert len(lines) == 2 + 3  # header, rule, one line per input
-        assert re.match(r"input\s+shape\s+max \|Δ\| vs autograd\s+max rel vs autograd\s+max \|Δ\| vs finite diff\s+match$", lines[0])
-        for line, name, t in zip(lines[2:], ["inputs", "weights", "bias"], [x, w, b]):
+        assert re.match(
+            r"input\s+shape\s+max \|Δ\| vs autograd\s+max rel vs autograd\s+max \|Δ\| "
+            r"vs finite diff\s+match$",
+            lines[0],
+        )
+        for line, name, t in zip(
+            lines[2:], ["inputs", "weights", "bias"], [x, w, b], strict=True
+        ):
             assert line.split()[0] == name and shape_str(t) in line
         assert re.search(rf"^weights .*{w_match}$", text, flags=re.M)
         md_lines = markdown.strip().splitlines()
-        assert len(md_lines) == 2 + 3 and all(line.startswith("| ") and line.endswith(" |") for line in md_lines[2:])
+        assert len(md_lines) == 2 + 3 and all(
+            line.startswith("| ") and line.endswith(" |") for line in md_lines[2:]
+        )
         assert r"max \|Δ\| vs autograd" in md_lines[0]
-        for md_line, name, t in zip(md_lines[2:], ["inputs", "weights", "bias"], [x, w, b]):
+        for md_line, name, t in zip(
+            md_lines[2:], ["inputs", "weights", "bias"], [x, w, b], strict=True
+        ):
             assert md_line.startswith(f"| {name} | {shape_str(t)} |")
-        # Columns line up: every line of the text table starts its columns at the same offsets.
+        # Columns line up: every line of the text table starts its columns at the same
+        # offsets.
         starts = [m.start() for m in re.finditer(r"(?<=  )\S", lines[1])]
         for line in lines[2:]:
             assert all(line[s - 2 : s] == "  " for s in starts)
@@ -359,14 +470,26 @@ def test_default_names_and_skipped_rows_in_table() -> None:
     assert re.search(r"^x1\s+\(3,\)\s.*skipped \(integer\)$", text, flags=re.M)
 
 
-# --- bad input ----------------------------------------------------------------------------
+# --- bad input
+# ----------------------------------------------------------------------------
 
 
 def test_gradcheck_rejects_wrong_number_of_gradients() -> None:
     x, w, b = make_tensor((2, 3)), make_tensor((3, 4)), make_tensor((4,))
-    with pytest.raises(ValueError, match=r"backward returned 2 gradient\(s\) for 3 input\(s\) \(x, w, b\)"):
-        gradcheck(lin, lambda g, x, w, b: lin_backward(g, x, w, b)[:2], [x, w, b], names=["x", "w", "b"])
-    with pytest.raises(ValueError, match=r"backward returned a single tensor for 3 input\(s\) \(x0, x1, x2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"backward returned 2 gradient\(s\) for 3 input\(s\) \(x, w, b\)",
+    ):
+        gradcheck(
+            lin,
+            lambda g, x, w, b: lin_backward(g, x, w, b)[:2],
+            [x, w, b],
+            names=["x", "w", "b"],
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"backward returned a single tensor for 3 input\(s\) \(x0, x1, x2\)",
+    ):
         gradcheck(lin, lambda g, x, w, b: g @ w.T, [x, w, b])
 
 
@@ -377,30 +500,55 @@ def test_gradcheck_rejects_gradient_of_wrong_shape() -> None:
         gx, gw, gb = lin_backward(g, x, w, b)
         return gx, gw.T, gb
 
-    with pytest.raises(ValueError, match=r"the gradient for w has shape \(4, 3\) but w has shape \(3, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"the gradient for w has shape \(4, 3\) but w has shape \(3, 4\)",
+    ):
         gradcheck(lin, transposed_shape, [x, w, b], names=["x", "w", "b"])
 
     def summed_wrong_axis(g, x, w, b):
         gx, gw, _ = lin_backward(g, x, w, b)
         return gx, gw, g.sum(1)
 
-    with pytest.raises(ValueError, match=r"the gradient for b has shape \(2,\) but b has shape \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"the gradient for b has shape \(2,\) but b has shape \(4,\)"
+    ):
         gradcheck(lin, summed_wrong_axis, [x, w, b], names=["x", "w", "b"])
 
 
 def test_gradcheck_rejects_gradient_of_wrong_dtype() -> None:
     x = make_tensor((2, 3), torch.float32)
-    with pytest.raises(ValueError, match=r"the gradient for x0 \(shape \(2, 3\)\) has dtype torch.float64 but x0 has dtype torch.float32"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"the gradient for x0 \(shape \(2, 3\)\) has dtype torch.float64 but x0 "
+            r"has dtype torch.float32"
+        ),
+    ):
         gradcheck(tanh, lambda g, x: tanh_backward(g, x).double(), [x])
 
 
 def test_gradcheck_rejects_bad_arguments() -> None:
     x = make_tensor((2, 3))
-    with pytest.raises(ValueError, match=r"grad_out has shape \(3, 2\) but forward\(\*inputs\) has shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"grad_out has shape \(3, 2\) but forward\(\*inputs\) has shape \(2, 3\)",
+    ):
         gradcheck(tanh, tanh_backward, [x], grad_out=make_tensor((3, 2)))
-    with pytest.raises(ValueError, match=r"names must give one name per input: 1 input\(s\), got names=\['a', 'b'\]"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"names must give one name per input: 1 input\(s\), got names=\['a', "
+            r"'b'\]"
+        ),
+    ):
         gradcheck(tanh, tanh_backward, [x], names=["a", "b"])
-    with pytest.raises(ValueError, match=r"nothing to check: no floating-point input among x0 has a gradient"):
+    with pytest.raises(
+        ValueError,
+        match=r"nothing to check: no floating-point input among x0 has a gradient",
+    ):
         gradcheck(tanh, lambda g, x: None, [x])
-    with pytest.raises(ValueError, match=r"forward\(\*inputs\) must be a floating-point tensor"):
+    with pytest.raises(
+        ValueError, match=r"forward\(\*inputs\) must be a floating-point tensor"
+    ):
         gradcheck(lambda t: (t > 0).long(), tanh_backward, [x])

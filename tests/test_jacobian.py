@@ -23,7 +23,9 @@ from strategies import dtypes, layouts, make_tensor, seeds, shapes, tolerance
 FD_TOL = dict(rtol=1e-6, atol=1e-7)
 
 
-def autograd_jacobian(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def autograd_jacobian(
+    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
     """The oracle: autograd's Jacobian of ``f`` at a float64 copy of ``x``."""
     return torch.autograd.functional.jacobian(f, x.detach().to(torch.float64).clone())
 
@@ -58,11 +60,19 @@ def cases(draw) -> Case:
     kind = draw(st.sampled_from(["elementwise", "x @ W", "W @ x", "softmax"]))
     dtype, layout, seed = draw(dtypes), draw(layouts), draw(seeds)
     if kind == "elementwise":
-        return _elementwise(make_tensor(draw(shapes(min_dims=0, max_dims=3, max_side=4)), dtype, layout, seed))
+        return _elementwise(
+            make_tensor(
+                draw(shapes(min_dims=0, max_dims=3, max_side=4)), dtype, layout, seed
+            )
+        )
     if kind == "x @ W":
         # x of shape (..., k) on the left of W of shape (k, m).
-        x = make_tensor(draw(shapes(min_dims=1, max_dims=3, max_side=4)), dtype, layout, seed)
-        w = make_tensor((x.shape[-1], draw(st.integers(1, 4))), torch.float64, seed=seed + 1)
+        x = make_tensor(
+            draw(shapes(min_dims=1, max_dims=3, max_side=4)), dtype, layout, seed
+        )
+        w = make_tensor(
+            (x.shape[-1], draw(st.integers(1, 4))), torch.float64, seed=seed + 1
+        )
         return Case(kind, x, lambda x: x @ w.to(x.dtype), lambda g: g @ w.to(x.dtype).T)
     if kind == "W @ x":
         # x of shape (n,) or (..., n, k) on the right of W of shape (m, n).
@@ -71,14 +81,18 @@ def cases(draw) -> Case:
         n = x_shape[0] if len(x_shape) == 1 else x_shape[-2]
         w = make_tensor((draw(st.integers(1, 4)), n), torch.float64, seed=seed + 1)
         return Case(kind, x, lambda x: w.to(x.dtype) @ x, lambda g: w.to(x.dtype).T @ g)
-    x = make_tensor(draw(shapes(min_dims=1, max_dims=3, max_side=4)), dtype, layout, seed)
+    x = make_tensor(
+        draw(shapes(min_dims=1, max_dims=3, max_side=4)), dtype, layout, seed
+    )
     dim = draw(st.integers(-x.ndim, x.ndim - 1))
 
     def softmax_backward(g: torch.Tensor) -> torch.Tensor:
         s = torch.softmax(x, dim)
         return s * (g - (g * s).sum(dim, keepdim=True))
 
-    return Case(f"softmax(dim={dim})", x, lambda x: torch.softmax(x, dim), softmax_backward)
+    return Case(
+        f"softmax(dim={dim})", x, lambda x: torch.softmax(x, dim), softmax_backward
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -98,7 +112,9 @@ def test_jacobian_from_backward_matches_finite_differences(case: Case) -> None:
     assert from_backward.dtype == case.x.dtype
     assert from_backward.shape == case.f(case.x).shape + case.x.shape
     tol = tolerance(case.x.dtype) if case.x.dtype != torch.float64 else FD_TOL
-    torch.testing.assert_close(from_backward.to(torch.float64), jacobian(case.f, case.x), **tol)
+    torch.testing.assert_close(
+        from_backward.to(torch.float64), jacobian(case.f, case.x), **tol
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -106,7 +122,9 @@ def test_jacobian_from_backward_matches_finite_differences(case: Case) -> None:
 def test_vjp_equals_backward(case: Case, seed: int) -> None:
     grad_out = make_tensor(tuple(case.f(case.x).shape), case.x.dtype, seed=seed)
     from_jacobian = vjp(jacobian(case.f, case.x, backward=case.backward), grad_out)
-    torch.testing.assert_close(from_jacobian, case.backward(grad_out), **tolerance(case.x.dtype))
+    torch.testing.assert_close(
+        from_jacobian, case.backward(grad_out), **tolerance(case.x.dtype)
+    )
     # The finite-difference Jacobian (float64) pulls back to the same gradient.
     tol = tolerance(case.x.dtype) if case.x.dtype != torch.float64 else FD_TOL
     torch.testing.assert_close(
@@ -117,11 +135,19 @@ def test_vjp_equals_backward(case: Case, seed: int) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(shape=shapes(min_dims=0, max_dims=3, max_side=4), dtype=dtypes, layout=layouts, seed=seeds)
+@given(
+    shape=shapes(min_dims=0, max_dims=3, max_side=4),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+)
 def test_elementwise_jacobian_is_diagonal(shape, dtype, layout, seed) -> None:
     case = _elementwise(make_tensor(shape, dtype, layout, seed))
     n = case.x.numel()
-    for jac in (jacobian(case.f, case.x), jacobian(case.f, case.x, backward=case.backward)):
+    for jac in (
+        jacobian(case.f, case.x),
+        jacobian(case.f, case.x, backward=case.backward),
+    ):
         square = jac.reshape(n, n)
         off_diagonal = square - torch.diag(torch.diagonal(square))
         # Nudging x[j] cannot move y[i] for i != j: exactly zero, not merely small.
@@ -134,10 +160,15 @@ def test_elementwise_jacobian_is_diagonal(shape, dtype, layout, seed) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    n=st.integers(1, 4), k=st.integers(1, 4), m=st.integers(1, 4), layout=layouts, seed=seeds
+    n=st.integers(1, 4),
+    k=st.integers(1, 4),
+    m=st.integers(1, 4),
+    layout=layouts,
+    seed=seeds,
 )
 def test_matmul_jacobian_block_structure(n, k, m, layout, seed) -> None:
-    """``Y = X @ W``: ``dY[i, a] / dX[c, b] = delta(i, c) W[b, a]`` and ``dY[i, a] / dW[c, d] = X[i, c] delta(a, d)``."""
+    """``Y = X @ W``: ``dY[i, a] / dX[c, b] = delta(i, c) W[b, a]`` and ``dY[i, a] /
+    dW[c, d] = X[i, c] delta(a, d)``."""
     x = make_tensor((n, k), torch.float64, layout, seed)
     w = make_tensor((k, m), torch.float64, layout, seed + 1)
 
@@ -146,8 +177,12 @@ def test_matmul_jacobian_block_structure(n, k, m, layout, seed) -> None:
     # ... and only column a of W reaches column a of Y.
     expected_w = torch.einsum("ic,ad->iacd", x, torch.eye(m, dtype=torch.float64))
 
-    torch.testing.assert_close(autograd_jacobian(lambda x_: x_ @ w, x), expected_x, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(autograd_jacobian(lambda w_: x @ w_, w), expected_w, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        autograd_jacobian(lambda x_: x_ @ w, x), expected_x, rtol=1e-12, atol=1e-12
+    )
+    torch.testing.assert_close(
+        autograd_jacobian(lambda w_: x @ w_, w), expected_w, rtol=1e-12, atol=1e-12
+    )
     torch.testing.assert_close(jacobian(lambda x_: x_ @ w, x), expected_x, **FD_TOL)
     torch.testing.assert_close(jacobian(lambda w_: x @ w_, w), expected_w, **FD_TOL)
     by_backward = jacobian(lambda x_: x_ @ w, x, backward=lambda g: g @ w.T)
@@ -177,7 +212,9 @@ def test_jacobian_with_functional_backwards() -> None:
         for f, backward in examples:
             tol = FD_TOL if dtype == torch.float64 else tolerance(dtype)
             torch.testing.assert_close(
-                jacobian(f, x, backward=backward).to(torch.float64), jacobian(f, x), **tol
+                jacobian(f, x, backward=backward).to(torch.float64),
+                jacobian(f, x),
+                **tol,
             )
 
 
@@ -185,7 +222,9 @@ def test_jacobian_with_functional_backwards() -> None:
 @given(
     out_shape=shapes(min_dims=0, max_dims=4, max_side=100),
     in_shape=shapes(min_dims=0, max_dims=4, max_side=100),
-    dtype=st.sampled_from([torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int64]),
+    dtype=st.sampled_from(
+        [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int64]
+    ),
 )
 def test_jacobian_size_closed_form(out_shape, in_shape, dtype) -> None:
     entries = 1
@@ -202,7 +241,9 @@ def test_jacobian_size_of_a_real_layer() -> None:
     entries, nbytes = jacobian_size((64, 4096), (64, 4096))
     assert entries == 64 * 4096 * 64 * 4096 == 2**36
     assert nbytes == 4 * 2**36  # 256 GiB in float32
-    assert jacobian_size((64, 4096), (4096, 4096), torch.float64).bytes == 8 * 64 * 4096**3
+    assert (
+        jacobian_size((64, 4096), (4096, 4096), torch.float64).bytes == 8 * 64 * 4096**3
+    )
 
 
 def test_jacobian_small_example_matches_closed_form() -> None:
@@ -212,7 +253,9 @@ def test_jacobian_small_example_matches_closed_form() -> None:
     expected = torch.tensor([[5.0, 3.0], [1.0, 2.0]], dtype=torch.float64)
     torch.testing.assert_close(jacobian(f, x), expected, **FD_TOL)
     grad_out = torch.tensor([1.0, -1.0], dtype=torch.float64)
-    torch.testing.assert_close(vjp(expected, grad_out), torch.tensor([4.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        vjp(expected, grad_out), torch.tensor([4.0, 1.0], dtype=torch.float64)
+    )
 
 
 # --- bad input -----------------------------------------------------------------------
@@ -220,31 +263,50 @@ def test_jacobian_small_example_matches_closed_form() -> None:
 
 def test_vjp_rejects_mismatched_shapes() -> None:
     jac = torch.zeros(3, 2, 4)
-    with pytest.raises(ValueError, match=r"grad_out has shape \(2, 3\) but jac has shape \(3, 2, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"grad_out has shape \(2, 3\) but jac has shape \(3, 2, 4\)"
+    ):
         vjp(jac, torch.zeros(2, 3))
-    with pytest.raises(ValueError, match=r"grad_out has shape \(3, 2, 4, 1\) but jac has shape \(3, 2, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"grad_out has shape \(3, 2, 4, 1\) but jac has shape \(3, 2, 4\)",
+    ):
         vjp(jac, torch.zeros(3, 2, 4, 1))
 
 
 def test_vjp_rejects_mismatched_dtypes() -> None:
-    with pytest.raises(ValueError, match=r"grad_out has dtype torch.float32 but jac has dtype torch.float64"):
+    with pytest.raises(
+        ValueError,
+        match=r"grad_out has dtype torch.float32 but jac has dtype torch.float64",
+    ):
         vjp(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(3))
 
 
 def test_jacobian_rejects_backward_of_wrong_shape() -> None:
     x = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match=r"backward\(e_i\) returned a gradient of shape \(3, 2\) but x has shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"backward\(e_i\) returned a gradient of shape \(3, 2\) but x has shape "
+            r"\(2, 3\)"
+        ),
+    ):
         jacobian(lambda x: x * 2, x, backward=lambda g: g.T * 2)
 
 
 def test_jacobian_rejects_backward_of_wrong_dtype() -> None:
     x = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match=r"backward\(e_i\) has dtype torch.float64 but x has dtype torch.float32"):
+    with pytest.raises(
+        ValueError,
+        match=r"backward\(e_i\) has dtype torch.float64 but x has dtype torch.float32",
+    ):
         jacobian(lambda x: x * 2, x, backward=lambda g: (g * 2).double())
 
 
 def test_jacobian_rejects_integer_input_and_output() -> None:
-    with pytest.raises(ValueError, match=r"x must be a floating-point tensor, got dtype torch.int64"):
+    with pytest.raises(
+        ValueError, match=r"x must be a floating-point tensor, got dtype torch.int64"
+    ):
         jacobian(lambda x: x * 2, torch.arange(3))
     with pytest.raises(ValueError, match=r"f\(x\) must be a floating-point tensor"):
         jacobian(lambda x: (x > 0).long(), torch.zeros(3))
@@ -256,7 +318,10 @@ def test_jacobian_rejects_bad_eps() -> None:
 
 
 def test_jacobian_size_rejects_bad_shapes() -> None:
-    with pytest.raises(ValueError, match=r"out_shape must hold non-negative integer sizes, got \(64, -1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"out_shape must hold non-negative integer sizes, got \(64, -1\)",
+    ):
         jacobian_size((64, -1), (3,))
     with pytest.raises(ValueError, match=r"in_shape must be a sequence of sizes"):
         jacobian_size((3,), 4096)  # type: ignore[arg-type]

@@ -38,7 +38,9 @@ def test_code_lines_fit_the_column(post):
 def test_figures_take_their_size_from_the_shared_style(post):
     for cell in python_cells(post):
         code = "\n".join(
-            line for line in cell.source.splitlines() if not line.lstrip().startswith("#")
+            line
+            for line in cell.source.splitlines()
+            if not line.lstrip().startswith("#")
         )
         assert "figsize" not in code, (
             f"{post.parent.name}: a figure sets figsize; use backprop.plots.subplots("
@@ -52,14 +54,20 @@ def test_figures_take_their_size_from_the_shared_style(post):
 def test_posts_execute_once_per_render():
     # A second Quarto format (ipynb) would execute every post again; the notebook is
     # built from the source by the post-render step instead.
-    meta = yaml.safe_load((ROOT / "posts" / "_metadata.yml").read_text(encoding="utf-8"))
+    meta = yaml.safe_load(
+        (ROOT / "posts" / "_metadata.yml").read_text(encoding="utf-8")
+    )
     formats = meta.get("format", {})
-    assert set(formats) == {"html"}, f"posts render to one format only, not {set(formats)}"
+    assert set(formats) == {"html"}, (
+        f"posts render to one format only, not {set(formats)}"
+    )
     links = formats["html"].get("other-links", [])
     assert any(link.get("href") == "index.ipynb" for link in links), (
         "every post links to its notebook"
     )
-    project = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))["project"]
+    project = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))[
+        "project"
+    ]
     post_render = project.get("post-render")
     steps = post_render if isinstance(post_render, list) else [post_render]
     assert "scripts/post_render.py" in steps

@@ -37,7 +37,9 @@ def test_notebook_reads_as_text_and_links_to_the_site(post):
     nb = notebooks.notebook_for(post, SITE)
     nbformat.validate(nb)
     text = markdown_of(nb)
-    assert not re.search(r"\]\((?!https?:)[^)]*\.qmd", text), "a link still points at a .qmd"
+    assert not re.search(r"\]\((?!https?:)[^)]*\.qmd", text), (
+        "a link still points at a .qmd"
+    )
     assert not re.search(r"(?<![\w@])@(eq|fig|sec|tbl)-", text), "a raw cross-reference"
     assert ":::" not in text and "{{<" not in text and "{#" not in text
     for target in re.findall(r"\]\((https?://[^)\s]+)\)", text):
@@ -48,7 +50,9 @@ def test_notebook_reads_as_text_and_links_to_the_site(post):
             assert source.is_file(), f"{target} is not a page of the site"
     equations = sorted(lbl for lbl in labels_defined(post) if lbl.startswith("eq-"))
     tags = [int(n) for n in re.findall(r"\\tag\{(\d+)\}", text)]
-    assert tags == list(range(1, len(equations) + 1)), "equations numbered 1, 2, … in order"
+    assert tags == list(range(1, len(equations) + 1)), (
+        "equations numbered 1, 2, … in order"
+    )
 
 
 @pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
@@ -68,7 +72,11 @@ def test_install_cell_installs_only_when_the_library_is_missing(monkeypatch):
     assert calls == []
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     exec(code, {})
-    assert calls and calls[0][-1] == SITE.requirement and calls[0][1:4] == ["-m", "pip", "install"]
+    assert (
+        calls
+        and calls[0][-1] == SITE.requirement
+        and calls[0][1:4] == ["-m", "pip", "install"]
+    )
 
 
 def test_the_requirement_names_this_distribution():
@@ -91,10 +99,16 @@ def test_write_notebooks_writes_one_per_post(tmp_path):
 def test_notebook_runs_as_downloaded(post, tmp_path):
     # The notebook runs from a folder of its own: it needs nothing from the repository.
     nb = notebooks.notebook_for(post, SITE)
-    exercises = [c for c in nb.cells if "exercise-" in " ".join(c.metadata.get("tags", []))]
+    exercises = [
+        c for c in nb.cells if "exercise-" in " ".join(c.metadata.get("tags", []))
+    ]
     # Run all stops at the first unsolved exercise: run up to it, then check it stops.
     cut = nb.cells.index(exercises[0]) if exercises else len(nb.cells)
     head = nbformat.v4.new_notebook(cells=nb.cells[:cut], metadata=nb.metadata)
-    NotebookClient(head, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        head,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
     assert list(tmp_path.iterdir()) == [], "the notebook wrote files"

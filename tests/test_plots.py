@@ -16,9 +16,10 @@ def _close_figures():
 def test_setup_applies_the_shared_style():
     plots.setup()
     assert matplotlib.colors.to_hex(plt.rcParams["figure.facecolor"]) == plots.CARD
-    assert [matplotlib.colors.to_hex(c) for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]] == [
-        c.lower() for c in plots.CYCLE
-    ]
+    assert [
+        matplotlib.colors.to_hex(c)
+        for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ] == [c.lower() for c in plots.CYCLE]
 
 
 def test_thumbnail_has_the_requested_pixel_size(tmp_path):
@@ -30,7 +31,7 @@ def test_thumbnail_has_the_requested_pixel_size(tmp_path):
 
 
 def test_show_matrix_uses_a_colour_scale_symmetric_about_zero():
-    fig, ax = plots.subplots()
+    _fig, ax = plots.subplots()
     m = torch.tensor([[1.0, -3.0], [0.5, 2.0]])
     image = plots.show_matrix(ax, m)
     low, high = image.get_clim()
@@ -40,7 +41,7 @@ def test_show_matrix_uses_a_colour_scale_symmetric_about_zero():
 
 
 def test_show_matrix_draws_a_vector_as_one_row():
-    fig, ax = plots.subplots()
+    _fig, ax = plots.subplots()
     image = plots.show_matrix(ax, np.arange(3.0), annotate=False)
     assert image.get_array().shape == (1, 3)
     assert not ax.texts

@@ -39,7 +39,11 @@ OPTION_LINE = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
 
 def post_notebook(path) -> nbformat.NotebookNode:
     nb = jupytext.reads(path.read_text(encoding="utf-8"), fmt="Rmd")
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     return nb
 
 
@@ -108,7 +112,9 @@ def exercise_cells(nb) -> list[Exercise]:
         if options.get("eval") != "false":
             exercise.problems.append(f"exercise-{name} lacks `#| eval: false`")
         if "raise NotImplementedError(" not in stub.source:
-            exercise.problems.append(f"exercise-{name} does not raise NotImplementedError")
+            exercise.problems.append(
+                f"exercise-{name} does not raise NotImplementedError"
+            )
         if not code or not re.match(r"(exercise|exercise_gradient)\(", code[-1]):
             exercise.problems.append(
                 f"exercise-{name} does not end with exercise(...) or exercise_gradient(...)"
@@ -120,7 +126,10 @@ def exercise_cells(nb) -> list[Exercise]:
         code = [line for line in solution.source.splitlines() if line.strip()]
         if order[name][1] < order[name][0]:
             exercise.problems.append(f"solution-{name} comes before its stub")
-        if options.get("code-fold") != "true" or options.get("code-summary") != "Solution":
+        if (
+            options.get("code-fold") != "true"
+            or options.get("code-summary") != "Solution"
+        ):
             exercise.problems.append(
                 f'solution-{name} needs `#| code-fold: true` and `#| code-summary: "Solution"`'
             )
@@ -244,14 +253,20 @@ def test_post_executes_cleanly(post):
             None,
         )
         where = describe(failing[1], failing[0]) if failing else "a code cell"
-        pytest.fail(f"{post.parent.name}: {where} raised:\n{execution.error}", pytrace=False)
+        pytest.fail(
+            f"{post.parent.name}: {where} raised:\n{execution.error}", pytrace=False
+        )
 
     problems = []
     for number, (_, cell) in enumerate(cells, start=1):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream" and output.get("name") == "stderr":
-                problems.append(f"{describe(cell, number)} wrote to stderr:\n{output.get('text', '')}")
-            text = output.get("text", "") if output.get("output_type") == "stream" else ""
+                problems.append(
+                    f"{describe(cell, number)} wrote to stderr:\n{output.get('text', '')}"
+                )
+            text = (
+                output.get("text", "") if output.get("output_type") == "stream" else ""
+            )
             if "Warning" in text:
                 problems.append(f"{describe(cell, number)} printed a warning:\n{text}")
     assert not problems, f"{post.parent.name}:\n" + "\n\n".join(problems)
@@ -263,7 +278,9 @@ def test_post_executes_cleanly(post):
 
 @pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
 def test_exercise_cells_follow_the_contract(post):
-    problems = [p for exercise in exercise_cells(post_notebook(post)) for p in exercise.problems]
+    problems = [
+        p for exercise in exercise_cells(post_notebook(post)) for p in exercise.problems
+    ]
     assert not problems, f"{post.parent.name}:\n" + "\n".join(problems)
 
 
@@ -290,7 +307,7 @@ from backprop.exercises import check_backward, exercise
 ```
 """
 
-_STUB = '''\
+_STUB = """\
 ```{python}
 #| label: exercise-relu
 #| eval: false
@@ -299,9 +316,9 @@ def my_relu_backward(grad_out, x):
 
 exercise("relu", my_relu_backward)
 ```
-'''
+"""
 
-_SOLUTION = '''\
+_SOLUTION = """\
 ```{python}
 #| label: solution-relu
 #| code-fold: true
@@ -311,7 +328,7 @@ def my_relu_backward(grad_out, x):
 
 check_backward("relu", my_relu_backward)
 ```
-'''
+"""
 
 
 def _write_post(folder: Path, *cells: str) -> Path:
@@ -321,19 +338,23 @@ def _write_post(folder: Path, *cells: str) -> Path:
 
 
 def test_exercise_cells_are_parsed_and_checked():
-    nb = jupytext.reads('---\ntitle: "t"\n---\n\n' + _SETUP + _STUB + _SOLUTION, fmt="Rmd")
+    nb = jupytext.reads(
+        '---\ntitle: "t"\n---\n\n' + _SETUP + _STUB + _SOLUTION, fmt="Rmd"
+    )
     (relu,) = exercise_cells(nb)
     assert relu.name == "relu" and relu.problems == []
     assert is_skipped(relu.stub) and not is_skipped(relu.solution)
     assert cell_options(relu.solution)["code-summary"] == "Solution"
 
-    unfolded = _SOLUTION.replace('#| code-fold: true\n', "")
+    unfolded = _SOLUTION.replace("#| code-fold: true\n", "")
     reversed_cells = _SETUP + _SOLUTION.replace("check_backward(", "print(") + _STUB
     nb = jupytext.reads(reversed_cells, fmt="Rmd")
     problems = exercise_cells(nb)[0].problems
     assert any("comes before its stub" in p for p in problems)
     assert any("does not end with check_backward" in p for p in problems)
-    nb = jupytext.reads(_SETUP + _STUB.replace("#| eval: false\n", "") + unfolded, fmt="Rmd")
+    nb = jupytext.reads(
+        _SETUP + _STUB.replace("#| eval: false\n", "") + unfolded, fmt="Rmd"
+    )
     problems = exercise_cells(nb)[0].problems
     assert any("lacks `#| eval: false`" in p for p in problems)
     assert any("code-fold: true" in p for p in problems)
@@ -348,9 +369,13 @@ def test_a_pre_solved_stub_and_a_wrong_solution_are_caught(tmp_path):
     assert execution.error is None and execution.exercise_failures == []
 
     (tmp_path / "bad").mkdir()
-    solved_stub = re.sub(r"raise NotImplementedError\(.*\)", "return grad_out * (x > 0)", _STUB)
+    solved_stub = re.sub(
+        r"raise NotImplementedError\(.*\)", "return grad_out * (x > 0)", _STUB
+    )
     wrong_solution = _SOLUTION.replace("grad_out * (x > 0)", "grad_out * (x >= 0)")
     bad = _write_post(tmp_path / "bad", _SETUP, solved_stub, wrong_solution)
     failures = execute_post(bad).exercise_failures
     assert any("solution-relu: its report is not ok" in f for f in failures), failures
-    assert any("exercise-relu, run as written, is solved" in f for f in failures), failures
+    assert any("exercise-relu, run as written, is solved" in f for f in failures), (
+        failures
+    )

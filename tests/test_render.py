@@ -14,7 +14,11 @@ import pytest
 from rendered_site import NO_QUARTO, QUARTO
 from site_sources import front_matter, labels_defined, post_paths, python_cells
 
-pytestmark = [pytest.mark.quarto, pytest.mark.slow, pytest.mark.skipif(QUARTO is None, reason=NO_QUARTO)]
+pytestmark = [
+    pytest.mark.quarto,
+    pytest.mark.slow,
+    pytest.mark.skipif(QUARTO is None, reason=NO_QUARTO),
+]
 
 POSTS = post_paths()
 
@@ -23,7 +27,9 @@ def test_render_succeeds(rendered_site):
     _, result = rendered_site
     log = result.stdout + result.stderr
     assert result.returncode == 0, f"quarto render failed:\n{log[-5000:]}"
-    assert not re.search(r"^\s*ERROR", log, re.M), f"quarto render reported an error:\n{log[-5000:]}"
+    assert not re.search(r"^\s*ERROR", log, re.M), (
+        f"quarto render reported an error:\n{log[-5000:]}"
+    )
     unresolved = re.findall(r"Unable to resolve crossref @[\w-]+", log)
     assert not unresolved, f"quarto could not resolve cross-references: {unresolved}"
 
@@ -37,14 +43,22 @@ def test_site_pages_exist(rendered_site):
 def test_listing_shows_the_series_in_reading_order(rendered_site):
     site, _ = rendered_site
     listing = (site / "index.html").read_text(encoding="utf-8")
-    linked = re.findall(r'class="series-link[^"]*" href="[./]*posts/([\w-]+)/index\.html"', listing)
-    assert linked == [post.parent.name for post in POSTS], f"the listing's order: {linked}"
+    linked = re.findall(
+        r'class="series-link[^"]*" href="[./]*posts/([\w-]+)/index\.html"', listing
+    )
+    assert linked == [post.parent.name for post in POSTS], (
+        f"the listing's order: {linked}"
+    )
     first = re.search(r'<span class="series-number">1\.</span>\s*([^<]+)<', listing)
     assert first and first.group(1).strip() == front_matter(POSTS[0])["title"]
-    headings = re.findall(r'<h2[^>]*class="[^"]*series-part-title[^"]*"[^>]*>([^<]+)<', listing)
+    headings = re.findall(
+        r'<h2[^>]*class="[^"]*series-part-title[^"]*"[^>]*>([^<]+)<', listing
+    )
     assert [h.split(":")[0] for h in headings] == ["Part 1", "Part 2"]
     feed = (site / "index.xml").read_text(encoding="utf-8")
-    assert feed.count("<pubDate>") >= len(POSTS), "the RSS feed carries every post's date"
+    assert feed.count("<pubDate>") >= len(POSTS), (
+        "the RSS feed carries every post's date"
+    )
 
 
 # Hosts a page may load from: its own, and MathJax's CDN.
@@ -73,15 +87,22 @@ def test_no_page_requests_a_third_party_host(rendered_site):
         if "@import url(" in text:
             problems.append(f"{page.relative_to(site)}: inline @import")
     for css in site.rglob("*.css"):
-        for host in re.findall(r"@import url\([\"']?https?://([^/\"')]+)", css.read_text()):
+        for host in re.findall(
+            r"@import url\([\"']?https?://([^/\"')]+)", css.read_text()
+        ):
             problems.append(f"{css.relative_to(site)} imports from {host}")
     assert not problems, "third-party requests:\n" + "\n".join(problems[:20])
 
 
 def test_the_site_has_a_favicon(rendered_site):
     site, _ = rendered_site
-    for page in (site / "index.html", site / "posts" / POSTS[0].parent.name / "index.html"):
-        icon = re.search(r'<link href="([^"]+)" rel="icon"', page.read_text(encoding="utf-8"))
+    for page in (
+        site / "index.html",
+        site / "posts" / POSTS[0].parent.name / "index.html",
+    ):
+        icon = re.search(
+            r'<link href="([^"]+)" rel="icon"', page.read_text(encoding="utf-8")
+        )
         assert icon, f"{page.name} names no favicon"
         assert (page.parent / icon.group(1)).is_file()
 
@@ -92,9 +113,14 @@ def test_post_page(rendered_site, post):
     page = site / "posts" / post.parent.name / "index.html"
     assert page.is_file(), f"{page} was not produced"
     text = page.read_text(encoding="utf-8")
-    assert "cell-output-error" not in text and "Traceback (most recent call last)" not in text
+    assert (
+        "cell-output-error" not in text
+        and "Traceback (most recent call last)" not in text
+    )
     assert "cell-output-stderr" not in text, f"{post.parent.name} shows stderr output"
-    assert 'name="description"' in text, f"{post.parent.name} has no <meta name=description>"
+    assert 'name="description"' in text, (
+        f"{post.parent.name} has no <meta name=description>"
+    )
     for cell in python_cells(post):
         label = cell.options.get("label")
         if not (isinstance(label, str) and label.startswith("fig-")):
@@ -104,16 +130,26 @@ def test_post_page(rendered_site, post):
         img = figure.group(1)
         src = re.search(r'src="([^"]+)"', img).group(1)
         if not src.startswith("data:"):
-            assert (page.parent / src).is_file(), f"{post.parent.name}: {label} image {src} is missing"
-        assert re.search(r'alt="[^"]+"', img), f"{post.parent.name}: figure {label} has no alt text"
+            assert (page.parent / src).is_file(), (
+                f"{post.parent.name}: {label} image {src} is missing"
+            )
+        assert re.search(r'alt="[^"]+"', img), (
+            f"{post.parent.name}: figure {label} has no alt text"
+        )
         width = re.search(r'width="(\d+)', img)
         assert width is None or int(width.group(1)) <= COLUMN_PX, (
             f"{post.parent.name}: figure {label} is {width.group(1)} px wide, wider than the column"
         )
     for label in (lbl for lbl in labels_defined(post) if lbl.startswith("eq-")):
-        assert f'id="{label}"' in text, f"{post.parent.name}: equation {label} is not numbered in the page"
-    assert (page.parent / "index.ipynb").is_file(), f"{post.parent.name} does not offer its notebook"
-    assert 'href="index.ipynb"' in text, f"{post.parent.name} does not link its notebook"
+        assert f'id="{label}"' in text, (
+            f"{post.parent.name}: equation {label} is not numbered in the page"
+        )
+    assert (page.parent / "index.ipynb").is_file(), (
+        f"{post.parent.name} does not offer its notebook"
+    )
+    assert 'href="index.ipynb"' in text, (
+        f"{post.parent.name} does not link its notebook"
+    )
 
 
 def test_every_post_executes_once(rendered_site):

@@ -23,6 +23,7 @@ from site_sources import (
     local_links,
     post_paths,
     python_cells,
+    reference_pages,
 )
 
 POSTS = post_paths()
@@ -48,14 +49,18 @@ def test_quarto_config_is_a_website(quarto_config):
     assert website.get("search") is not False
     assert quarto_config["execute"]["freeze"] == "auto"
     html = quarto_config["format"]["html"]
-    assert set(html["theme"]) == {"light", "dark"}, "the site offers a light and a dark theme"
+    assert set(html["theme"]) == {"light", "dark"}, (
+        "the site offers a light and a dark theme"
+    )
     assert html["code-copy"] is True
 
 
 def test_pre_render_check_exists(quarto_config):
     scripts = quarto_config["project"].get("pre-render") or []
     for script in [scripts] if isinstance(scripts, str) else scripts:
-        assert (ROOT / script.split()[-1]).is_file(), f"pre-render script {script} is missing"
+        assert (ROOT / script.split()[-1]).is_file(), (
+            f"pre-render script {script} is missing"
+        )
 
 
 def navbar_items(quarto_config):
@@ -65,21 +70,30 @@ def navbar_items(quarto_config):
 
 def test_navbar_links_exist(quarto_config):
     items = navbar_items(quarto_config)
-    hrefs = [item["href"] for item in items if isinstance(item, dict) and "href" in item]
+    hrefs = [
+        item["href"] for item in items if isinstance(item, dict) and "href" in item
+    ]
     assert "about.qmd" in hrefs, "the navbar links to the About page"
-    assert any(h.startswith("https://github.com/") for h in hrefs), "the navbar links to the source repository"
+    assert any(h.startswith("https://github.com/") for h in hrefs), (
+        "the navbar links to the source repository"
+    )
     for href in hrefs:
         if href == "index.xml":
             # The RSS feed: written by the listing in index.qmd, which must ask for it.
             assert front_matter(ROOT / "index.qmd")["listing"].get("feed")
         elif not re.match(r"https?://", href):
-            assert (ROOT / href).exists(), f"navbar links to {href}, which does not exist"
+            page = (ROOT / href).resolve()
+            assert page.exists() or page in reference_pages(), (
+                f"navbar links to {href}, which does not exist"
+            )
 
 
 def test_navbar_icons_have_accessible_names(quarto_config):
     for item in navbar_items(quarto_config):
         if isinstance(item, dict) and "icon" in item and "text" not in item:
-            assert item.get("aria-label"), f"navbar icon {item['icon']} needs an aria-label"
+            assert item.get("aria-label"), (
+                f"navbar icon {item['icon']} needs an aria-label"
+            )
 
 
 def test_listing_shows_every_post_in_series_order_with_a_feed():
@@ -100,7 +114,9 @@ def test_post_folders_are_numbered_in_series_order():
     )
     for post in POSTS:
         part = [c for c in front_matter(post)["categories"] if c.startswith("part ")]
-        assert part in (["part 1"], ["part 2"]), f"{post.parent.name}: one part category"
+        assert part in (["part 1"], ["part 2"]), (
+            f"{post.parent.name}: one part category"
+        )
 
 
 def test_post_metadata_shared_options():
@@ -115,40 +131,60 @@ def test_page_has_title_and_description(page):
     meta = front_matter(page)
     assert isinstance(meta.get("title"), str) and meta["title"].strip()
     description = meta.get("description")
-    assert isinstance(description, str) and description.strip(), f"{page} needs a description"
+    assert isinstance(description, str) and description.strip(), (
+        f"{page} needs a description"
+    )
 
 
 @pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
 def test_post_front_matter(post):
     meta = front_matter(post)
-    assert isinstance(meta.get("date"), dt.date) or re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(meta.get("date"))), (
-        f"{post.parent.name}: date must be ISO (YYYY-MM-DD), got {meta.get('date')!r}"
-    )
+    assert isinstance(meta.get("date"), dt.date) or re.fullmatch(
+        r"\d{4}-\d{2}-\d{2}", str(meta.get("date"))
+    ), f"{post.parent.name}: date must be ISO (YYYY-MM-DD), got {meta.get('date')!r}"
     description = meta["description"].strip()
     assert description.endswith((".", "?")) and len(description) < 300
-    assert len(re.findall(r"[.?!](\s|$)", description)) == 1, f"{post.parent.name}: description is one sentence"
+    assert len(re.findall(r"[.?!](\s|$)", description)) == 1, (
+        f"{post.parent.name}: description is one sentence"
+    )
     categories = meta.get("categories")
-    assert isinstance(categories, list) and categories and all(isinstance(c, str) for c in categories)
+    assert (
+        isinstance(categories, list)
+        and categories
+        and all(isinstance(c, str) for c in categories)
+    )
     image = meta.get("image")
     assert image, f"{post.parent.name}: needs an image for the listing"
-    assert (post.parent / image).is_file(), f"{post.parent.name}: image {image} does not exist"
+    assert (post.parent / image).is_file(), (
+        f"{post.parent.name}: image {image} does not exist"
+    )
     assert meta.get("image-alt"), f"{post.parent.name}: the image needs image-alt text"
 
 
 @pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
 def test_post_figures_have_captions_and_alt_text(post):
-    figures = [c for c in python_cells(post) if str(c.options.get("label", "")).startswith("fig-")]
+    figures = [
+        c
+        for c in python_cells(post)
+        if str(c.options.get("label", "")).startswith("fig-")
+    ]
     assert figures, f"{post.parent.name} has no figure (a cell with #| label: fig-...)"
     for cell in figures:
         label = cell.options["label"]
-        assert cell.options.get("fig-cap"), f"{post.parent.name}: {label} needs #| fig-cap"
-        assert cell.options.get("fig-alt"), f"{post.parent.name}: {label} needs #| fig-alt"
+        assert cell.options.get("fig-cap"), (
+            f"{post.parent.name}: {label} needs #| fig-cap"
+        )
+        assert cell.options.get("fig-alt"), (
+            f"{post.parent.name}: {label} needs #| fig-alt"
+        )
 
 
 @pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
 def test_post_cross_references_resolve(post):
     missing = cross_references(post) - labels_defined(post)
-    assert not missing, f"{post.parent.name} refers to undefined labels: {sorted(missing)}"
+    assert not missing, (
+        f"{post.parent.name} refers to undefined labels: {sorted(missing)}"
+    )
 
 
 @pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
@@ -160,9 +196,14 @@ def test_post_has_numbered_equations(post):
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_relative_links_exist(page):
+    # The API reference's pages are generated at render time: a link to one must
+    # name an object that quartodoc's configuration lists.
+    generated = reference_pages()
     for target in local_links(body(page)):
         resolved = (page.parent / target).resolve()
-        assert resolved.exists(), f"{page.relative_to(ROOT)} links to {target}, which does not exist"
+        assert resolved.exists() or resolved in generated, (
+            f"{page.relative_to(ROOT)} links to {target}, which does not exist"
+        )
 
 
 def links_to(post: Path, other: Path) -> bool:
@@ -177,14 +218,20 @@ def links_to(post: Path, other: Path) -> bool:
 def test_posts_link_to_previous_and_next(index):
     post = POSTS[index]
     if index > 0:
-        assert links_to(post, POSTS[index - 1]), f"{post.parent.name} links to the previous post"
+        assert links_to(post, POSTS[index - 1]), (
+            f"{post.parent.name} links to the previous post"
+        )
     if index < len(POSTS) - 1:
-        assert links_to(post, POSTS[index + 1]), f"{post.parent.name} links to the next post"
+        assert links_to(post, POSTS[index + 1]), (
+            f"{post.parent.name} links to the next post"
+        )
 
 
 def test_post_dates_are_distinct():
     dates = [str(front_matter(p)["date"]) for p in POSTS]
-    assert len(set(dates)) == len(dates), "each post has its own date, so the series has one order"
+    assert len(set(dates)) == len(dates), (
+        "each post has its own date, so the series has one order"
+    )
 
 
 def test_readme_lists_every_post():
@@ -197,12 +244,18 @@ def test_readme_lists_every_post():
 @pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
 def test_display_maths_is_balanced_and_labels_are_unique(post):
     prose = re.sub(r"^```.*?^```\s*$", "", body(post), flags=re.S | re.M)
-    assert prose.count("$$") % 2 == 0, f"{post.parent.name} has an unclosed $$ display block"
+    assert prose.count("$$") % 2 == 0, (
+        f"{post.parent.name} has an unclosed $$ display block"
+    )
     labels = re.findall(r"\{#((?:eq|fig|tbl|sec)-[\w-]+)", prose) + [
-        c.options["label"] for c in python_cells(post) if isinstance(c.options.get("label"), str)
+        c.options["label"]
+        for c in python_cells(post)
+        if isinstance(c.options.get("label"), str)
     ]
     duplicates = {label for label in labels if labels.count(label) > 1}
-    assert not duplicates, f"{post.parent.name} defines these labels twice: {sorted(duplicates)}"
+    assert not duplicates, (
+        f"{post.parent.name} defines these labels twice: {sorted(duplicates)}"
+    )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
@@ -214,24 +267,32 @@ def test_fenced_divs_are_balanced(page):
             depth += 1
         elif re.match(r"^:::+\s*$", line):
             depth -= 1
-            assert depth >= 0, f"{page.relative_to(ROOT)}: a ::: closes nothing (prose line {number})"
+            assert depth >= 0, (
+                f"{page.relative_to(ROOT)}: a ::: closes nothing (prose line {number})"
+            )
     assert depth == 0, f"{page.relative_to(ROOT)}: a ::: div (callout) is never closed"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_links_to_sections_land_on_a_label(page):
-    for target, anchor in re.findall(r"\]\((?!https?:)([^)#\s]*)#([\w-]+)\)", body(page)):
+    for target, anchor in re.findall(
+        r"\]\((?!https?:)([^)#\s]*)#([\w-]+)\)", body(page)
+    ):
         linked = (page.parent / target).resolve() if target else page
-        if linked.suffix == ".qmd" and anchor.startswith(("sec-", "eq-", "fig-", "tbl-")):
-            assert anchor in labels_defined(linked), f"{page.relative_to(ROOT)} links to #{anchor} in {target or 'itself'}, which has no such label"
+        if linked.suffix == ".qmd" and anchor.startswith(
+            ("sec-", "eq-", "fig-", "tbl-")
+        ):
+            assert anchor in labels_defined(linked), (
+                f"{page.relative_to(ROOT)} links to #{anchor} in {target or 'itself'}, which has no such label"
+            )
 
 
 # Equations are referred to only through @eq- cross-references, which Quarto numbers;
 # a number typed by hand ("eq. (3)", "equation 2", "Eqs. 4 and 5") goes stale as soon
 # as an equation is added.
 HAND_NUMBERED_EQUATION = re.compile(
-    r"\beqs?(?:\.\s*|\s+)\(?\d"   # eq. 3, eq. (3), eqs. (3) and (5), eq 3, Eq.(3)
-    r"|\bequations?\s*\(?\d",       # equation 2, equation (2), equations 3 and 4
+    r"\beqs?(?:\.\s*|\s+)\(?\d"  # eq. 3, eq. (3), eqs. (3) and (5), eq 3, Eq.(3)
+    r"|\bequations?\s*\(?\d",  # equation 2, equation (2), equations 3 and 4
     re.IGNORECASE,
 )
 CODE_BLOCK = re.compile(r"^```.*?^```\s*$", re.S | re.M)

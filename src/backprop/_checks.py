@@ -21,6 +21,7 @@ def shape_str(shape: Sequence[int] | torch.Tensor) -> str:
 
 
 def require_tensor(name: str, value: object) -> torch.Tensor:
+    """``value`` itself, once it is known to be a tensor; ``TypeError`` otherwise."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     return value
@@ -41,7 +42,9 @@ def require_index(name: str, t: object) -> torch.Tensor:
     """An integer tensor of indices (int32 or int64)."""
     t = require_tensor(name, t)
     if t.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"{name} must hold integer indices (int64 or int32), got dtype {t.dtype}")
+        raise ValueError(
+            f"{name} must hold integer indices (int64 or int32), got dtype {t.dtype}"
+        )
     return t
 
 
@@ -64,17 +67,24 @@ def require_same_dtype(**tensors: torch.Tensor | None) -> None:
             )
 
 
-def require_ndim(name: str, t: torch.Tensor, ndim: int | None = None, *, min_ndim: int | None = None) -> None:
+def require_ndim(
+    name: str, t: torch.Tensor, ndim: int | None = None, *, min_ndim: int | None = None
+) -> None:
     """Exactly ``ndim`` dimensions, or at least ``min_ndim``."""
     if ndim is not None and t.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {shape_str(t)}")
+        raise ValueError(
+            f"{name} must have {ndim} dimension(s), got shape {shape_str(t)}"
+        )
     if min_ndim is not None and t.ndim < min_ndim:
         raise ValueError(
-            f"{name} must have at least {min_ndim} dimension(s), got shape {shape_str(t)}"
+            f"{name} must have at least {min_ndim} dimension(s), got shape "
+            f"{shape_str(t)}"
         )
 
 
-def require_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+def require_same_shape(
+    name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor
+) -> None:
     """Identical shapes: no broadcasting allowed (e.g. a prediction and its target)."""
     if a.shape != b.shape:
         raise ValueError(
@@ -87,12 +97,14 @@ def require_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tenso
 def normalize_dim(name: str, dim: int, t: torch.Tensor) -> int:
     """A dimension index for ``t`` in ``[0, t.ndim)``, negative indices allowed."""
     if not -max(t.ndim, 1) <= dim < max(t.ndim, 1):
-        raise ValueError(f"dim={dim} is out of range for {name} of shape {shape_str(t)}")
+        raise ValueError(
+            f"dim={dim} is out of range for {name} of shape {shape_str(t)}"
+        )
     return dim % max(t.ndim, 1)
 
 
 def require_same_device(**tensors: torch.Tensor | None) -> None:
-    """All the given (non-None) tensors live on one device (dtypes may differ, e.g. indices)."""
+    """All the given (non-None) tensors live on one device (dtypes may differ)."""
     named = [(n, t) for n, t in tensors.items() if t is not None]
     if not named:
         return
@@ -105,10 +117,13 @@ def require_same_device(**tensors: torch.Tensor | None) -> None:
             )
 
 
-def require_shape(name: str, t: torch.Tensor, shape: Sequence[int], why: str = "") -> None:
+def require_shape(
+    name: str, t: torch.Tensor, shape: Sequence[int], why: str = ""
+) -> None:
     """Exactly ``shape``; ``why`` (e.g. "one per channel of x") ends the message."""
     if tuple(t.shape) != tuple(shape):
         reason = f" ({why})" if why else ""
         raise ValueError(
-            f"{name} must have shape {shape_str(shape)}{reason}, got shape {shape_str(t)}"
+            f"{name} must have shape {shape_str(shape)}{reason}, got shape "
+            f"{shape_str(t)}"
         )

@@ -48,12 +48,43 @@ from backprop._checks import (
 )
 from backprop.softmax import softmax, softmax_backward
 
+__all__ = ["attention", "attention_backward", "causal_mask"]
 
-def causal_mask(lq: int, lk: int | None = None, device: torch.device | str | None = None) -> Tensor:
-    """Boolean (lq, lk) mask, True where key j <= query i: no looking ahead.
 
-    ``lk`` defaults to ``lq``. Aligned at the top left like
-    ``scaled_dot_product_attention(..., is_causal=True)``: query i sees keys 0..i.
+def causal_mask(
+    lq: int, lk: int | None = None, device: torch.device | str | None = None
+) -> Tensor:
+    r"""A boolean ``(lq, lk)`` mask, True where key $j \le$ query $i$: no looking ahead.
+
+    Aligned at the top left like
+    ``scaled_dot_product_attention(..., is_causal=True)``: query $i$ sees keys
+    $0, \dots, i$.
+
+    Parameters
+    ----------
+    lq : int
+        Number of queries, positive.
+    lk : int or None, default None
+        Number of keys, positive; ``lq`` when None.
+    device : torch.device, str or None, default None
+        Where to create the mask.
+
+    Returns
+    -------
+    torch.Tensor
+        Boolean, shape ``(lq, lk)``.
+
+    Raises
+    ------
+    ValueError
+        If ``lq`` or ``lk`` is not a positive int.
+
+    Examples
+    --------
+    >>> causal_mask(3)
+    tensor([[ True, False, False],
+            [ True,  True, False],
+            [ True,  True,  True]])
     """
     lk = lq if lk is None else lk
     for name, size in (("lq", lq), ("lk", lk)):
@@ -62,7 +93,9 @@ def causal_mask(lq: int, lk: int | None = None, device: torch.device | str | Non
     return torch.ones(lq, lk, dtype=torch.bool, device=device).tril()
 
 
-def _check_attention_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> None:
+def _check_attention_inputs(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
+) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         require_float(name, t)
         require_ndim(name, t, min_ndim=2)
@@ -70,8 +103,10 @@ def _check_attention_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
     shapes = f"q {shape_str(q)}, k {shape_str(k)}, v {shape_str(v)}"
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
-            f"q and k must have the same last dimension d (a query is compared with each key "
-            f"by a dot product), got q of shape {shape_str(q)} and k of shape {shape_str(k)}"
+            "q and k must have the same last dimension d (a query is compared with "
+            "each key "
+            f"by a dot product), got q of shape {shape_str(q)} and k of shape "
+            f"{shape_str(k)}"
         )
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(
@@ -80,11 +115,14 @@ def _check_attention_inputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
         )
     if not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
         raise ValueError(
-            "q, k and v must have equal leading dimensions (no broadcasting between them), "
+            "q, k and v must have equal leading dimensions (no broadcasting between "
+            "them), "
             f"got {shapes}"
         )
     if k.shape[-2] == 0:
-        raise ValueError(f"k and v must hold at least one position to attend to, got {shapes}")
+        raise ValueError(
+            f"k and v must hold at least one position to attend to, got {shapes}"
+        )
     if mask is not None:
         _check_mask(mask, (*q.shape[:-1], k.shape[-2]), q)
 
@@ -93,14 +131,17 @@ def _check_mask(mask: Tensor, scores_shape: tuple[int, ...], q: Tensor) -> None:
     require_tensor("mask", mask)
     if mask.dtype != torch.bool:
         raise ValueError(
-            f"mask must be a boolean tensor (True where attention is allowed), got dtype "
-            f"{mask.dtype} and shape {shape_str(mask)}; e.g. use mask.bool() or mask != 0"
+            "mask must be a boolean tensor (True where attention is allowed), got "
+            "dtype "
+            f"{mask.dtype} and shape {shape_str(mask)}; e.g. use mask.bool() or mask "
+            "!= 0"
         )
     require_same_device(q=q, mask=mask)
     # Broadcastable to the scores WITHOUT changing their shape: align from the right,
     # every mask dimension is 1 or equal to the scores' one.
     fits = mask.ndim <= len(scores_shape) and all(
-        m in (1, s) for m, s in zip(reversed(mask.shape), reversed(scores_shape))
+        m in (1, s)
+        for m, s in zip(reversed(mask.shape), reversed(scores_shape), strict=False)
     )
     if not fits:
         raise ValueError(
@@ -111,8 +152,10 @@ def _check_mask(mask: Tensor, scores_shape: tuple[int, ...], q: Tensor) -> None:
     if no_key.any():
         position = tuple(int(i) for i in no_key.nonzero()[0])
         raise ValueError(
-            f"mask of shape {shape_str(mask)} allows no key for the query at position {position} "
-            f"of the scores' leading dims {shape_str(scores_shape[:-1])}: a softmax over nothing "
+            f"mask of shape {shape_str(mask)} allows no key for the query at position "
+            f"{position} "
+            f"of the scores' leading dims {shape_str(scores_shape[:-1])}: a softmax "
+            "over nothing "
             "is undefined"
         )
 
@@ -126,12 +169,44 @@ def _masked_scores(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
-    """softmax(q kᵀ / sqrt(d), masked) v over the last two dimensions.
+    r"""Scaled dot-product attention, $\operatorname{softmax}(Q K^\top / \sqrt{d})\, V$.
 
-    q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv) -> (..., Lq, dv), d = q.shape[-1].
-    ``mask``: bool, broadcastable to (..., Lq, Lk), True where allowed; every query
-    must be allowed at least one key. Matches
+    The softmax runs over the keys; where ``mask`` is False a score is $-\infty$,
+    so that key gets weight 0. Matches
     ``torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)``.
+
+    Parameters
+    ----------
+    q : torch.Tensor
+        Queries, shape ``(..., Lq, d)``.
+    k : torch.Tensor
+        Keys, shape ``(..., Lk, d)``.
+    v : torch.Tensor
+        Values, shape ``(..., Lk, dv)``. The leading dimensions ``...`` are equal
+        across ``q``, ``k`` and ``v`` (not broadcast).
+    mask : torch.Tensor or None, default None
+        Boolean, broadcastable to ``(..., Lq, Lk)``, True where query $i$ may
+        attend to key $j$; every query must be allowed at least one key.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(..., Lq, dv)``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit (naming them), the mask is not boolean, does not
+        broadcast, or leaves a query with no key.
+
+    Examples
+    --------
+    With one key, every query returns that key's value.
+
+    >>> q, k, v = torch.ones(2, 4), torch.ones(1, 4), torch.tensor([[5.0, 6.0]])
+    >>> attention(q, k, v)
+    tensor([[5., 6.],
+            [5., 6.]])
     """
     _check_attention_inputs(q, k, v, mask)
     p = softmax(_masked_scores(q, k, mask), dim=-1)
@@ -141,10 +216,48 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Te
 def attention_backward(
     grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(grad_q, grad_k, grad_v) of ``attention``; the mask, a constant, gets none.
+    r"""The gradients of `attention` with respect to ``q``, ``k`` and ``v``.
 
-    grad_out has the output's shape (..., Lq, dv). The scores and p are recomputed
-    from q, k and the mask (see the module docstring for the formulas).
+    With $G$ = ``grad_out``, $S = Q K^\top / \sqrt{d}$ (masked) and
+    $P = \operatorname{softmax}(S)$, reading the forward from the bottom up:
+
+    $$
+    \frac{\partial L}{\partial V} = P^\top G, \quad
+    \frac{\partial L}{\partial P} = G V^\top, \quad
+    \frac{\partial L}{\partial Q} = \frac{\partial L}{\partial S}
+      \frac{K}{\sqrt d}, \quad
+    \frac{\partial L}{\partial K} = \Big(\frac{\partial L}{\partial S}\Big)^{\!\top}
+      \frac{Q}{\sqrt d},
+    $$
+
+    where $\partial L / \partial S$ is `softmax_backward` of
+    $\partial L / \partial P$. The mask, a constant, gets no gradient, and
+    masked positions pass none back.
+
+    Parameters
+    ----------
+    grad_out : torch.Tensor
+        $\partial L / \partial\,\mathrm{out}$, shape ``(..., Lq, dv)``.
+    q, k, v, mask : torch.Tensor
+        The forward's inputs (``mask`` may be None).
+
+    Returns
+    -------
+    grad_q, grad_k, grad_v : torch.Tensor
+        The shapes of ``q``, ``k`` and ``v``.
+
+    Raises
+    ------
+    ValueError
+        If ``grad_out`` does not have the output's shape and dtype, or the inputs
+        are invalid for `attention`.
+
+    Examples
+    --------
+    >>> q, k, v = torch.ones(2, 4), torch.ones(1, 4), torch.tensor([[5.0, 6.0]])
+    >>> grad_q, grad_k, grad_v = attention_backward(torch.ones(2, 2), q, k, v)
+    >>> grad_v
+    tensor([[2., 2.]])
     """
     _check_attention_inputs(q, k, v, mask)
     require_float("grad_out", grad_out)

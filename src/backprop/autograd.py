@@ -37,9 +37,8 @@ from backprop.activations import relu, relu_backward
 from backprop.broadcasting import broadcast_shape, unbroadcast
 from backprop.linear import lin_backward
 from backprop.losses import cross_entropy as _cross_entropy
-from backprop.losses import cross_entropy_backward
+from backprop.losses import cross_entropy_backward, mse_backward
 from backprop.losses import mse as _mse
-from backprop.losses import mse_backward
 
 # Gradient of the result -> gradients of the inputs, in the order of _parents.
 BackwardFn = Callable[[torch.Tensor], tuple[torch.Tensor, ...]]

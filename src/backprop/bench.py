@@ -52,6 +52,18 @@ import torch
 from backprop.functional import lin, mse, relu
 from backprop.modules import MSE, Lin, Model, ReLU
 
+__all__ = [
+    "VARIANTS",
+    "autograd_step",
+    "main",
+    "make_problem",
+    "make_step",
+    "manual_step",
+    "max_abs_difference",
+    "measure_memory",
+    "time_variants",
+]
+
 N_IN, N_HIDDEN, N_OUT = 784, 50, 1
 THREADS = 2
 WARMUP = 2
@@ -60,10 +72,37 @@ VARIANTS = {
     "autograd": "autograd (input requires grad, as the course's check)",
     "autograd_data": "autograd, input as data",
 }
+"""The variants compared, by key, with the label each is printed with."""
 
 
-def make_problem(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """Seeded inputs ``(n, 784)``, targets ``(n, 1)``, Kaiming-initialised ``[w1, b1, w2, b2]``."""
+def make_problem(
+    n: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """The benchmark's seeded data and Kaiming-initialised weights.
+
+    Parameters
+    ----------
+    n : int
+        Number of inputs.
+    seed : int, default 0
+        The same seed gives the same data and weights.
+
+    Returns
+    -------
+    x : torch.Tensor
+        Inputs, float32 ``(n, 784)``.
+    y : torch.Tensor
+        Targets, float32 ``(n, 1)``.
+    params : list of torch.Tensor
+        ``[w1, b1, w2, b2]`` of shapes ``(784, 50)``, ``(50,)``, ``(50, 1)``,
+        ``(1,)``.
+
+    Examples
+    --------
+    >>> x, y, params = make_problem(8)
+    >>> x.shape, y.shape, [tuple(p.shape) for p in params]
+    (torch.Size([8, 784]), torch.Size([8, 1]), [(784, 50), (50,), (50, 1), (1,)])
+    """
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(n, N_IN, generator=generator)
     y = torch.randn(n, N_OUT, generator=generator)
@@ -76,8 +115,36 @@ Step = Callable[[], None]
 Grads = Callable[[], list[torch.Tensor]]
 
 
-def manual_step(x: torch.Tensor, y: torch.Tensor, params: list[torch.Tensor]) -> tuple[Step, Grads]:
-    """A step function for backprop.modules, and a function returning its gradients."""
+def _module_grads(model: Model) -> list[torch.Tensor]:
+    # backprop.modules keeps each gradient in a `.g` attribute on the tensor, as the
+    # course does; torch's type stubs do not know that attribute.
+    return [p.g for p in model.parameters()]  # type: ignore[attr-defined]
+
+
+def _autograd_grads(tensors: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    grads = [t.grad for t in tensors]
+    if any(g is None for g in grads):
+        raise RuntimeError("autograd_step's gradients are read before its first step")
+    return [g for g in grads if g is not None]
+
+
+def manual_step(
+    x: torch.Tensor, y: torch.Tensor, params: list[torch.Tensor]
+) -> tuple[Step, Grads]:
+    """One training step of `backprop.modules`, and a function returning its gradients.
+
+    Parameters
+    ----------
+    x, y, params : torch.Tensor, torch.Tensor, list of torch.Tensor
+        As `make_problem` returns them.
+
+    Returns
+    -------
+    step : callable
+        One forward and backward pass.
+    grads : callable
+        The weights' and biases' gradients after the last step.
+    """
     w1, b1, w2, b2 = params
     layers = [
         Lin.from_tensors(w1, b1, input_needs_grad=False),  # its input is the data
@@ -90,41 +157,96 @@ def manual_step(x: torch.Tensor, y: torch.Tensor, params: list[torch.Tensor]) ->
         model(x, y)
         model.backward()
 
-    return step, lambda: [p.g for p in model.parameters()]
+    return step, lambda: _module_grads(model)
 
 
 def autograd_step(
-    x: torch.Tensor, y: torch.Tensor, params: list[torch.Tensor], input_requires_grad: bool
+    x: torch.Tensor,
+    y: torch.Tensor,
+    params: list[torch.Tensor],
+    input_requires_grad: bool,
 ) -> tuple[Step, Grads]:
-    """The same forward pass, differentiated by autograd."""
+    """The same forward pass as `manual_step`, differentiated by autograd.
+
+    Parameters
+    ----------
+    x, y, params : torch.Tensor, torch.Tensor, list of torch.Tensor
+        As `make_problem` returns them; they are set to require gradients.
+    input_requires_grad : bool
+        Whether ``x`` requires a gradient (the course's check) or is data.
+
+    Returns
+    -------
+    step : callable
+        One forward and backward pass.
+    grads : callable
+        The weights' and biases' gradients after the last step.
+    """
     w1, b1, w2, b2 = (p.requires_grad_(True) for p in params)
     x.requires_grad_(input_requires_grad)
 
     def step() -> None:
         for t in (x, w1, b1, w2, b2):
-            t.grad = None  # start afresh, as the manual version does (autograd would accumulate)
+            # start afresh, as the manual version does (autograd would accumulate)
+            t.grad = None
         loss = mse(lin(relu(lin(x, w1, b1)), w2, b2), y)
-        loss.backward()
+        torch.autograd.backward(loss)
 
-    return step, lambda: [p.grad for p in (w1, b1, w2, b2)]
+    return step, lambda: _autograd_grads((w1, b1, w2, b2))
 
 
 def make_step(variant: str, n: int) -> tuple[Step, Grads]:
-    """One variant's step on its own copy of the seeded data and weights."""
+    """One variant's step on its own copy of the seeded data and weights.
+
+    Parameters
+    ----------
+    variant : str
+        A key of `VARIANTS`.
+    n : int
+        Number of inputs.
+
+    Returns
+    -------
+    step, grads : callable
+        As `manual_step` returns them.
+
+    Raises
+    ------
+    ValueError
+        If ``variant`` is not a key of `VARIANTS`.
+    """
     if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        raise ValueError(
+            f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}"
+        )
     x, y, params = make_problem(n)
     if variant == "manual":
         return manual_step(x, y, params)
     return autograd_step(x, y, params, input_requires_grad=(variant == "autograd"))
 
 
-def time_variants(n: int, repeats: int) -> tuple[dict[str, float], dict[str, list[torch.Tensor]]]:
+def time_variants(
+    n: int, repeats: int
+) -> tuple[dict[str, float], dict[str, list[torch.Tensor]]]:
     """Median seconds per step of each variant, and each variant's gradients.
 
     The variants take turns, one step each per round, so that a burst of load
     from other processes on the machine slows them all alike rather than
     whichever happened to run at the time.
+
+    Parameters
+    ----------
+    n : int
+        Number of inputs.
+    repeats : int
+        Timed steps per variant, after the warm-up steps.
+
+    Returns
+    -------
+    medians : dict of str to float
+        Median seconds per step, by variant.
+    grads : dict of str to list of torch.Tensor
+        Each variant's gradients after its last step.
     """
     steps = {variant: make_step(variant, n) for variant in VARIANTS}
     for _ in range(WARMUP):
@@ -153,10 +275,22 @@ def measure_memory(variant: str, n: int) -> dict[str, float]:
     """Peak resident memory of a process that sets up one variant and runs a few steps.
 
     Run it in a fresh process (``--memory-of``): ``ru_maxrss`` is a high-water
-    mark for the whole process, so nothing else may have run in it. ``setup_mib``
-    is the mark once the data and weights exist; ``peak_mib`` the mark after
-    the steps. Two steps after the warm-up, because a module keeps the previous
-    step's activations until the next step replaces them.
+    mark for the whole process, so nothing else may have run in it. Two steps
+    run after the warm-up, because a module keeps the previous step's
+    activations until the next step replaces them.
+
+    Parameters
+    ----------
+    variant : str
+        A key of `VARIANTS`.
+    n : int
+        Number of inputs.
+
+    Returns
+    -------
+    dict of str to float
+        ``setup_mib``, the mark in MiB once the data and weights exist, and
+        ``peak_mib``, the mark after the steps.
     """
     torch.set_num_threads(THREADS)
     step, _grads = make_step(variant, n)
@@ -167,7 +301,15 @@ def measure_memory(variant: str, n: int) -> dict[str, float]:
 
 
 def _memory_in_subprocess(variant: str, n: int) -> dict[str, float]:
-    command = [sys.executable, "-m", "backprop.bench", "--memory-of", variant, "--n", str(n)]
+    command = [
+        sys.executable,
+        "-m",
+        "backprop.bench",
+        "--memory-of",
+        variant,
+        "--n",
+        str(n),
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"memory measurement of {variant} failed:\n{done.stderr}")
@@ -175,24 +317,66 @@ def _memory_in_subprocess(variant: str, n: int) -> dict[str, float]:
 
 
 def max_abs_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    r"""The largest absolute difference between two lists of tensors, pair by pair.
+
+    Parameters
+    ----------
+    a, b : list of torch.Tensor
+        Equally long, with tensors of matching shapes.
+
+    Returns
+    -------
+    float
+        $\max_k \max \lvert a_k - b_k \rvert$.
+
+    Raises
+    ------
+    ValueError
+        If the lists differ in length.
+
+    Examples
+    --------
+    >>> max_abs_difference([torch.ones(2)], [torch.tensor([1.0, 0.5])])
+    0.5
+    """
     return max((ga - gb).abs().max().item() for ga, gb in zip(a, b, strict=True))
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line, ``python -m backprop.bench [--n N] [--repeats R]``.
+
+    Prints a table of the variants' median time per step and peak memory, the
+    largest gradient difference between them, and last the line
+    ``manual/autograd time ratio: X.XX``.
+
+    Parameters
+    ----------
+    argv : list of str or None, default None
+        The arguments; ``sys.argv[1:]`` when None.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m backprop.bench",
-        description="Time one forward and backward pass of backprop.modules against torch.autograd.",
+        description=(
+            "Time one forward and backward pass of backprop.modules "
+            "against torch.autograd."
+        ),
     )
-    parser.add_argument("--n", type=int, default=50_000, help="number of inputs (default 50000)")
+    parser.add_argument(
+        "--n", type=int, default=50_000, help="number of inputs (default 50000)"
+    )
     parser.add_argument(
         "--repeats", type=int, default=10, help="timed steps per variant (default 10)"
     )
     parser.add_argument(
-        "--memory-of", choices=list(VARIANTS), help="only measure one variant's peak memory (JSON)"
+        "--memory-of",
+        choices=list(VARIANTS),
+        help="only measure one variant's peak memory (JSON)",
     )
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeats < 1:
-        parser.error(f"--n and --repeats must be positive, got {args.n} and {args.repeats}")
+        parser.error(
+            f"--n and --repeats must be positive, got {args.n} and {args.repeats}"
+        )
 
     if args.memory_of is not None:  # a worker process: report as one JSON line
         print(json.dumps(measure_memory(args.memory_of, args.n)))
@@ -204,21 +388,28 @@ def main(argv: list[str] | None = None) -> None:
 
     print(
         f"MLP {N_IN} -> {N_HIDDEN} -> {N_OUT} (ReLU, MSE), {args.n:,} float32 inputs, "
-        f"{THREADS} threads; median of {args.repeats} steps after {WARMUP} warm-up steps"
+        f"{THREADS} threads; median of {args.repeats} steps after {WARMUP} warm-up "
+        "steps"
     )
     width = max(map(len, VARIANTS.values()))
-    print(f"{'variant':<{width}}  {'median ms':>9}  {'peak MiB':>8}  {'passes MiB':>10}")
+    print(
+        f"{'variant':<{width}}  {'median ms':>9}  {'peak MiB':>8}  {'passes MiB':>10}"
+    )
     for variant, label in VARIANTS.items():
         m = memory[variant]
         print(
-            f"{label:<{width}}  {1000 * medians[variant]:>9.1f}  {m['peak_mib']:>8.0f}  "
+            f"{label:<{width}}  {1000 * medians[variant]:>9.1f}  {m['peak_mib']:>8.0f} "
+            " "
             f"{m['peak_mib'] - m['setup_mib']:>10.0f}"
         )
     difference = max(
         max_abs_difference(grads["manual"], grads["autograd"]),
         max_abs_difference(grads["manual"], grads["autograd_data"]),
     )
-    print(f"max |grad difference| manual vs autograd (weights and biases): {difference:.3e}")
+    print(
+        "max |grad difference| manual vs autograd (weights and biases): "
+        f"{difference:.3e}"
+    )
     as_data = medians["manual"] / medians["autograd_data"]
     print(f"manual/autograd (input as data) time ratio: {as_data:.2f}")
     print(f"manual/autograd time ratio: {medians['manual'] / medians['autograd']:.2f}")

@@ -25,6 +25,8 @@ import torch
 
 from backprop._checks import require_float, shape_str
 
+__all__ = ["broadcast_shape", "unbroadcast"]
+
 
 def _as_shape(name: str, shape: Sequence[int] | torch.Size) -> tuple[int, ...]:
     """A shape as a tuple of non-negative ints (a tuple, list or ``torch.Size``)."""
@@ -39,19 +41,43 @@ def _as_shape(name: str, shape: Sequence[int] | torch.Size) -> tuple[int, ...]:
     return dims
 
 
-def broadcast_shape(a: Sequence[int] | torch.Size, b: Sequence[int] | torch.Size) -> tuple[int, ...]:
+def broadcast_shape(
+    a: Sequence[int] | torch.Size, b: Sequence[int] | torch.Size
+) -> tuple[int, ...]:
     """The shape that ``a`` and ``b`` broadcast to, like ``torch.broadcast_shapes``.
 
     Line the shapes up on the right; missing leading dimensions count as 1.
     Each pair of sizes must be equal, or one of them 1 (the result takes the
-    other). Raises ``ValueError`` naming both shapes otherwise.
+    other).
+
+    Parameters
+    ----------
+    a, b : sequence of int or torch.Size
+        The two shapes.
+
+    Returns
+    -------
+    tuple of int
+        The broadcast shape.
+
+    Raises
+    ------
+    ValueError
+        Naming both shapes, if they do not broadcast.
+
+    Examples
+    --------
+    >>> broadcast_shape((3, 1), (4,))
+    (3, 4)
+    >>> broadcast_shape((2, 3, 4), (3, 1))
+    (2, 3, 4)
     """
     a, b = _as_shape("a", a), _as_shape("b", b)
     ndim = max(len(a), len(b))
     padded_a = (1,) * (ndim - len(a)) + a
     padded_b = (1,) * (ndim - len(b)) + b
     result = []
-    for size_a, size_b in zip(padded_a, padded_b):
+    for size_a, size_b in zip(padded_a, padded_b, strict=True):
         if size_a != size_b and size_a != 1 and size_b != 1:
             raise ValueError(
                 f"shapes {shape_str(a)} and {shape_str(b)} do not broadcast: "
@@ -62,21 +88,44 @@ def broadcast_shape(a: Sequence[int] | torch.Size, b: Sequence[int] | torch.Size
 
 
 def unbroadcast(grad: torch.Tensor, shape: Sequence[int] | torch.Size) -> torch.Tensor:
-    """The backward of broadcasting a tensor of ``shape`` up to ``grad.shape``.
+    r"""The backward of broadcasting: sum ``grad`` back down to ``shape``.
 
     If ``small`` of shape ``shape`` was broadcast to ``full = grad.shape`` in the
-    forward pass, then ``grad_small = unbroadcast(grad_full, small.shape)``:
+    forward pass, each element of ``small`` was used once per copy, so its
+    gradient is the sum over the copies:
+    ``grad_small = unbroadcast(grad_full, small.shape)``.
 
     - dimensions broadcasting *added* on the left are summed away;
     - dimensions that are 1 in ``shape`` but larger in ``grad`` were *stretched*,
       so they are summed with ``keepdim=True`` (they stay, as size 1).
 
-    The result has exactly ``shape``. When nothing needs summing it is ``grad``
-    itself (no copy). Raises ``ValueError`` naming both shapes when ``shape``
-    does not broadcast to ``grad.shape``.
+    For a bias $b$ added to every row of an $(n, m)$ output,
+    $\partial L / \partial b_j = \sum_i G_{ij}$.
 
-    Example: ``grad`` of shape ``(2, 3, 4)`` and ``shape`` ``(3, 1)`` sums over
-    dimension 0 (added) and then dimension 2 (stretched), giving ``(3, 1)``.
+    Parameters
+    ----------
+    grad : torch.Tensor
+        The gradient of the broadcast (full-size) tensor.
+    shape : sequence of int or torch.Size
+        The shape before broadcasting; it must broadcast to ``grad.shape``.
+
+    Returns
+    -------
+    torch.Tensor
+        The gradient of the small tensor, exactly ``shape``. When nothing needs
+        summing it is ``grad`` itself (no copy).
+
+    Raises
+    ------
+    ValueError
+        Naming both shapes, if ``shape`` does not broadcast to ``grad.shape``.
+
+    Examples
+    --------
+    >>> unbroadcast(torch.ones(2, 3, 4), (3, 1))
+    tensor([[8.],
+            [8.],
+            [8.]])
     """
     grad = require_float("grad", grad)
     shape = _as_shape("shape", shape)
@@ -84,9 +133,12 @@ def unbroadcast(grad: torch.Tensor, shape: Sequence[int] | torch.Size) -> torch.
     # "shape broadcasts to full": no more dimensions, and each right-aligned
     # size is either equal to full's or 1.
     aligned = full[len(full) - len(shape) :] if len(shape) <= len(full) else None
-    if aligned is None or any(s != f and s != 1 for s, f in zip(shape, aligned)):
+    if aligned is None or any(
+        s != f and s != 1 for s, f in zip(shape, aligned, strict=True)
+    ):
         raise ValueError(
-            f"shape {shape_str(shape)} does not broadcast to grad's shape {shape_str(full)}, "
+            f"shape {shape_str(shape)} does not broadcast to grad's shape "
+            f"{shape_str(full)}, "
             "so grad cannot be its gradient"
         )
 
@@ -94,7 +146,11 @@ def unbroadcast(grad: torch.Tensor, shape: Sequence[int] | torch.Size) -> torch.
     if added > 0:
         # Careful: sum(dim=()) would sum over everything, hence the guard.
         grad = grad.sum(dim=tuple(range(added)))
-    stretched = tuple(i for i, (s, f) in enumerate(zip(shape, aligned)) if s == 1 and f != 1)
+    stretched = tuple(
+        i
+        for i, (s, f) in enumerate(zip(shape, aligned, strict=True))
+        if s == 1 and f != 1
+    )
     if stretched:
         grad = grad.sum(dim=stretched, keepdim=True)
     return grad

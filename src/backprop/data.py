@@ -25,9 +25,22 @@ import torch
 
 from backprop._checks import shape_str
 
+__all__ = ["Split", "load_digits", "load_mnist", "normalize"]
+
 
 class Split(NamedTuple):
-    """A training and a validation set; unpacks as ``x_train, y_train, x_valid, y_valid``."""
+    """A training and a validation set.
+
+    It unpacks as ``x_train, y_train, x_valid, y_valid``.
+
+    Attributes
+    ----------
+    x_train, x_valid : torch.Tensor
+        Images, float32, shape ``(n, n_pixels)``, normalised with the training
+        set's statistics.
+    y_train, y_valid : torch.Tensor
+        Class indices, int64, shape ``(n,)``.
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -35,15 +48,33 @@ class Split(NamedTuple):
     y_valid: torch.Tensor
 
 
-def normalize(x_train: torch.Tensor, x_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale both sets with the mean and standard deviation of ``x_train``.
+def normalize(
+    x_train: torch.Tensor, x_valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Scale both sets with the mean and standard deviation of ``x_train``.
 
-    One mean and one standard deviation over all training pixels, as in the
-    course. The statistics come from the training set alone: the validation
-    set stands in for data we have not seen yet, so letting its values shape
-    the preprocessing would be a small peek at the answers. (Per-pixel
-    statistics would also divide by zero: some border pixels are 0 in every
-    training image.)
+    Both become $(x - \mu) / \sigma$ with one $\mu$ and one $\sigma$ over all
+    training pixels, as in the course. The statistics come from the training set
+    alone: the validation set stands in for data we have not seen yet, so letting
+    its values shape the preprocessing would be a small peek at the answers.
+    (Per-pixel statistics would also divide by zero: some border pixels are 0 in
+    every training image.)
+
+    Parameters
+    ----------
+    x_train, x_valid : torch.Tensor
+        Floating-point images, any shapes.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(x_train, x_valid)`` normalised; ``x_train`` then has mean 0 and
+        standard deviation 1.
+
+    Examples
+    --------
+    >>> normalize(torch.tensor([1.0, 3.0]), torch.tensor([5.0]))
+    (tensor([-0.7071,  0.7071]), tensor([2.1213]))
     """
     mean, std = x_train.mean(), x_train.std()
     return (x_train - mean) / std, (x_valid - mean) / std
@@ -52,7 +83,7 @@ def normalize(x_train: torch.Tensor, x_valid: torch.Tensor) -> tuple[torch.Tenso
 def _stratified_split(
     y: torch.Tensor, valid_fraction: float, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices ``(train, valid)``: a seeded shuffle, then ``valid_fraction`` of each class.
+    """Indices ``(train, valid)``: a seeded shuffle, then a share of each class.
 
     Taking the same fraction of every class keeps the class balance of the
     two sets equal, so validation accuracy is not skewed by the draw.
@@ -60,7 +91,7 @@ def _stratified_split(
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(y), generator=generator)
     is_valid = torch.zeros(len(y), dtype=torch.bool)
-    for label in y.unique():
+    for label in torch.unique(y):
         of_class = order[y[order] == label]  # this class's indices, in shuffled order
         n_valid = round(valid_fraction * len(of_class))
         is_valid[of_class[:n_valid]] = True
@@ -71,13 +102,40 @@ def _stratified_split(
 def load_digits(valid_fraction: float = 0.2, seed: int = 0) -> Split:
     """scikit-learn's 1797 handwritten digits as a seeded, stratified split.
 
-    ``x`` is float32 ``(n, 64)`` (8x8 pixels, originally 0..16), normalised with
-    the training set's mean and std; ``y`` is int64 ``(n,)`` in ``0..9``. The
-    same ``seed`` always gives the same split.
+    The images ship with scikit-learn: nothing is downloaded. Each class is split
+    in the same proportion, after a seeded shuffle.
+
+    Parameters
+    ----------
+    valid_fraction : float, default 0.2
+        Share of each class in the validation set, strictly between 0 and 1.
+    seed : int, default 0
+        The same seed always gives the same split.
+
+    Returns
+    -------
+    Split
+        ``x`` float32 ``(n, 64)`` (8x8 pixels, originally 0..16), normalised with
+        the training set's mean and std; ``y`` int64 ``(n,)`` in ``0..9``.
+
+    Raises
+    ------
+    ValueError
+        If ``valid_fraction`` is not strictly between 0 and 1.
+
+    Examples
+    --------
+    >>> x_train, y_train, x_valid, y_valid = load_digits()
+    >>> x_train.shape, x_valid.shape
+    (torch.Size([1438, 64]), torch.Size([359, 64]))
     """
     if not 0.0 < valid_fraction < 1.0:
-        raise ValueError(f"valid_fraction must be strictly between 0 and 1, got {valid_fraction}")
-    from sklearn.datasets import load_digits as sklearn_digits  # ships with scikit-learn
+        raise ValueError(
+            f"valid_fraction must be strictly between 0 and 1, got {valid_fraction}"
+        )
+    from sklearn.datasets import (
+        load_digits as sklearn_digits,
+    )  # ships with scikit-learn
 
     digits = sklearn_digits()
     x = torch.tensor(digits.data, dtype=torch.float32)
@@ -96,14 +154,31 @@ This library never downloads anything; load_digits() needs no file at all."""
 
 
 def load_mnist(path: str | os.PathLike[str]) -> Split:
-    """The course's MNIST from a local ``mnist.pkl.gz``, as a :class:`Split`.
+    """The course's MNIST from a local ``mnist.pkl.gz``, as a `Split`.
 
     The file is a gzipped pickle of numpy arrays
     ``((x_train, y_train), (x_valid, y_valid), (x_test, y_test))`` with ``x``
-    floats in [0, 1] of shape ``(n, 784)``; the test set is not used. ``x`` is
-    returned as float32, normalised with the training set's mean and std;
-    ``y`` as int64. Raises ``FileNotFoundError`` saying where the file comes
-    from when ``path`` does not exist.
+    floats in [0, 1] of shape ``(n, 784)``; the test set is not used. Nothing is
+    downloaded.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where the course's ``mnist.pkl.gz`` is.
+
+    Returns
+    -------
+    Split
+        50,000 training and 10,000 validation images: ``x`` float32
+        ``(n, 784)``, normalised with the training set's mean and std; ``y``
+        int64 ``(n,)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Saying where the file comes from, when ``path`` does not exist.
+    ValueError
+        If the arrays in the file do not have the expected shapes.
     """
     path = Path(path)
     if not path.is_file():
@@ -122,7 +197,8 @@ def load_mnist(path: str | os.PathLike[str]) -> Split:
         x, y = tensors[f"x_{part}"], tensors[f"y_{part}"]
         if x.ndim != 2 or y.shape != (x.shape[0],):
             raise ValueError(
-                f"{path}: expected x_{part} of shape (n, n_pixels) and y_{part} of shape (n,), "
+                f"{path}: expected x_{part} of shape (n, n_pixels) and y_{part} of "
+                "shape (n,), "
                 f"got x_{part} {shape_str(x)} and y_{part} {shape_str(y)}"
             )
     x_train, x_valid = normalize(tensors["x_train"], tensors["x_valid"])

@@ -11,12 +11,27 @@ Naming convention:
   mean loss with respect to the prediction (e.g. ``mse_backward(pred, target)``):
   a loss is the end of the chain, so its upstream gradient is 1.
 - Shapes and dtypes are checked before any arithmetic; mistakes raise ``ValueError``.
+
+Each function is defined in the module of its concept (`backprop.linear`,
+`backprop.activations`, `backprop.softmax`, `backprop.losses`,
+`backprop.broadcasting`, `backprop.embedding`, `backprop.normalization`,
+`backprop.conv`, `backprop.attention`) and re-exported here, the one place to
+import them from.
 """
 
 from backprop.activations import relu, relu_backward
+from backprop.attention import attention, attention_backward
 from backprop.broadcasting import unbroadcast
+from backprop.conv import conv2d, conv2d_backward
+from backprop.embedding import embedding, embedding_backward
 from backprop.linear import lin, lin_backward
 from backprop.losses import cross_entropy, cross_entropy_backward, mse, mse_backward
+from backprop.normalization import (
+    batchnorm,
+    batchnorm_backward,
+    layernorm,
+    layernorm_backward,
+)
 from backprop.softmax import (
     log_softmax,
     log_softmax_backward,
@@ -25,35 +40,31 @@ from backprop.softmax import (
     softmax,
     softmax_backward,
 )
-from backprop.attention import attention, attention_backward
-from backprop.conv import conv2d, conv2d_backward
-from backprop.embedding import embedding, embedding_backward
-from backprop.normalization import batchnorm, batchnorm_backward, layernorm, layernorm_backward
 
 __all__ = [
-    "lin",
-    "lin_backward",
-    "relu",
-    "relu_backward",
-    "mse",
-    "mse_backward",
-    "logsumexp",
-    "logsumexp_backward",
-    "softmax",
-    "softmax_backward",
-    "log_softmax",
-    "log_softmax_backward",
-    "cross_entropy",
-    "cross_entropy_backward",
-    "unbroadcast",
-    "embedding",
-    "embedding_backward",
-    "batchnorm",
-    "batchnorm_backward",
-    "layernorm",
-    "layernorm_backward",
-    "conv2d",
-    "conv2d_backward",
     "attention",
     "attention_backward",
+    "batchnorm",
+    "batchnorm_backward",
+    "conv2d",
+    "conv2d_backward",
+    "cross_entropy",
+    "cross_entropy_backward",
+    "embedding",
+    "embedding_backward",
+    "layernorm",
+    "layernorm_backward",
+    "lin",
+    "lin_backward",
+    "log_softmax",
+    "log_softmax_backward",
+    "logsumexp",
+    "logsumexp_backward",
+    "mse",
+    "mse_backward",
+    "relu",
+    "relu_backward",
+    "softmax",
+    "softmax_backward",
+    "unbroadcast",
 ]

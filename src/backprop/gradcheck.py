@@ -37,8 +37,20 @@ import torch
 
 from backprop._checks import require_float, require_tensor, shape_str
 
-# backward(grad_out, *inputs) -> one gradient (or None) per input, or a bare tensor for one input.
+__all__ = [
+    "Backward",
+    "GradcheckResult",
+    "GradcheckRow",
+    "gradcheck",
+    "numerical_grad",
+]
+
 Backward = Callable[..., object]
+"""The type of a hand-written backward.
+
+``backward(grad_out, *inputs)`` returns one gradient (or None) per input, or a bare
+tensor when there is one input.
+"""
 
 # The comparison with autograd happens in the inputs' own dtype, where two correct
 # ways of computing the same gradient differ by rounding: about 1e-7 relative in
@@ -52,18 +64,49 @@ _TOLERANCE_FLOOR: dict[torch.dtype, tuple[float, float]] = {
 }
 
 
-def numerical_grad(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Gradient of the scalar-valued ``f`` at ``x`` by central differences; shape of ``x``, float64.
+def numerical_grad(
+    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
+    r"""The gradient of a scalar-valued ``f`` at ``x`` by central differences.
 
-    For each element ``j`` of ``x``::
+    For each element $j$ of ``x``,
 
-        grad[j] = (f(x + eps e_j) - f(x - eps e_j)) / (2 eps)
+    $$
+    \frac{\partial f}{\partial x_j} \approx
+    \frac{f(x + \epsilon e_j) - f(x - \epsilon e_j)}{2 \epsilon} .
+    $$
 
-    The error of this formula is about ``eps^2`` (the truncated Taylor terms) plus
-    the rounding error of ``f`` divided by ``eps``. In float32, with a relative
-    precision of about 1e-7, that rounding term swamps the result (1e-7 / 1e-6: only
-    a digit or so survives); in float64 (1e-16) it is about 1e-10. So ``x`` is
-    converted to a float64 copy, ``f`` must accept float64, and the result is float64.
+    The error of this formula is about $\epsilon^2$ (the truncated Taylor terms)
+    plus the rounding error of ``f`` divided by $\epsilon$. In float32, with a
+    relative precision of about $10^{-7}$, that rounding term swamps the result
+    ($10^{-7} / 10^{-6}$: only a digit or so survives); in float64 ($10^{-16}$)
+    it is about $10^{-10}$. So ``x`` is converted to a float64 copy, ``f`` must
+    accept float64, and the result is float64.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x)`` returns a one-element floating tensor.
+    x : torch.Tensor
+        Floating-point point at which to differentiate.
+    eps : float, default 1e-6
+        The step $\epsilon$, positive.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape of ``x``, float64.
+
+    Raises
+    ------
+    ValueError
+        If ``eps`` is not positive or ``f`` does not return a single number.
+
+    Examples
+    --------
+    >>> grad = numerical_grad(lambda x: (x**2).sum(), torch.tensor([1.0, -2.0]))
+    >>> grad.round(decimals=6)
+    tensor([ 2., -4.], dtype=torch.float64)
     """
     require_float("x", x)
     if not eps > 0:
@@ -82,20 +125,42 @@ def _scalar_of(value: object) -> float:
     """The single number ``f`` returned, as a Python float."""
     value = require_float("f(x)", value)
     if value.numel() != 1:
-        raise ValueError(f"f(x) must return a scalar (one element), got shape {shape_str(value)}")
+        raise ValueError(
+            f"f(x) must return a scalar (one element), got shape {shape_str(value)}"
+        )
     return float(value.reshape(()).to(torch.float64))
 
 
 @dataclass(frozen=True)
 class GradcheckRow:
-    """The check of one input's gradient.
+    """The check of one input's gradient: a row of a `GradcheckResult`.
 
-    ``skipped`` says why an input was not checked (an integer input, or ``backward``
-    returned ``None`` for it); ``exact``/``close`` are then False and the numbers NaN.
-    ``exact`` means every element equals autograd's; ``close`` means within tolerance
-    of both autograd and finite differences. The gradients themselves are kept for
-    display: the hand-written one, autograd's (both in the input's dtype) and the
-    finite-difference one (float64).
+    ``exact`` means every element equals autograd's; ``close`` means within
+    tolerance of both autograd and finite differences. The gradients themselves
+    are kept for display.
+
+    Attributes
+    ----------
+    name : str
+        The input's name.
+    shape : tuple of int
+        The input's shape.
+    exact : bool
+        Every element equals autograd's.
+    close : bool
+        Within tolerance of autograd and of finite differences.
+    max_abs_autograd, max_rel_autograd : float
+        Largest absolute difference from autograd's gradient, and that relative to
+        autograd's largest entry.
+    max_abs_finite_diff, max_rel_finite_diff : float
+        The same against finite differences.
+    skipped : str or None
+        Why the input was not checked (an integer input, or ``backward`` returned
+        None for it); ``exact`` and ``close`` are then False and the numbers NaN.
+    grad, autograd_grad : torch.Tensor or None
+        The hand-written gradient and autograd's, in the input's dtype.
+    finite_diff_grad : torch.Tensor or None
+        The finite-difference gradient, float64.
     """
 
     name: str
@@ -109,7 +174,9 @@ class GradcheckRow:
     skipped: str | None = None
     grad: torch.Tensor | None = field(default=None, repr=False, compare=False)
     autograd_grad: torch.Tensor | None = field(default=None, repr=False, compare=False)
-    finite_diff_grad: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    finite_diff_grad: torch.Tensor | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def match(self) -> str:
@@ -121,16 +188,32 @@ class GradcheckRow:
         return "exact" if self.exact else "close"
 
 
-_HEADER = ("input", "shape", "max |Δ| vs autograd", "max rel vs autograd", "max |Δ| vs finite diff", "match")
+_HEADER = (
+    "input",
+    "shape",
+    "max |Δ| vs autograd",
+    "max rel vs autograd",
+    "max |Δ| vs finite diff",
+    "match",
+)
 
 
 @dataclass(frozen=True)
 class GradcheckResult:
-    """One :class:`GradcheckRow` per input; truthy when every checked input is close.
+    """The result of `gradcheck`: one `GradcheckRow` per input.
 
-    ``str(result)`` is an aligned plain-text table, ``result._repr_markdown_()`` the
-    same as a Markdown table (what a notebook or Quarto displays), and
-    ``result.assert_ok()`` raises ``AssertionError`` with the table on a mismatch.
+    Truthy when every checked input is close. ``str(result)`` is an aligned
+    plain-text table, and in a notebook or on a Quarto page it shows as a
+    Markdown table.
+
+    Attributes
+    ----------
+    rows : tuple of GradcheckRow
+        One per input, in order.
+    rtol, atol : float
+        The tolerances asked for.
+    grad_out : torch.Tensor
+        The upstream gradient used.
     """
 
     rows: tuple[GradcheckRow, ...]
@@ -159,7 +242,9 @@ class GradcheckResult:
         widths = [max(len(line[c]) for line in lines) for c in range(len(_HEADER))]
         rule = tuple("-" * w for w in widths)
         return "\n".join(
-            "  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+            "  ".join(
+                cell.ljust(w) for cell, w in zip(line, widths, strict=True)
+            ).rstrip()
             for line in [lines[0], rule, *lines[1:]]
         )
 
@@ -168,14 +253,26 @@ class GradcheckResult:
             # A bare "|" would end the cell early.
             return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
-        lines = [markdown_row(_HEADER), "|" + "|".join(["---"] * 2 + ["--:"] * 3 + ["---"]) + "|"]
+        lines = [
+            markdown_row(_HEADER),
+            "|" + "|".join(["---"] * 2 + ["--:"] * 3 + ["---"]) + "|",
+        ]
         lines += [markdown_row(cells) for cells in self._cells()]
         return "\n".join(lines) + "\n"
 
     def assert_ok(self) -> None:
-        """Raise ``AssertionError`` with the table unless every checked input is close."""
+        """Raise unless every checked input is close.
+
+        Raises
+        ------
+        AssertionError
+            Naming the inputs that do not match, with the table.
+        """
+
         if not self:
-            bad = ", ".join(row.name for row in self.rows if row.skipped is None and not row.close)
+            bad = ", ".join(
+                row.name for row in self.rows if row.skipped is None and not row.close
+            )
             raise AssertionError(
                 f"hand-written gradient does not match for {bad} "
                 f"(rtol={self.rtol:g}, atol={self.atol:g}):\n{self}"
@@ -200,26 +297,65 @@ def gradcheck(
     eps: float = 1e-6,
     seed: int = 0,
 ) -> GradcheckResult:
-    """Check ``backward`` against finite differences and autograd at ``inputs``.
+    r"""Check ``backward`` against finite differences and autograd at ``inputs``.
 
-    - ``forward(*inputs)`` returns a floating tensor ``y``.
-    - ``backward(grad_out, *inputs)`` returns one gradient per input, in order (a bare
-      tensor when there is one input), ``None`` for an input without a gradient.
-    - ``grad_out``, the upstream gradient ``dL/dy``: when None, 1 for a scalar ``y``
-      and otherwise a standard normal tensor of ``y``'s shape drawn with ``seed``.
+    A non-scalar output $y$ is checked through the scalar
+    $\sum y \odot G$ for an upstream gradient $G$: its gradient with respect to
+    an input is exactly what ``backward(G, *inputs)`` must return. The hand
+    gradients are compared with autograd's in the inputs' own dtype (below
+    float64 with at least ``torch.testing``'s default tolerances for the dtype),
+    and, after running ``backward`` again on float64 copies, with central finite
+    differences in float64. An input is close to an oracle $b$ when
+    $\max |a - b| \le \mathrm{atol} + \mathrm{rtol} \cdot \max |b|$.
 
-    Every floating-point input with a gradient is checked; integer inputs (class
-    indices, say) and ``None`` inputs are skipped. The hand gradients are compared
-    with autograd's in the inputs' own dtype, and — after running ``backward`` again
-    on float64 copies — with central finite differences of
-    ``sum(forward(*inputs) * grad_out)`` in float64. See the module docstring for the
-    measures of difference; below float64 the autograd comparison uses at least
-    torch.testing's default tolerances for the dtype.
+    Parameters
+    ----------
+    forward : callable
+        ``forward(*inputs)`` returns a floating tensor $y$.
+    backward : callable
+        ``backward(grad_out, *inputs)`` returns one gradient per input, in order (a
+        bare tensor when there is one input), None for an input without one.
+    inputs : sequence of torch.Tensor or None, or torch.Tensor
+        The forward's inputs. Integer inputs (class indices, say) and None are
+        passed through and skipped.
+    grad_out : torch.Tensor or None, default None
+        The upstream gradient $G = \partial L / \partial y$; when None, 1 for a
+        scalar $y$ and otherwise a standard normal tensor drawn with ``seed``.
+    names : sequence of str or None, default None
+        One name per input for the table; ``x0, x1, ...`` when None.
+    rtol, atol : float, default 1e-6 and 1e-8
+        Tolerances, non-negative.
+    eps : float, default 1e-6
+        Finite-difference step, positive.
+    seed : int, default 0
+        Seed of the random upstream gradient.
+
+    Returns
+    -------
+    GradcheckResult
+        Printable as a table; ``result.assert_ok()`` raises on a mismatch.
+
+    Raises
+    ------
+    ValueError
+        If nothing can be checked, ``backward`` returns the wrong number of
+        gradients or one of the wrong shape or dtype, or an argument is invalid.
+
+    Examples
+    --------
+    >>> from backprop.functional import lin, lin_backward
+    >>> x, w, b = torch.randn(4, 3), torch.randn(3, 2), torch.randn(2)
+    >>> result = gradcheck(lin, lin_backward, (x, w, b), names=["x", "w", "b"])
+    >>> bool(result), [row.name for row in result.rows]
+    (True, ['x', 'w', 'b'])
+    >>> result.assert_ok()
     """
     inputs = _as_input_list(inputs)
     names = _input_names(names, len(inputs))
     if not (rtol >= 0 and atol >= 0):
-        raise ValueError(f"rtol and atol must be non-negative, got rtol={rtol}, atol={atol}")
+        raise ValueError(
+            f"rtol and atol must be non-negative, got rtol={rtol}, atol={atol}"
+        )
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")
 
@@ -228,45 +364,70 @@ def gradcheck(
     hand = _call_backward(backward, grad_out, inputs, names)
 
     checked = [
-        k for k, t in enumerate(inputs) if t is not None and t.is_floating_point() and hand[k] is not None
+        k
+        for k, t in enumerate(inputs)
+        if t is not None and t.is_floating_point() and hand[k] is not None
     ]
     if not checked:
         raise ValueError(
-            f"nothing to check: no floating-point input among {', '.join(names)} has a gradient"
+            f"nothing to check: no floating-point input among {', '.join(names)} has a "
+            "gradient"
         )
     from_autograd = _autograd_gradients(forward, inputs, grad_out, checked)
 
     # The same backward on float64 copies, against finite differences in float64.
-    inputs64 = [t.to(torch.float64) if t is not None and t.is_floating_point() else t for t in inputs]
+    inputs64 = [
+        t.to(torch.float64) if t is not None and t.is_floating_point() else t
+        for t in inputs
+    ]
     grad_out64 = grad_out.to(torch.float64)
     hand64 = _call_backward(backward, grad_out64, inputs64, names)
 
     rows = []
-    for k, (name, t) in enumerate(zip(names, inputs)):
+    for k, (name, t) in enumerate(zip(names, inputs, strict=True)):
         if k not in checked:
-            reason = "no input" if t is None else "integer" if not t.is_floating_point() else "no gradient"
+            reason = (
+                "no input"
+                if t is None
+                else "integer"
+                if not t.is_floating_point()
+                else "no gradient"
+            )
             shape = () if t is None else tuple(t.shape)
             nan = float("nan")
-            rows.append(GradcheckRow(name, shape, False, False, nan, nan, nan, nan, skipped=reason))
+            rows.append(
+                GradcheckRow(
+                    name, shape, False, False, nan, nan, nan, nan, skipped=reason
+                )
+            )
             continue
-        if hand64[k] is None:
-            raise ValueError(f"backward returned None for {name} on float64 inputs but a gradient otherwise")
-        numerical = numerical_grad(_scalar_loss(forward, inputs64, grad_out64, k), inputs64[k], eps)
+        # Checked inputs are floating tensors with a gradient (see `checked`).
+        grad, grad64, x64 = hand[k], hand64[k], inputs64[k]
+        assert t is not None and grad is not None and x64 is not None
+        if grad64 is None:
+            raise ValueError(
+                f"backward returned None for {name} on float64 inputs "
+                "but a gradient otherwise"
+            )
+        loss = _scalar_loss(forward, inputs64, grad_out64, k)
+        numerical = numerical_grad(loss, x64, eps)
         rtol_ag, atol_ag = _tolerance_for(t.dtype, rtol, atol)
-        abs_ag, rel_ag = _differences(hand[k], from_autograd[k], atol_ag)
-        abs_fd, rel_fd = _differences(hand64[k], numerical, atol)
-        close = _within(abs_ag, from_autograd[k], rtol_ag, atol_ag) and _within(abs_fd, numerical, rtol, atol)
+        abs_ag, rel_ag = _differences(grad, from_autograd[k], atol_ag)
+        abs_fd, rel_fd = _differences(grad64, numerical, atol)
+        close = _within(abs_ag, from_autograd[k], rtol_ag, atol_ag) and _within(
+            abs_fd, numerical, rtol, atol
+        )
         rows.append(
             GradcheckRow(
                 name,
                 tuple(t.shape),
-                exact=torch.equal(hand[k], from_autograd[k]),
+                exact=torch.equal(grad, from_autograd[k]),
                 close=close,
                 max_abs_autograd=abs_ag,
                 max_rel_autograd=rel_ag,
                 max_abs_finite_diff=abs_fd,
                 max_rel_finite_diff=rel_fd,
-                grad=hand[k],
+                grad=grad,
                 autograd_grad=from_autograd[k],
                 finite_diff_grad=numerical,
             )
@@ -274,12 +435,16 @@ def gradcheck(
     return GradcheckResult(rows=tuple(rows), rtol=rtol, atol=atol, grad_out=grad_out)
 
 
-def _as_input_list(inputs: Sequence[torch.Tensor | None] | torch.Tensor) -> list[torch.Tensor | None]:
+def _as_input_list(
+    inputs: Sequence[torch.Tensor | None] | torch.Tensor,
+) -> list[torch.Tensor | None]:
     # A lone tensor is one input; iterating over it would silently split it into rows.
     if isinstance(inputs, torch.Tensor):
         return [inputs]
     if not isinstance(inputs, Sequence) or isinstance(inputs, str):
-        raise ValueError(f"inputs must be a list or tuple of tensors, got {type(inputs).__name__}")
+        raise ValueError(
+            f"inputs must be a list or tuple of tensors, got {type(inputs).__name__}"
+        )
     for k, t in enumerate(inputs):
         if t is not None:
             require_tensor(f"inputs[{k}]", t)
@@ -290,31 +455,42 @@ def _input_names(names: Sequence[str] | None, count: int) -> list[str]:
     if names is None:
         return [f"x{k}" for k in range(count)]
     if isinstance(names, str) or len(names) != count:
-        raise ValueError(f"names must give one name per input: {count} input(s), got names={names!r}")
+        raise ValueError(
+            f"names must give one name per input: {count} input(s), got names={names!r}"
+        )
     return [str(name) for name in names]
 
 
 _GRAD_OUT_SEED_MIX = 0x9E3779B97F4A7C15 >> 1
 
 
-def _upstream_gradient(grad_out: torch.Tensor | None, out: torch.Tensor, seed: int) -> torch.Tensor:
+def _upstream_gradient(
+    grad_out: torch.Tensor | None, out: torch.Tensor, seed: int
+) -> torch.Tensor:
     if grad_out is None:
         if out.ndim == 0:
             return torch.ones_like(out)
-        # Drawn in float64 on the CPU so the seed gives the same numbers for every dtype and device.
-        # Mixed with a constant: callers seed torch with small integers too, and an upstream
-        # gradient equal to an input (both `randn` after `manual_seed(0)`) can hide a wrong backward.
+        # Drawn in float64 on the CPU so the seed gives the same numbers for every dtype
+        # and device.
+        # Mixed with a constant: callers seed torch with small integers too, and an
+        # upstream
+        # gradient equal to an input (both `randn` after `manual_seed(0)`) can hide a
+        # wrong backward.
         gen = torch.Generator().manual_seed(_GRAD_OUT_SEED_MIX ^ seed)
-        return torch.randn(out.shape, generator=gen, dtype=torch.float64).to(dtype=out.dtype, device=out.device)
+        return torch.randn(out.shape, generator=gen, dtype=torch.float64).to(
+            dtype=out.dtype, device=out.device
+        )
     require_float("grad_out", grad_out)
     if grad_out.shape != out.shape:
         raise ValueError(
-            f"grad_out has shape {shape_str(grad_out)} but forward(*inputs) has shape {shape_str(out)}; "
+            f"grad_out has shape {shape_str(grad_out)} but forward(*inputs) has shape "
+            f"{shape_str(out)}; "
             "they must be equal"
         )
     if grad_out.dtype != out.dtype or grad_out.device != out.device:
         raise ValueError(
-            f"grad_out is {grad_out.dtype} on {grad_out.device} but forward(*inputs) is "
+            f"grad_out is {grad_out.dtype} on {grad_out.device} but forward(*inputs) "
+            "is "
             f"{out.dtype} on {out.device}; they must match"
         )
     return grad_out
@@ -326,31 +502,37 @@ def _call_backward(
     inputs: list[torch.Tensor | None],
     names: list[str],
 ) -> list[torch.Tensor | None]:
-    """``backward(grad_out, *inputs)`` as a list with one checked gradient (or None) per input."""
+    """``backward(grad_out, *inputs)``: one checked gradient (or None) per input."""
     grads = backward(grad_out, *inputs)
     if grads is None or isinstance(grads, torch.Tensor):
         # A bare gradient (or None) stands for a 1-tuple: fine when there is one input.
         got = "a single " + ("None" if grads is None else "tensor")
         grads = (grads,)
     else:
-        got = f"{len(grads)} gradient(s)" if isinstance(grads, Sequence) else type(grads).__name__
+        got = (
+            f"{len(grads)} gradient(s)"
+            if isinstance(grads, Sequence)
+            else type(grads).__name__
+        )
     if not isinstance(grads, Sequence) or len(grads) != len(inputs):
         raise ValueError(
             f"backward returned {got} for {len(inputs)} input(s) ({', '.join(names)}); "
             "it must return one gradient (or None) per input, in order"
         )
-    for name, t, g in zip(names, inputs, grads):
+    for name, t, g in zip(names, inputs, grads, strict=True):
         if g is None or t is None or not t.is_floating_point():
             continue
         require_tensor(f"the gradient for {name}", g)
         if g.shape != t.shape:
             raise ValueError(
-                f"the gradient for {name} has shape {shape_str(g)} but {name} has shape "
+                f"the gradient for {name} has shape {shape_str(g)} but {name} has "
+                "shape "
                 f"{shape_str(t)}; a gradient has its input's shape"
             )
         if g.dtype != t.dtype:
             raise ValueError(
-                f"the gradient for {name} (shape {shape_str(g)}) has dtype {g.dtype} but {name} "
+                f"the gradient for {name} (shape {shape_str(g)}) has dtype {g.dtype} "
+                f"but {name} "
                 f"has dtype {t.dtype}; a gradient has its input's dtype"
             )
     return list(grads)
@@ -362,21 +544,27 @@ def _autograd_gradients(
     grad_out: torch.Tensor,
     checked: list[int],
 ) -> dict[int, torch.Tensor]:
-    """Autograd's gradients of ``sum(forward(*inputs) * grad_out)`` for the checked inputs."""
+    """Autograd's gradients of ``sum(forward(*inputs) * grad_out)``, checked inputs."""
     leaves = [None if t is None else t.detach().clone() for t in inputs]
+    targets = []
     for k in checked:
-        leaves[k].requires_grad_(True)
+        leaf = leaves[k]
+        assert leaf is not None  # checked inputs are tensors
+        targets.append(leaf.requires_grad_(True))
     with torch.enable_grad():
         out = forward(*leaves)
         if not out.requires_grad:
             raise ValueError(
-                "autograd cannot follow forward: its output does not depend on any input "
+                "autograd cannot follow forward: its output does not depend on any "
+                "input "
                 "through torch operations (does it detach, or go through numpy?)"
             )
-        grads = torch.autograd.grad(out, [leaves[k] for k in checked], grad_out, allow_unused=True)
-    # allow_unused gives None for an input the output does not depend on: its gradient is zero.
+        grads = torch.autograd.grad(out, targets, grad_out, allow_unused=True)
+    # allow_unused gives None for an input the output does not depend on: its gradient
+    # is zero.
     return {
-        k: torch.zeros_like(inputs[k]) if g is None else g for k, g in zip(checked, grads)
+        k: torch.zeros_like(leaf) if g is None else g
+        for k, leaf, g in zip(checked, targets, grads, strict=True)
     }
 
 

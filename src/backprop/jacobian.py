@@ -30,7 +30,14 @@ from typing import NamedTuple
 
 import torch
 
-from backprop._checks import require_float, require_same_dtype, require_tensor, shape_str
+from backprop._checks import (
+    require_float,
+    require_same_dtype,
+    require_tensor,
+    shape_str,
+)
+
+__all__ = ["JacobianSize", "jacobian", "jacobian_size", "vjp"]
 
 
 def jacobian(
@@ -40,31 +47,62 @@ def jacobian(
     backward: Callable[[torch.Tensor], torch.Tensor] | None = None,
     eps: float = 1e-6,
 ) -> torch.Tensor:
-    """The Jacobian of ``f`` at ``x``, built entry by entry; shape ``f(x).shape + x.shape``.
+    r"""The Jacobian of ``f`` at ``x``, built entry by entry.
 
-    Two ways to fill it:
+    $J_{ij} = \partial f(x)_i / \partial x_j$, with $i$ running over the
+    output's elements and $j$ over the input's, so $J$ has shape
+    ``f(x).shape + x.shape``. Two ways to fill it:
 
-    - ``backward=None``: central finite differences, one input element ``j`` at a time::
-
-          J[..., j] = (f(x + eps e_j) - f(x - eps e_j)) / (2 eps)
-
+    - ``backward=None``: central finite differences, one input element at a time,
+      $J_{\cdot j} = \big(f(x + \epsilon e_j) - f(x - \epsilon e_j)\big) / 2\epsilon$.
       ``x`` is converted to float64 first and the result is float64: in float32 the
       difference of two nearly equal outputs keeps only a few correct digits. ``f``
       must therefore accept a float64 ``x`` (tensors it closes over, such as a
       weight matrix, should be float64 too).
-
-    - ``backward`` given: a callable mapping an upstream gradient of shape
-      ``f(x).shape`` to the gradient for ``x`` (usually a hand-written backward with
-      the forward's other inputs fixed). Pulling back the one-hot output direction
-      ``e_i`` gives row ``i`` of the Jacobian::
-
-          J[i..., j...] = backward(e_i)[j...]
-
-      ``f`` is evaluated once, at ``x`` as given, only for the output's shape; the
-      result has ``x``'s dtype and device.
+    - ``backward`` given: pulling back the one-hot output direction $e_i$ gives
+      row $i$, $J_{i \cdot} = \mathrm{backward}(e_i)$. ``f`` is evaluated once, at
+      ``x`` as given, only for the output's shape; the result has ``x``'s dtype
+      and device.
 
     This costs one call per input element (or per output element): it is for
     teaching examples with a few dozen entries, not for real layers.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x) -> torch.Tensor``, a floating tensor whose shape does not depend on
+        small changes of ``x``.
+    x : torch.Tensor
+        Floating-point point at which to differentiate.
+    backward : callable or None, default None
+        Maps an upstream gradient of shape ``f(x).shape`` to the gradient for
+        ``x`` (usually a hand-written backward with the forward's other inputs
+        fixed).
+    eps : float, default 1e-6
+        Finite-difference step, positive.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``f(x).shape + x.shape``.
+
+    Raises
+    ------
+    ValueError
+        If ``eps`` is not positive, ``f`` changes its output's shape, or
+        ``backward`` returns a gradient of the wrong shape or dtype.
+
+    Examples
+    --------
+    For $f(x) = 3x$ on three elements, $J = 3I$:
+
+    >>> jacobian(lambda x: 3 * x, torch.ones(3), backward=lambda g: 3 * g)
+    tensor([[3., 0., 0.],
+            [0., 3., 0.],
+            [0., 0., 3.]])
+    >>> by_differences = jacobian(lambda x: 3 * x, torch.ones(3))
+    >>> torch.allclose(by_differences, 3 * torch.eye(3, dtype=torch.float64))
+    True
     """
     require_float("x", x)
     if backward is None:
@@ -88,7 +126,9 @@ def _jacobian_by_finite_differences(
         x_minus.view(-1)[j] -= eps
         out_plus = _output_of("f(x + eps)", f(x_plus), like=out)
         out_minus = _output_of("f(x - eps)", f(x_minus), like=out)
-        jac[:, j] = (out_plus.to(torch.float64) - out_minus.to(torch.float64)).reshape(-1) / (2 * eps)
+        jac[:, j] = (out_plus.to(torch.float64) - out_minus.to(torch.float64)).reshape(
+            -1
+        ) / (2 * eps)
     return jac.reshape(out.shape + x.shape)
 
 
@@ -114,7 +154,9 @@ def _jacobian_by_backward(
     return jac.reshape(out.shape + x.shape)
 
 
-def _output_of(name: str, out: object, like: torch.Tensor | None = None) -> torch.Tensor:
+def _output_of(
+    name: str, out: object, like: torch.Tensor | None = None
+) -> torch.Tensor:
     """``f``'s output: a floating tensor, of the same shape every time."""
     out = require_float(name, out)
     if like is not None and out.shape != like.shape:
@@ -126,45 +168,103 @@ def _output_of(name: str, out: object, like: torch.Tensor | None = None) -> torc
 
 
 def vjp(jac: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
-    """The vector–Jacobian product from an explicit Jacobian: ``grad_out`` pulled back.
+    r"""The vector–Jacobian product from an explicit Jacobian: ``grad_out`` pulled back.
 
-    ``jac`` has shape ``out_shape + in_shape`` and ``grad_out`` has shape ``out_shape``.
-    The result, of shape ``in_shape``, sums over every output element::
-
-        result[j...] = sum_i grad_out[i...] * jac[i..., j...]
+    $$
+    \frac{\partial L}{\partial x_j} = \sum_i \frac{\partial L}{\partial y_i} J_{ij},
+    $$
 
     i.e. ``torch.tensordot(grad_out, jac, dims=grad_out.ndim)``. It equals what a
     backward computes from ``grad_out`` without ever forming ``jac``.
+
+    Parameters
+    ----------
+    jac : torch.Tensor
+        Shape ``out_shape + in_shape``.
+    grad_out : torch.Tensor
+        $\partial L / \partial y$, shape ``out_shape``, ``jac``'s dtype.
+
+    Returns
+    -------
+    torch.Tensor
+        $\partial L / \partial x$, shape ``in_shape``.
+
+    Raises
+    ------
+    ValueError
+        If ``jac``'s leading dimensions are not ``grad_out``'s shape, or the
+        dtypes differ.
+
+    Examples
+    --------
+    >>> vjp(torch.eye(2) * 3, torch.tensor([1.0, 2.0]))
+    tensor([3., 6.])
     """
     require_float("jac", jac)
     require_float("grad_out", grad_out)
     out_ndim = grad_out.ndim
     if jac.ndim < out_ndim or jac.shape[:out_ndim] != grad_out.shape:
         raise ValueError(
-            f"grad_out has shape {shape_str(grad_out)} but jac has shape {shape_str(jac)}; "
-            "jac's leading dimensions must equal grad_out's shape (jac is out_shape + in_shape)"
+            f"grad_out has shape {shape_str(grad_out)} but jac has shape "
+            f"{shape_str(jac)}; "
+            "jac's leading dimensions must equal grad_out's shape (jac is out_shape + "
+            "in_shape)"
         )
     require_same_dtype(jac=jac, grad_out=grad_out)
     return torch.tensordot(grad_out, jac, dims=out_ndim)
 
 
 class JacobianSize(NamedTuple):
-    """How big an explicit Jacobian would be: its number of entries and bytes."""
+    """How big an explicit Jacobian would be, as returned by `jacobian_size`.
+
+    Attributes
+    ----------
+    entries : int
+        Number of entries.
+    bytes : int
+        Bytes they take in the given dtype.
+    """
 
     entries: int
     bytes: int
 
 
 def jacobian_size(
-    out_shape: Sequence[int], in_shape: Sequence[int], dtype: torch.dtype = torch.float32
+    out_shape: Sequence[int],
+    in_shape: Sequence[int],
+    dtype: torch.dtype = torch.float32,
 ) -> JacobianSize:
-    """Entries and bytes of the Jacobian of an ``out_shape`` output w.r.t. an ``in_shape`` input.
+    r"""How big the Jacobian of an ``out_shape`` output w.r.t. an ``in_shape`` input is.
 
-    ``entries = prod(out_shape) * prod(in_shape)`` and ``bytes = entries * element size``.
-    For a 4096 -> 4096 linear layer on a batch of 64, the Jacobian of the
-    ``(64, 4096)`` output with respect to the ``(64, 4096)`` input has
-    ``64 * 4096 * 64 * 4096 ≈ 6.9e10`` entries: 275 GB in float32, while the
-    gradient a backward returns has the input's 262,144 entries.
+    ``entries = prod(out_shape) * prod(in_shape)`` and
+    ``bytes = entries * element size``. For a 4096 → 4096 linear layer on a batch
+    of 64, the Jacobian of the ``(64, 4096)`` output with respect to the
+    ``(64, 4096)`` input has $64 \cdot 4096 \cdot 64 \cdot 4096 \approx 6.9 \times
+    10^{10}$ entries: 275 GB in float32, while the gradient a backward returns has
+    the input's 262,144 entries.
+
+    Parameters
+    ----------
+    out_shape, in_shape : sequence of int
+        The output's and the input's shapes.
+    dtype : torch.dtype, default torch.float32
+        The element type, for the bytes.
+
+    Returns
+    -------
+    JacobianSize
+        ``(entries, bytes)``, as Python ints (no overflow).
+
+    Raises
+    ------
+    ValueError
+        If a shape is not a sequence of non-negative ints, or ``dtype`` is not a
+        ``torch.dtype``.
+
+    Examples
+    --------
+    >>> jacobian_size((64, 4096), (64, 4096))
+    JacobianSize(entries=68719476736, bytes=274877906944)
     """
     out_dims = _shape_of("out_shape", out_shape)
     in_dims = _shape_of("in_shape", in_shape)
@@ -178,7 +278,9 @@ def jacobian_size(
 def _shape_of(name: str, shape: Sequence[int]) -> tuple[int, ...]:
     """A shape as a tuple of non-negative Python ints (a ``torch.Size`` is fine)."""
     if isinstance(shape, (int, torch.Tensor)) or not isinstance(shape, Sequence):
-        raise ValueError(f"{name} must be a sequence of sizes such as (64, 4096), got {shape!r}")
+        raise ValueError(
+            f"{name} must be a sequence of sizes such as (64, 4096), got {shape!r}"
+        )
     dims = tuple(shape)
     if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
         raise ValueError(f"{name} must hold non-negative integer sizes, got {dims!r}")

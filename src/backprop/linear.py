@@ -4,11 +4,13 @@ Shapes: ``x`` is ``(..., n_in)`` (any number of leading batch dimensions,
 including none), ``w`` is ``(n_in, n_out)``, ``b`` is ``(n_out,)`` or None, and
 the output is ``(..., n_out)``.
 
-Backward, for ``out = x @ w + b`` and an upstream gradient ``g = dL/d out``::
+Backward, for ``out = x @ w + b`` and an upstream gradient ``g = dL/d out``:
 
-    grad_x = g @ w^T                                   (..., n_in)
-    grad_w = sum over batch of x^T @ g                 (n_in, n_out)
-    grad_b = sum over batch of g = unbroadcast(g, b.shape)   (n_out,)
+```
+grad_x = g @ w^T                                         (..., n_in)
+grad_w = sum over batch of x^T @ g                       (n_in, n_out)
+grad_b = sum over batch of g = unbroadcast(g, b.shape)   (n_out,)
+```
 
 ``grad_w`` sums over every leading dimension because the same ``w`` is used
 for every row of ``x``; flattening the leading dimensions into one turns that
@@ -25,6 +27,8 @@ import torch
 from backprop._checks import require_float, require_ndim, require_same_dtype, shape_str
 from backprop.broadcasting import unbroadcast
 
+__all__ = ["lin", "lin_backward"]
+
 
 def _check_lin_inputs(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> None:
     require_float("x", x)
@@ -37,7 +41,8 @@ def _check_lin_inputs(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) 
     n_in, n_out = w.shape
     if x.shape[-1] != n_in:
         raise ValueError(
-            f"x has {x.shape[-1]} features (shape {shape_str(x)}) but w has {n_in} rows "
+            f"x has {x.shape[-1]} features (shape {shape_str(x)}) but w has {n_in} "
+            "rows "
             f"(shape {shape_str(w)}); x's last dimension must equal w's first"
         )
     if b is not None and b.shape != (n_out,):
@@ -47,8 +52,39 @@ def _check_lin_inputs(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) 
         )
 
 
-def lin(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ w + b``: ``(..., n_in) @ (n_in, n_out) + (n_out,) -> (..., n_out)``."""
+def lin(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""The linear layer, $y = x W + b$.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Inputs, shape ``(..., n_in)``: any number of leading batch dimensions,
+        including none.
+    w : torch.Tensor
+        Weights, shape ``(n_in, n_out)``.
+    b : torch.Tensor or None
+        Bias, shape ``(n_out,)``, broadcast over every leading dimension; None for
+        no bias.
+
+    Returns
+    -------
+    torch.Tensor
+        ``x @ w + b``, shape ``(..., n_out)``.
+
+    Raises
+    ------
+    ValueError
+        If ``x``'s last dimension is not ``w``'s first, ``b`` is not ``(n_out,)``,
+        or the tensors are not floating-point tensors of one dtype.
+
+    Examples
+    --------
+    >>> x, w, b = torch.ones(4, 3), torch.ones(3, 2), torch.zeros(2)
+    >>> lin(x, w, b).shape
+    torch.Size([4, 2])
+    """
     _check_lin_inputs(x, w, b)
     out = x @ w
     if b is not None:
@@ -64,13 +100,53 @@ def lin_backward(
     *,
     need_grad_x: bool = True,
 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-    """Gradients ``(grad_x, grad_w, grad_b)`` of ``lin(x, w, b)``.
+    r"""The gradients of `lin` with respect to ``x``, ``w`` and ``b``.
 
-    ``grad_out`` has the output's shape ``(..., n_out)``. ``grad_b`` is None when
-    ``b`` is. See the module docstring for the formulas. With
-    ``need_grad_x=False`` (when ``x`` is data, e.g. a first layer's images)
-    ``grad_x`` is None and its matrix product is skipped, as autograd skips it
-    for a tensor that does not require a gradient.
+    With $G = \partial L / \partial y$ and the batch dimensions flattened into
+    rows:
+
+    $$
+    \frac{\partial L}{\partial x} = G W^\top, \qquad
+    \frac{\partial L}{\partial W} = x^\top G, \qquad
+    \frac{\partial L}{\partial b} = \sum_{\text{rows}} G .
+    $$
+
+    ``w`` is used by every row, so its gradient sums over the rows (the matrix
+    product does that); ``b`` was broadcast over them, so its gradient is the
+    sum that undoes the broadcast (`unbroadcast`).
+
+    Parameters
+    ----------
+    grad_out : torch.Tensor
+        $\partial L / \partial y$, the output's shape ``(..., n_out)``.
+    x, w, b : torch.Tensor
+        The forward's inputs (``b`` may be None).
+    need_grad_x : bool, default True
+        False when ``x`` is data (a first layer's images): ``grad_x`` is then None
+        and its matrix product is skipped, as autograd skips it for a tensor that
+        does not require a gradient.
+
+    Returns
+    -------
+    grad_x : torch.Tensor or None
+        Shape ``(..., n_in)``; None when ``need_grad_x`` is False.
+    grad_w : torch.Tensor
+        Shape ``(n_in, n_out)``.
+    grad_b : torch.Tensor or None
+        Shape ``(n_out,)``; None when ``b`` is None.
+
+    Raises
+    ------
+    ValueError
+        If ``grad_out`` does not have the output's shape, or the inputs are invalid
+        for `lin`.
+
+    Examples
+    --------
+    >>> x, w, b = torch.ones(4, 3), torch.ones(3, 2), torch.zeros(2)
+    >>> grad_x, grad_w, grad_b = lin_backward(torch.ones(4, 2), x, w, b)
+    >>> grad_x.shape, grad_w.shape, grad_b
+    (torch.Size([4, 3]), torch.Size([3, 2]), tensor([4., 4.]))
     """
     _check_lin_inputs(x, w, b)
     require_float("grad_out", grad_out)
@@ -80,7 +156,8 @@ def lin_backward(
     if grad_out.shape != expected:
         raise ValueError(
             f"grad_out has shape {shape_str(grad_out)} but lin(x, w) with x of shape "
-            f"{shape_str(x)} and w of shape {shape_str(w)} has shape {shape_str(expected)}"
+            f"{shape_str(x)} and w of shape {shape_str(w)} has shape "
+            f"{shape_str(expected)}"
         )
 
     grad_x = grad_out @ w.T if need_grad_x else None

@@ -41,12 +41,16 @@ from backprop._checks import (
     shape_str,
 )
 
+__all__ = ["batchnorm", "batchnorm_backward", "layernorm", "layernorm_backward"]
+
 
 def _normalize(x: Tensor, dims: tuple[int, ...], eps: float) -> tuple[Tensor, Tensor]:
-    """(x_hat, 1/sigma) with statistics over ``dims``; 1/sigma keeps those dims as size 1."""
+    """(x_hat, 1/sigma) with statistics over ``dims``, kept as size 1 in 1/sigma."""
     mean = x.mean(dim=dims, keepdim=True)
     centered = x - mean
-    var = (centered * centered).mean(dim=dims, keepdim=True)  # biased, as in training mode
+    var = (centered * centered).mean(
+        dim=dims, keepdim=True
+    )  # biased, as in training mode
     inv_sigma = torch.rsqrt(var + eps)
     return centered * inv_sigma, inv_sigma
 
@@ -60,7 +64,9 @@ def _check_grad_out(grad_out: Tensor, x: Tensor) -> None:
     """A normalisation's output has x's shape, so its upstream gradient must too."""
     require_float("grad_out", grad_out)
     require_same_dtype(x=x, grad_out=grad_out)
-    require_shape("grad_out", grad_out, x.shape, "the output's shape, which is x's shape")
+    require_shape(
+        "grad_out", grad_out, x.shape, "the output's shape, which is x's shape"
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -71,7 +77,8 @@ def _check_grad_out(grad_out: Tensor, x: Tensor) -> None:
 def _batchnorm_axes(x: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The axes averaged over (all but the channel axis 1), and gamma's broadcast shape.
 
-    (n, c) -> axes (0,), gamma viewed as (1, c); (n, c, h, w) -> axes (0, 2, 3), (1, c, 1, 1).
+    (n, c) -> axes (0,), gamma viewed as (1, c);
+    (n, c, h, w) -> axes (0, 2, 3), gamma viewed as (1, c, 1, 1).
     """
     axes = (0, *range(2, x.ndim))
     param_shape = (1, x.shape[1], *([1] * (x.ndim - 2)))
@@ -91,23 +98,55 @@ def _check_batchnorm_inputs(x: Tensor, gamma: Tensor, beta: Tensor, eps: float) 
     _check_eps(eps)
     values_per_channel = x.numel() // max(channels, 1)
     if values_per_channel < 2:
-        # One value per channel: x_hat is always 0 and the output is beta, whatever x is.
+        # One value per channel: x_hat is always 0 and the output is beta, whatever x
+        # is.
         raise ValueError(
-            f"batchnorm needs more than one value per channel to compute batch statistics, "
+            "batchnorm needs more than one value per channel to compute batch "
+            "statistics, "
             f"got x of shape {shape_str(x)}"
         )
 
 
 def batchnorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
-    """Batch normalisation in training mode (statistics of this batch, no running averages).
+    r"""Batch normalisation in training mode (this batch's statistics, no running ones).
 
-    x:           (n, c) or (n, c, *spatial), e.g. (n, c, h, w)
-    gamma, beta: (c,)
-    out:         x's shape
+    Per channel, the mean $\mu$ and the biased variance $\sigma^2$ are taken over
+    every axis but the channel axis (``n``, or ``n, h, w``):
 
-    Per channel, mu and the biased variance are taken over every axis but the
-    channel axis (n, or n, h, w); y = gamma * (x - mu) / sqrt(var + eps) + beta.
-    Matches ``torch.nn.functional.batch_norm(x, None, None, gamma, beta, training=True)``.
+    $$
+    y = \gamma \, \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta .
+    $$
+
+    Matches ``torch.nn.functional.batch_norm(x, None, None, gamma, beta,
+    training=True)``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Shape ``(n, c)`` or ``(n, c, *spatial)``, e.g. ``(n, c, h, w)``; more than
+        one value per channel.
+    gamma, beta : torch.Tensor
+        Scale and shift, shape ``(c,)``.
+    eps : float, default 1e-5
+        Added to the variance, $\epsilon \ge 0$.
+
+    Returns
+    -------
+    torch.Tensor
+        ``x``'s shape.
+
+    Raises
+    ------
+    ValueError
+        If ``gamma`` or ``beta`` is not ``(c,)``, a channel has a single value,
+        ``eps`` is negative, or the tensors are not floating-point of one dtype.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[1.0], [3.0]])
+    >>> batchnorm(x, torch.ones(1), torch.zeros(1), eps=0.0)
+    tensor([[-1.],
+            [ 1.]])
     """
     _check_batchnorm_inputs(x, gamma, beta, eps)
     axes, param_shape = _batchnorm_axes(x)
@@ -118,30 +157,64 @@ def batchnorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tens
 def batchnorm_backward(
     grad_out: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(grad_x, grad_gamma, grad_beta) of batch normalisation in training mode.
+    r"""The gradients of `batchnorm` with respect to ``x``, ``gamma`` and ``beta``.
 
-    With g = grad_out and every mean over the axes the forward averaged (m values
-    per channel):
+    With $g$ = ``grad_out``, $\hat x = (x - \mu) / \sigma$ and every sum and mean
+    over the axes the forward averaged ($m$ values per channel):
 
-        grad_beta  = sum(g)                                     shape (c,)
-        grad_gamma = sum(g * x_hat)                             shape (c,)
-        grad_x     = gamma / sigma * (g - mean(g) - x_hat * mean(g * x_hat))
+    $$
+    \frac{\partial L}{\partial \beta} = \sum g, \qquad
+    \frac{\partial L}{\partial \gamma} = \sum g \hat x, \qquad
+    \frac{\partial L}{\partial x} = \frac{\gamma}{\sigma}
+      \Big(g - \overline{g} - \hat x \, \overline{g \hat x}\Big).
+    $$
 
-    gamma is one number per channel, so it factors out of the general formula
-    (module docstring) with h = g * gamma.
+    Parameters
+    ----------
+    grad_out : torch.Tensor
+        $\partial L / \partial y$, ``x``'s shape.
+    x, gamma, beta : torch.Tensor
+        The forward's inputs.
+    eps : float, default 1e-5
+        The forward's $\epsilon$.
+
+    Returns
+    -------
+    grad_x : torch.Tensor
+        ``x``'s shape.
+    grad_gamma, grad_beta : torch.Tensor
+        Shape ``(c,)``.
+
+    Raises
+    ------
+    ValueError
+        If ``grad_out`` does not have ``x``'s shape and dtype, or the inputs are
+        invalid for `batchnorm`.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[1.0], [3.0]])
+    >>> grads = batchnorm_backward(torch.ones(2, 1), x, torch.ones(1), torch.zeros(1))
+    >>> [g.tolist() for g in grads]
+    [[[0.0], [0.0]], [0.0], [2.0]]
     """
     _check_batchnorm_inputs(x, gamma, beta, eps)
     _check_grad_out(grad_out, x)
     axes, param_shape = _batchnorm_axes(x)
     x_hat, inv_sigma = _normalize(x, axes, eps)
 
-    # gamma and beta were broadcast over n (and h, w): their gradients sum over those axes.
+    # gamma and beta were broadcast over n (and h, w): their gradients sum over those
+    # axes.
     g_xhat = grad_out * x_hat
     grad_beta = grad_out.sum(dim=axes)
     grad_gamma = g_xhat.sum(dim=axes)
     mean_g = grad_out.mean(dim=axes, keepdim=True)
     mean_g_xhat = g_xhat.mean(dim=axes, keepdim=True)
-    grad_x = gamma.reshape(param_shape) * inv_sigma * (grad_out - mean_g - x_hat * mean_g_xhat)
+    grad_x = (
+        gamma.reshape(param_shape)
+        * inv_sigma
+        * (grad_out - mean_g - x_hat * mean_g_xhat)
+    )
     return grad_x, grad_gamma, grad_beta
 
 
@@ -163,15 +236,37 @@ def _check_layernorm_inputs(x: Tensor, gamma: Tensor, beta: Tensor, eps: float) 
 
 
 def layernorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
-    """Layer normalisation over the last dimension.
+    r"""Layer normalisation over the last dimension.
 
-    x:           (..., d), any number of leading dimensions
-    gamma, beta: (d,)
-    out:         x's shape
+    Each vector ``x[..., :]`` is normalised with its own mean $\mu$ and biased
+    variance $\sigma^2$ over its ``d`` features:
+    $y = \gamma \, (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta$.
+    Matches ``torch.nn.functional.layer_norm(x, (d,), gamma, beta, eps)``.
 
-    Each vector x[..., :] is normalised with its own mean and biased variance over
-    its d features; y = gamma * x_hat + beta. Matches
-    ``torch.nn.functional.layer_norm(x, (d,), gamma, beta, eps)``.
+    Parameters
+    ----------
+    x : torch.Tensor
+        Shape ``(..., d)``, any number of leading dimensions.
+    gamma, beta : torch.Tensor
+        Scale and shift, shape ``(d,)``.
+    eps : float, default 1e-5
+        Added to the variance, $\epsilon \ge 0$.
+
+    Returns
+    -------
+    torch.Tensor
+        ``x``'s shape.
+
+    Raises
+    ------
+    ValueError
+        If ``gamma`` or ``beta`` is not ``(d,)``, ``eps`` is negative, or the
+        tensors are not floating-point of one dtype.
+
+    Examples
+    --------
+    >>> layernorm(torch.tensor([[1.0, 3.0]]), torch.ones(2), torch.zeros(2), eps=0.0)
+    tensor([[-1.,  1.]])
     """
     _check_layernorm_inputs(x, gamma, beta, eps)
     x_hat, _ = _normalize(x, (-1,), eps)
@@ -181,22 +276,56 @@ def layernorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tens
 def layernorm_backward(
     grad_out: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(grad_x, grad_gamma, grad_beta) of layer normalisation over the last dimension.
+    r"""The gradients of `layernorm` with respect to ``x``, ``gamma`` and ``beta``.
 
-    With g = grad_out, h = g * gamma (dL/dx_hat) and means over the last dimension:
+    With $g$ = ``grad_out``, $h = g \gamma$ (that is, $\partial L / \partial \hat x$)
+    and means over the last dimension:
 
-        grad_beta  = g summed over every leading dimension        shape (d,)
-        grad_gamma = g * x_hat summed over every leading dim      shape (d,)
-        grad_x     = (1 / sigma) * (h - mean(h) - x_hat * mean(h * x_hat))
+    $$
+    \frac{\partial L}{\partial x} = \frac{1}{\sigma}
+      \Big(h - \overline{h} - \hat x \, \overline{h \hat x}\Big);
+    $$
 
-    Unlike batch norm, gamma varies along the averaged axis, so it stays inside
-    the means (as h) instead of factoring out.
+    $\partial L / \partial \beta$ and $\partial L / \partial \gamma$ sum $g$ and
+    $g \hat x$ over every leading dimension. Unlike batch norm, $\gamma$ varies
+    along the averaged axis, so it stays inside the means (as $h$).
+
+    Parameters
+    ----------
+    grad_out : torch.Tensor
+        $\partial L / \partial y$, ``x``'s shape.
+    x, gamma, beta : torch.Tensor
+        The forward's inputs.
+    eps : float, default 1e-5
+        The forward's $\epsilon$.
+
+    Returns
+    -------
+    grad_x : torch.Tensor
+        ``x``'s shape.
+    grad_gamma, grad_beta : torch.Tensor
+        Shape ``(d,)``.
+
+    Raises
+    ------
+    ValueError
+        If ``grad_out`` does not have ``x``'s shape and dtype, or the inputs are
+        invalid for `layernorm`.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[1.0, 3.0]])
+    >>> gamma, beta = torch.ones(2), torch.zeros(2)
+    >>> grads = layernorm_backward(torch.ones(1, 2), x, gamma, beta, eps=0.0)
+    >>> [g.tolist() for g in grads]
+    [[[0.0, 0.0]], [-1.0, 1.0], [1.0, 1.0]]
     """
     _check_layernorm_inputs(x, gamma, beta, eps)
     _check_grad_out(grad_out, x)
     x_hat, inv_sigma = _normalize(x, (-1,), eps)
 
-    # gamma and beta were broadcast over every leading dimension: their gradients sum over them.
+    # gamma and beta were broadcast over every leading dimension: their gradients sum
+    # over them.
     features = x.shape[-1]
     grad_beta = grad_out.reshape(-1, features).sum(dim=0)
     grad_gamma = (grad_out * x_hat).reshape(-1, features).sum(dim=0)
@@ -205,5 +334,3 @@ def layernorm_backward(
     mean_h_xhat = (h * x_hat).mean(dim=-1, keepdim=True)
     grad_x = inv_sigma * (h - mean_h - x_hat * mean_h_xhat)
     return grad_x, grad_gamma, grad_beta
-
-

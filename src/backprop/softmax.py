@@ -32,7 +32,22 @@ from __future__ import annotations
 
 import torch
 
-from backprop._checks import normalize_dim, require_float, require_ndim, require_same_dtype, shape_str
+from backprop._checks import (
+    normalize_dim,
+    require_float,
+    require_ndim,
+    require_same_dtype,
+    shape_str,
+)
+
+__all__ = [
+    "log_softmax",
+    "log_softmax_backward",
+    "logsumexp",
+    "logsumexp_backward",
+    "softmax",
+    "softmax_backward",
+]
 
 
 def _check_x_dim(x: torch.Tensor, dim: int) -> int:
@@ -41,16 +56,22 @@ def _check_x_dim(x: torch.Tensor, dim: int) -> int:
     require_ndim("x", x, min_ndim=1)
     dim = normalize_dim("x", dim, x)
     if x.shape[dim] == 0:
-        raise ValueError(f"x has shape {shape_str(x)}: dimension dim={dim} is empty, nothing to normalise over")
+        raise ValueError(
+            f"x has shape {shape_str(x)}: dimension dim={dim} is empty, nothing to "
+            "normalise over"
+        )
     return dim
 
 
-def _check_grad_out(grad_out: torch.Tensor, x: torch.Tensor, expected: tuple[int, ...]) -> None:
+def _check_grad_out(
+    grad_out: torch.Tensor, x: torch.Tensor, expected: tuple[int, ...]
+) -> None:
     require_float("grad_out", grad_out)
     require_same_dtype(x=x, grad_out=grad_out)
     if grad_out.shape != expected:
         raise ValueError(
-            f"grad_out has shape {shape_str(grad_out)} but it must have the forward's output "
+            f"grad_out has shape {shape_str(grad_out)} but it must have the forward's "
+            "output "
             f"shape {shape_str(expected)} (x has shape {shape_str(x)})"
         )
 
@@ -68,16 +89,73 @@ def _stable_shift(x: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def logsumexp(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """``log(sum(exp(x), dim))``, stably; ``dim`` is reduced (removed from the shape)."""
+    r"""$\log \sum_j e^{x_j}$ along ``dim``, computed stably.
+
+    The maximum $m$ is subtracted first, $m + \log \sum_j e^{x_j - m}$, so no
+    exponential overflows.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Floating-point tensor with at least one dimension.
+    dim : int, default -1
+        The dimension to normalise over; negative counts from the end.
+
+    Returns
+    -------
+    torch.Tensor
+        ``x``'s shape without ``dim``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not a floating-point tensor with at least one dimension, or
+        ``dim`` is out of range or empty.
+
+    Examples
+    --------
+    >>> logsumexp(torch.tensor([1000.0, 1000.0], dtype=torch.float64))
+    tensor(1000.6931, dtype=torch.float64)
+    """
     dim = _check_x_dim(x, dim)
     m = _stable_shift(x, dim)
     return m.squeeze(dim) + (x - m).exp().sum(dim).log()
 
 
-def logsumexp_backward(grad_out: torch.Tensor, x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Gradient of ``logsumexp(x, dim)``: ``grad_out.unsqueeze(dim) * softmax(x, dim)``.
+def logsumexp_backward(
+    grad_out: torch.Tensor, x: torch.Tensor, dim: int = -1
+) -> torch.Tensor:
+    r"""The gradient of `logsumexp` with respect to ``x``.
 
-    ``grad_out`` has ``x``'s shape without ``dim``; the result has ``x``'s shape.
+    $\partial \operatorname{logsumexp}(x) / \partial x_i = \operatorname{softmax}(x)_i$,
+    so the result is ``grad_out.unsqueeze(dim) * softmax(x, dim)``.
+
+    Parameters
+    ----------
+    grad_out : torch.Tensor
+        $\partial L / \partial \operatorname{logsumexp}(x)$: ``x``'s shape without
+        ``dim``.
+    x : torch.Tensor
+        The forward's input.
+    dim : int, default -1
+        The dimension to normalise over; negative counts from the end.
+
+    Returns
+    -------
+    torch.Tensor
+        $\partial L / \partial x$, ``x``'s shape.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not a floating-point tensor with at least one dimension,
+        ``dim`` is out of range or empty, or ``grad_out`` has the wrong shape or
+        dtype.
+
+    Examples
+    --------
+    >>> logsumexp_backward(torch.tensor(1.0), torch.zeros(4))
+    tensor([0.2500, 0.2500, 0.2500, 0.2500])
     """
     dim = _check_x_dim(x, dim)
     _check_grad_out(grad_out, x, x.shape[:dim] + x.shape[dim + 1 :])
@@ -85,22 +163,79 @@ def logsumexp_backward(grad_out: torch.Tensor, x: torch.Tensor, dim: int = -1) -
 
 
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """``exp(x) / sum(exp(x), dim)``, stably; same shape as ``x``, sums to 1 along ``dim``.
+    r"""$\operatorname{softmax}(x)_i = e^{x_i} / \sum_j e^{x_j}$ along ``dim``, stably.
 
     A row of all ``-inf`` gives ``0 / 0 = nan``, as ``torch.softmax`` does: it
     has no meaningful distribution.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Floating-point tensor with at least one dimension.
+    dim : int, default -1
+        The dimension to normalise over; negative counts from the end.
+
+    Returns
+    -------
+    torch.Tensor
+        ``x``'s shape; non-negative and summing to 1 along ``dim``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not a floating-point tensor with at least one dimension, or
+        ``dim`` is out of range or empty.
+
+    Examples
+    --------
+    >>> softmax(torch.tensor([0.0, 0.0, 1000.0]))
+    tensor([0., 0., 1.])
     """
     dim = _check_x_dim(x, dim)
     e = (x - _stable_shift(x, dim)).exp()
     return e / e.sum(dim, keepdim=True)
 
 
-def softmax_backward(grad_out: torch.Tensor, x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Gradient of ``softmax(x, dim)``: ``s * (g - sum(g * s, dim, keepdim))`` with ``s = softmax(x)``.
+def softmax_backward(
+    grad_out: torch.Tensor, x: torch.Tensor, dim: int = -1
+) -> torch.Tensor:
+    r"""The gradient of `softmax` with respect to ``x``.
 
-    From the Jacobian ``ds_i/dx_j = s_i (delta_ij - s_j)``:
-    ``grad_x_j = sum_i g_i s_i (delta_ij - s_j) = s_j g_j - s_j sum_i g_i s_i``.
-    ``grad_out`` and the result have ``x``'s shape.
+    From the Jacobian $\partial s_i / \partial x_j = s_i (\delta_{ij} - s_j)$, with
+    $s = \operatorname{softmax}(x)$ and $g$ = ``grad_out``:
+
+    $$
+    \frac{\partial L}{\partial x_j} = \sum_i g_i s_i (\delta_{ij} - s_j)
+    = s_j \Big(g_j - \sum_i g_i s_i\Big).
+    $$
+
+    Parameters
+    ----------
+    grad_out : torch.Tensor
+        $\partial L / \partial s$, ``x``'s shape.
+    x : torch.Tensor
+        The forward's input.
+    dim : int, default -1
+        The dimension to normalise over; negative counts from the end.
+
+    Returns
+    -------
+    torch.Tensor
+        $\partial L / \partial x$, ``x``'s shape.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not a floating-point tensor with at least one dimension,
+        ``dim`` is out of range or empty, or ``grad_out`` has the wrong shape or
+        dtype.
+
+    Examples
+    --------
+    A constant upstream gradient moves nothing: softmax ignores a shift.
+
+    >>> softmax_backward(torch.ones(3), torch.tensor([1.0, 2.0, 3.0]))
+    tensor([0., 0., 0.])
     """
     dim = _check_x_dim(x, dim)
     _check_grad_out(grad_out, x, x.shape)
@@ -109,10 +244,33 @@ def softmax_backward(grad_out: torch.Tensor, x: torch.Tensor, dim: int = -1) -> 
 
 
 def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """``x - logsumexp(x, dim)`` (broadcast back along ``dim``), stably; same shape as ``x``.
+    r"""$\log \operatorname{softmax}(x) = x - \operatorname{logsumexp}(x)$, stably.
 
     Computed this way it never takes the log of a tiny softmax value, so it stays
-    accurate where ``softmax(x).log()`` would round to ``log(0) = -inf``.
+    accurate where ``softmax(x).log()`` would round to $\log 0 = -\infty$.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Floating-point tensor with at least one dimension.
+    dim : int, default -1
+        The dimension to normalise over; negative counts from the end.
+
+    Returns
+    -------
+    torch.Tensor
+        ``x``'s shape.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not a floating-point tensor with at least one dimension, or
+        ``dim`` is out of range or empty.
+
+    Examples
+    --------
+    >>> log_softmax(torch.tensor([0.0, 200.0]))
+    tensor([-200.,    0.])
     """
     dim = _check_x_dim(x, dim)
     # (x - m) - log(sum(exp(x - m))) rather than x - (m + log(...)): adding m
@@ -122,11 +280,39 @@ def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
-def log_softmax_backward(grad_out: torch.Tensor, x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Gradient of ``log_softmax(x, dim)``: ``g - softmax(x) * sum(g, dim, keepdim)``.
+def log_softmax_backward(
+    grad_out: torch.Tensor, x: torch.Tensor, dim: int = -1
+) -> torch.Tensor:
+    r"""The gradient of `log_softmax` with respect to ``x``.
 
-    From the Jacobian ``d log_softmax_i / dx_j = delta_ij - s_j``:
-    ``grad_x_j = g_j - s_j sum_i g_i``. ``grad_out`` and the result have ``x``'s shape.
+    From the Jacobian $\partial \log s_i / \partial x_j = \delta_{ij} - s_j$:
+    $\partial L / \partial x_j = g_j - s_j \sum_i g_i$.
+
+    Parameters
+    ----------
+    grad_out : torch.Tensor
+        $\partial L / \partial \log s$, ``x``'s shape.
+    x : torch.Tensor
+        The forward's input.
+    dim : int, default -1
+        The dimension to normalise over; negative counts from the end.
+
+    Returns
+    -------
+    torch.Tensor
+        $\partial L / \partial x$, ``x``'s shape.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not a floating-point tensor with at least one dimension,
+        ``dim`` is out of range or empty, or ``grad_out`` has the wrong shape or
+        dtype.
+
+    Examples
+    --------
+    >>> log_softmax_backward(torch.tensor([1.0, 0.0]), torch.zeros(2))
+    tensor([ 0.5000, -0.5000])
     """
     dim = _check_x_dim(x, dim)
     _check_grad_out(grad_out, x, x.shape)
