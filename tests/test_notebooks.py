@@ -1,4 +1,4 @@
-"""Each post's downloadable notebook (scripts/notebooks.py), built and run without Quarto."""
+"""Each post's downloadable notebook (scripts/notebooks.py), built and run here."""
 
 from __future__ import annotations
 

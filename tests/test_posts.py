@@ -117,7 +117,8 @@ def exercise_cells(nb) -> list[Exercise]:
             )
         if not code or not re.match(r"(exercise|exercise_gradient)\(", code[-1]):
             exercise.problems.append(
-                f"exercise-{name} does not end with exercise(...) or exercise_gradient(...)"
+                f"exercise-{name} does not end with exercise(...) "
+                "or exercise_gradient(...)"
             )
         if solution is None:
             exercise.problems.append(f"exercise-{name} has no solution-{name} cell")
@@ -131,13 +132,15 @@ def exercise_cells(nb) -> list[Exercise]:
             or options.get("code-summary") != "Solution"
         ):
             exercise.problems.append(
-                f'solution-{name} needs `#| code-fold: true` and `#| code-summary: "Solution"`'
+                f"solution-{name} needs `#| code-fold: true` and "
+                '`#| code-summary: "Solution"`'
             )
         if options.get("eval") == "false":
             exercise.problems.append(f"solution-{name} must run (no `#| eval: false`)")
         if not code or not re.match(r"(check_backward|check_gradient)\(", code[-1]):
             exercise.problems.append(
-                f"solution-{name} does not end with check_backward(...) or check_gradient(...)"
+                f"solution-{name} does not end with check_backward(...) "
+                "or check_gradient(...)"
             )
     return list(exercises.values())
 
@@ -262,17 +265,51 @@ def test_post_executes_cleanly(post):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream" and output.get("name") == "stderr":
                 problems.append(
-                    f"{describe(cell, number)} wrote to stderr:\n{output.get('text', '')}"
+                    f"{describe(cell, number)} wrote to stderr:\n"
+                    f"{output.get('text', '')}"
                 )
             text = (
                 output.get("text", "") if output.get("output_type") == "stream" else ""
             )
             if "Warning" in text:
                 problems.append(f"{describe(cell, number)} printed a warning:\n{text}")
+            problems += _lines_too_wide(output, describe(cell, number))
     assert not problems, f"{post.parent.name}:\n" + "\n\n".join(problems)
     assert execution.elapsed < POST_TIME_BUDGET_S, (
-        f"{post.parent.name} took {execution.elapsed:.1f} s to execute; posts must run in "
+        f"{post.parent.name} took {execution.elapsed:.1f} s to execute; "
+        "posts must run in "
         f"seconds (budget {POST_TIME_BUDGET_S} s)"
+    )
+
+
+# What a cell prints lands in a <pre> as wide as the code column (tests/test_layout.py).
+OUTPUT_COLUMN = 88
+
+
+def _lines_too_wide(output, where: str) -> list[str]:
+    if output.get("output_type") == "stream":
+        text = output.get("text", "")
+    elif output.get("output_type") in ("execute_result", "display_data"):
+        data = output.get("data", {})
+        # Markdown and HTML outputs become tables that wrap; plain text does not.
+        if "text/markdown" in data or "text/html" in data or "image/png" in data:
+            return []
+        text = data.get("text/plain", "")
+    else:
+        return []
+    return [
+        f"{where} printed a line of {len(line)} characters (at most {OUTPUT_COLUMN} "
+        f"fit the column): {line[:60]!r}…"
+        for line in text.splitlines()
+        if len(line) > OUTPUT_COLUMN
+    ]
+
+
+@pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
+def test_every_post_has_an_exercise(post):
+    assert exercise_cells(post_notebook(post)), (
+        f"{post.parent.name} has no exercise: add a stub and a solution "
+        "(CONTRIBUTING.md, Exercises)"
     )
 
 

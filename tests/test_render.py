@@ -138,7 +138,8 @@ def test_post_page(rendered_site, post):
         )
         width = re.search(r'width="(\d+)', img)
         assert width is None or int(width.group(1)) <= COLUMN_PX, (
-            f"{post.parent.name}: figure {label} is {width.group(1)} px wide, wider than the column"
+            f"{post.parent.name}: figure {label} is {width.group(1)} px wide, "
+            "wider than the column"
         )
     for label in (lbl for lbl in labels_defined(post) if lbl.startswith("eq-")):
         assert f'id="{label}"' in text, (
@@ -157,3 +158,19 @@ def test_every_post_executes_once(rendered_site):
     log = result.stdout + result.stderr
     executions = len(re.findall(r"^Executing '", log, re.M))
     assert executions == len(POSTS), f"{executions} executions for {len(POSTS)} posts"
+
+
+def test_nothing_in_a_head_blocks_the_first_paint_but_the_light_theme(rendered_site):
+    site, _ = rendered_site
+    for page in _pages(site):
+        head = page.read_text(encoding="utf-8").split("</head>")[0]
+        for script in re.findall(r"<script\b[^>]*\bsrc=[^>]*>", head):
+            assert re.search(r"\b(defer|async)\b|type=\"module\"", script), (
+                f"{page.relative_to(site)}: {script} blocks rendering"
+            )
+        for sheet in re.findall(r"<link\b[^>]*quarto-color-alternate[^>]*>", head):
+            assert 'rel="disabled-stylesheet"' in sheet, (
+                f"{page.relative_to(site)}: the dark theme's {sheet} blocks rendering"
+            )
+    icons = site / "site_libs" / "bootstrap" / "bootstrap-icons.woff"
+    assert icons.stat().st_size < 20_000, "the icon font holds only the icons in use"

@@ -1,0 +1,151 @@
+"""Quarto's post-render step (scripts/post_render.py), on pages and files made here."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+
+from site_sources import ROOT
+
+
+def _load(name):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+post_render = _load("post_render")
+
+HEAD = """<html><head>
+<script src="site_libs/quarto-nav/quarto-nav.js"></script>
+<script src="site_libs/quarto-html/quarto.js" type="module"></script>
+<script async src="already-async.js"></script>
+<script id="quarto-search-options" type="application/json">{"a": 1}</script>
+<link href="site_libs/bootstrap/bootstrap-icons.css" rel="stylesheet">
+<link href="light.css" rel="stylesheet" class="quarto-color-scheme" id="qb">
+<link href="dark.css" rel="stylesheet" class="quarto-color-alternate" id="qd">
+  <script src="https://cdnjs.cloudflare.com/polyfill/v3/polyfill.min.js?features=es6"></script>
+  <script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml-full.js"></script>
+</head><body>
+<button class="navbar-toggler" type="button" role="menu" aria-label="Toggle">x</button>
+<script src="body-script.js"></script>
+<script>link.rel = 'disabled-stylesheet';</script>
+</body></html>"""
+
+
+def test_head_scripts_are_deferred_and_the_dark_theme_waits(tmp_path):
+    page = tmp_path / "index.html"
+    page.write_text(HEAD, encoding="utf-8")
+    assert post_render.finish_pages(tmp_path) == 1
+    html = page.read_text(encoding="utf-8")
+    head, body = html.split("</head>")
+    assert "polyfill" not in html
+    assert '<script defer src="site_libs/quarto-nav/quarto-nav.js">' in head
+    assert '<script defer src="https://cdn.jsdelivr.net/npm/mathjax' in head
+    assert '<script src="site_libs/quarto-html/quarto.js" type="module">' in head
+    assert "<script async src=" in head and "defer async" not in head
+    assert '<script id="quarto-search-options" type="application/json">' in head
+    assert 'href="dark.css" rel="disabled-stylesheet"' in head
+    assert 'href="light.css" rel="stylesheet"' in head
+    assert 'media="print" onload="this.media=\'all\'"' in head
+    # The body is left as it is, but for the menu button's role.
+    assert '<script src="body-script.js">' in body
+    assert 'role="menu"' not in body and 'class="navbar-toggler"' in body
+    # A second run changes nothing.
+    assert post_render.finish_pages(tmp_path) == 0
+
+
+def test_the_dark_theme_stays_enabled_without_the_toggle_that_enables_it(tmp_path):
+    page = tmp_path / "index.html"
+    page.write_text(HEAD.replace("'disabled-stylesheet'", "'other'"), encoding="utf-8")
+    post_render.finish_pages(tmp_path)
+    assert 'href="dark.css" rel="stylesheet"' in page.read_text(encoding="utf-8")
+
+
+def _icon_font(path, codepoints):
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    names = [".notdef"] + [f"icon{cp:x}" for cp in codepoints]
+    builder = FontBuilder(1000, isTTF=True)
+    builder.setupGlyphOrder(names)
+    builder.setupCharacterMap({cp: f"icon{cp:x}" for cp in codepoints})
+    glyphs = {}
+    for name in names:
+        pen = TTGlyphPen(None)
+        pen.moveTo((0, 0))
+        pen.lineTo((500, 0))
+        pen.lineTo((500, 500))
+        pen.closePath()
+        glyphs[name] = pen.glyph()
+    builder.setupGlyf(glyphs)
+    builder.setupHorizontalMetrics({n: (600, 0) for n in names})
+    builder.setupHorizontalHeader(ascent=800, descent=-200)
+    builder.setupNameTable({"familyName": "icons", "styleName": "Regular"})
+    builder.setupOS2()
+    builder.setupPost()
+    builder.font.flavor = "woff"
+    builder.save(str(path))
+
+
+def test_the_icon_font_keeps_only_the_icons_in_use(tmp_path):
+    from fontTools.ttLib import TTFont
+
+    folder = tmp_path / "site_libs" / "bootstrap"
+    folder.mkdir(parents=True)
+    icons = {"github": 0xF3ED, "rss": 0xF522, "alarm": 0xF102, "clipboard": 0xF290}
+    _icon_font(folder / "bootstrap-icons.woff", icons.values())
+    css = (
+        '@font-face { font-family: "bootstrap-icons"; }\n.bi::before { display: x; }\n'
+    )
+    css += "".join(
+        f'.bi-{n}::before {{ content: "\\{cp:x}"; }}\n' for n, cp in icons.items()
+    )
+    (folder / "bootstrap-icons.css").write_text(css, encoding="utf-8")
+    (tmp_path / "index.html").write_text(
+        '<i class="bi bi-github"></i><i class="bi-rss">'
+    )
+    (tmp_path / "search.js").write_text('const icon = "bi-clipboard";')
+
+    assert post_render.subset_icons(tmp_path) == {"github", "rss", "clipboard"}
+    kept = (folder / "bootstrap-icons.css").read_text(encoding="utf-8")
+    assert "@font-face" in kept and ".bi::before" in kept
+    assert ".bi-github::before" in kept and ".bi-alarm::before" not in kept
+    cmap = TTFont(str(folder / "bootstrap-icons.woff")).getBestCmap()
+    assert set(cmap) == {icons["github"], icons["rss"], icons["clipboard"]}
+
+
+def test_figures_are_stored_with_a_palette_and_look_the_same(tmp_path):
+    from PIL import Image
+
+    from backprop import plots
+
+    fig, ax = plots.subplots(height=3)
+    x = np.linspace(0, 6, 200)
+    ax.plot(x, np.sin(x), label="sin")
+    ax.imshow(np.outer(np.sin(x[:40]), np.cos(x[:40])), extent=(0, 2, -1, 0))
+    ax.legend()
+    folder = tmp_path / "posts" / "p" / "index_files" / "figure-html"
+    folder.mkdir(parents=True)
+    path = folder / "fig-a-output-1.png"
+    fig.savefig(path, dpi=150)
+    before = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    size_before = path.stat().st_size
+
+    assert post_render.compress_figures(tmp_path) > 0
+    after_image = Image.open(path)
+    after = np.asarray(after_image.convert("RGB"), dtype=float)
+    assert after_image.mode == "P" and path.stat().st_size < size_before / 2
+    assert after.shape == before.shape
+    assert np.abs(after - before).mean() < 1.0  # out of 255, on average
+
+
+@pytest.mark.parametrize("html", ["<p>no head here</p>", "<html><head></head></html>"])
+def test_pages_without_anything_to_change_are_left_alone(tmp_path, html):
+    (tmp_path / "a.html").write_text(html)
+    assert post_render.finish_pages(tmp_path) == 0
