@@ -1,7 +1,7 @@
 """The posts' Python cells are formatted like the library (ruff, pyproject.toml).
 
 ``python scripts/format_cells.py`` reformats them; this checks that nothing is
-left to do, and that no line of a cell is wider than the site's code column.
+left to do (tests/test_layout.py checks that every line fits the code column).
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ import sys
 
 import pytest
 
-from site_sources import ROOT, post_paths, python_cells
+from site_sources import ROOT, post_paths
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import format_cells  # scripts/ is not a package: imported by path
 
 POSTS = post_paths()
-COLUMN = 88
 
 
 @pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
@@ -29,17 +28,6 @@ def test_cells_are_formatted(post):
         f"{post.parent.name}: the cells at lines {changed} are not formatted; "
         f"run: python scripts/format_cells.py {post.relative_to(ROOT)}"
     )
-
-
-@pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
-def test_cell_lines_fit_the_column(post):
-    wide = [
-        line
-        for cell in python_cells(post)
-        for line in cell.source.splitlines()
-        if len(line) > COLUMN
-    ]
-    assert not wide, f"{post.parent.name}: cell lines over {COLUMN} columns: {wide[:3]}"
 
 
 def test_formatter_keeps_options_on_top_and_formats_code(tmp_path):
