@@ -15,6 +15,7 @@ be a grader report that is ok. CONTRIBUTING.md ("Exercises") describes the cells
 
 from __future__ import annotations
 
+import ast
 import re
 import time
 from dataclasses import dataclass, field
@@ -79,6 +80,20 @@ class Exercise:
     problems: list[str] = field(default_factory=list)
 
 
+def _last_call(source: str) -> str | None:
+    """The name of the function the cell's last statement calls, if it is a call."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    last = body[-1] if body else None
+    if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call):
+        function = last.value.func
+        if isinstance(function, ast.Name):
+            return function.id
+    return None
+
+
 def exercise_cells(nb) -> list[Exercise]:
     """The post's exercises, in order, each with its stub and solution cell.
 
@@ -108,14 +123,13 @@ def exercise_cells(nb) -> list[Exercise]:
             exercise.problems.append(f"solution-{name} has no exercise-{name} stub")
             continue
         options = cell_options(stub)
-        code = [line for line in stub.source.splitlines() if line.strip()]
         if options.get("eval") != "false":
             exercise.problems.append(f"exercise-{name} lacks `#| eval: false`")
         if "raise NotImplementedError(" not in stub.source:
             exercise.problems.append(
                 f"exercise-{name} does not raise NotImplementedError"
             )
-        if not code or not re.match(r"(exercise|exercise_gradient)\(", code[-1]):
+        if _last_call(stub.source) not in ("exercise", "exercise_gradient"):
             exercise.problems.append(
                 f"exercise-{name} does not end with exercise(...) "
                 "or exercise_gradient(...)"
@@ -124,7 +138,6 @@ def exercise_cells(nb) -> list[Exercise]:
             exercise.problems.append(f"exercise-{name} has no solution-{name} cell")
             continue
         options = cell_options(solution)
-        code = [line for line in solution.source.splitlines() if line.strip()]
         if order[name][1] < order[name][0]:
             exercise.problems.append(f"solution-{name} comes before its stub")
         if (
@@ -137,7 +150,7 @@ def exercise_cells(nb) -> list[Exercise]:
             )
         if options.get("eval") == "false":
             exercise.problems.append(f"solution-{name} must run (no `#| eval: false`)")
-        if not code or not re.match(r"(check_backward|check_gradient)\(", code[-1]):
+        if _last_call(solution.source) not in ("check_backward", "check_gradient"):
             exercise.problems.append(
                 f"solution-{name} does not end with check_backward(...) "
                 "or check_gradient(...)"
