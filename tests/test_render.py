@@ -8,6 +8,7 @@ rendered into a temporary copy of the project (the working tree is left alone).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from site_sources import front_matter, labels_defined, post_paths, python_cells
 pytestmark = [pytest.mark.quarto, pytest.mark.slow, pytest.mark.skipif(QUARTO is None, reason=NO_QUARTO)]
 
 POSTS = post_paths()
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_render_succeeds(rendered_site):
@@ -121,3 +123,32 @@ def test_every_post_executes_once(rendered_site):
     log = result.stdout + result.stderr
     executions = len(re.findall(r"^Executing '", log, re.M))
     assert executions == len(POSTS), f"{executions} executions for {len(POSTS)} posts"
+
+
+EXPLORER_POSTS = [
+    "02-chain-rule",
+    "04-bias-broadcasting",
+    "07-softmax-cross-entropy",
+    "08-gradient-checking",
+    "12-attention",
+]
+
+
+@pytest.mark.parametrize("slug", EXPLORER_POSTS)
+def test_explorer_pages_carry_ojs_cells(rendered_site, slug):
+    site, _ = rendered_site
+    text = (site / "posts" / slug / "index.html").read_text(encoding="utf-8")
+    assert 'class="explorer"' in text, f"{slug}: the explorer's block is missing"
+    assert re.search(r'id="ojs-cell-\d+"', text), f"{slug}: no OJS cells"
+    assert '<script type="ojs-module-contents">' in text, f"{slug}: no OJS module"
+    assert "quarto-ojs-runtime.js" in text, f"{slug}: no OJS runtime"
+    # The modules the cells load are copied next to the site.
+    for name in re.findall(r"assets/explorers/([\w-]+\.js)", text):
+        assert (site / "assets" / "explorers" / name).is_file(), f"{slug}: {name}"
+
+
+def test_explorer_modules_are_in_the_site(rendered_site):
+    site, _ = rendered_site
+    sources = sorted(p.name for p in (ROOT / "assets" / "explorers").glob("*.js"))
+    copied = sorted(p.name for p in (site / "assets" / "explorers").glob("*.js"))
+    assert copied == sources, f"_site/assets/explorers holds {copied}, not {sources}"
