@@ -314,3 +314,73 @@ def test_explorer_modules_agree_with_the_library(tmp_path):
     assert completed.returncode == 0, f"node --test failed:\n{output}"
     # Every fixture group was read, none skipped for want of the file.
     assert "# skipped 0" in output, output
+
+
+# --- the explorers' OJS cells ---------------------------------------------------
+
+EXPLORER_PAGES = sorted(ROOT.glob("posts/*/_explorer.qmd"))
+# Parts of the OJS standard library that its runtime fetches from a CDN when a
+# cell names them; the site loads nothing from another host but MathJax.
+CDN_LOADED = ("Inputs", "Plot", "d3", "md", "tex", "htl", "require")
+OJS_CELL = re.compile(r"^```\{ojs\}\n(.*?)^```", re.S | re.M)
+
+
+def _ojs_code(page: Path) -> str:
+    cells = OJS_CELL.findall(page.read_text(encoding="utf-8"))
+    assert cells, f"{page} has no OJS cells"
+    # Drop strings and comments: a label may say "d3" without loading it.
+    code = "\n".join(cells)
+    code = re.sub(r"//.*", "", code)
+    strings = r"`(?:[^`\\]|\\.)*`|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
+    return re.sub(strings, '""', code)
+
+
+def test_the_five_posts_have_explorers():
+    assert [p.parent.name for p in EXPLORER_PAGES] == [
+        "02-chain-rule",
+        "04-bias-broadcasting",
+        "07-softmax-cross-entropy",
+        "08-gradient-checking",
+        "12-attention",
+    ]
+    for page in EXPLORER_PAGES:
+        post = (page.parent / "index.qmd").read_text(encoding="utf-8")
+        assert "{{< include _explorer.qmd >}}" in post, f"{page.parent.name}"
+
+
+@pytest.mark.parametrize("page", EXPLORER_PAGES, ids=lambda p: p.parent.name)
+def test_explorer_cells_load_only_the_sites_own_modules(page):
+    text = page.read_text(encoding="utf-8")
+    cells = "\n".join(OJS_CELL.findall(text))
+    # An OJS import statement makes Quarto's runtime fetch a markdown library
+    # from a CDN to echo it, so modules come in through import() instead.
+    assert not re.search(r"^\s*import\s*\{", cells, re.M), f"{page}: import statement"
+    loader = r"import\(await FileAttachment\(\"([^\"]+)\"\)\s*\.url\(\)\)"
+    loaded = re.findall(loader, cells)
+    assert loaded, f"{page} loads no explorer module"
+    assert cells.count("import(") == len(loaded), f"{page}: an import() of another kind"
+    for path in loaded:
+        target = (page.parent / path).resolve()
+        assert target.parent == ROOT / "assets" / "explorers", f"{page}: {path}"
+        assert target.suffix == ".js" and target.is_file(), f"{page}: {path}"
+    code = _ojs_code(page)
+    for name in CDN_LOADED:
+        used = re.search(rf"(?<![\w.$]){name}\b(?!\s*:)", code)
+        assert not used, f"{page} uses {name}"
+    assert "http" not in cells.replace("http://www.w3.org", ""), f"{page} names a URL"
+
+
+def test_the_cdn_check_finds_a_forbidden_name(tmp_path):
+    # The oracle works: a cell that draws with Plot is caught.
+    page = tmp_path / "_explorer.qmd"
+    page.write_text('```{ojs}\nchart = Plot.plot({label: "d3"})\n```\n')
+    code = _ojs_code(page)
+    assert re.search(r"(?<![\w.$])Plot\b(?!\s*:)", code)
+    assert not re.search(r"(?<![\w.$])d3\b(?!\s*:)", code)
+
+
+def test_explorer_ui_builds_no_html_from_strings():
+    # Text reaches the page as text nodes: no innerHTML, no html`` templates.
+    source = (ROOT / "assets" / "explorers" / "ui.js").read_text(encoding="utf-8")
+    assert "innerHTML" not in source and "insertAdjacentHTML" not in source
+    assert not re.search(r"\bimport\b", source), "ui.js stands alone"

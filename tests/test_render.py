@@ -8,6 +8,7 @@ rendered into a temporary copy of the project (the working tree is left alone).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ pytestmark = [
 ]
 
 POSTS = post_paths()
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_render_succeeds(rendered_site):
@@ -174,3 +176,32 @@ def test_nothing_in_a_head_blocks_the_first_paint_but_the_light_theme(rendered_s
             )
     icons = site / "site_libs" / "bootstrap" / "bootstrap-icons.woff"
     assert icons.stat().st_size < 20_000, "the icon font holds only the icons in use"
+
+
+EXPLORER_POSTS = [
+    "02-chain-rule",
+    "04-bias-broadcasting",
+    "07-softmax-cross-entropy",
+    "08-gradient-checking",
+    "12-attention",
+]
+
+
+@pytest.mark.parametrize("slug", EXPLORER_POSTS)
+def test_explorer_pages_carry_ojs_cells(rendered_site, slug):
+    site, _ = rendered_site
+    text = (site / "posts" / slug / "index.html").read_text(encoding="utf-8")
+    assert 'class="explorer"' in text, f"{slug}: the explorer's block is missing"
+    assert re.search(r'id="ojs-cell-\d+"', text), f"{slug}: no OJS cells"
+    assert '<script type="ojs-module-contents">' in text, f"{slug}: no OJS module"
+    assert "quarto-ojs-runtime.js" in text, f"{slug}: no OJS runtime"
+    # The modules the cells load are copied next to the site.
+    for name in re.findall(r"assets/explorers/([\w-]+\.js)", text):
+        assert (site / "assets" / "explorers" / name).is_file(), f"{slug}: {name}"
+
+
+def test_explorer_modules_are_in_the_site(rendered_site):
+    site, _ = rendered_site
+    sources = sorted(p.name for p in (ROOT / "assets" / "explorers").glob("*.js"))
+    copied = sorted(p.name for p in (site / "assets" / "explorers").glob("*.js"))
+    assert copied == sources, f"_site/assets/explorers holds {copied}, not {sources}"
