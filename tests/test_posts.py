@@ -16,6 +16,7 @@ be a grader report that is ok. CONTRIBUTING.md ("Exercises") describes the cells
 from __future__ import annotations
 
 import ast
+import base64
 import re
 import time
 from dataclasses import dataclass, field
@@ -287,6 +288,7 @@ def test_post_executes_cleanly(post):
             if "Warning" in text:
                 problems.append(f"{describe(cell, number)} printed a warning:\n{text}")
             problems += _lines_too_wide(output, describe(cell, number))
+            problems += _figure_too_wide(output, describe(cell, number))
     assert not problems, f"{post.parent.name}:\n" + "\n\n".join(problems)
     assert execution.elapsed < POST_TIME_BUDGET_S, (
         f"{post.parent.name} took {execution.elapsed:.1f} s to execute; "
@@ -297,6 +299,24 @@ def test_post_executes_cleanly(post):
 
 # What a cell prints lands in a <pre> as wide as the code column (tests/test_layout.py).
 OUTPUT_COLUMN = 88
+
+
+# A figure may be no wider than the column: FIGURE_WIDTH at the style's dpi, plus what
+# a tight bounding box adds for a label that sticks out (up to the column's 800 px).
+FIGURE_MAX_PX = 800
+
+
+def _figure_too_wide(output, where: str) -> list[str]:
+    png = output.get("data", {}).get("image/png")
+    if not png:
+        return []
+    width = int.from_bytes(base64.b64decode(png)[16:20], "big")  # the PNG's IHDR
+    if width <= FIGURE_MAX_PX:
+        return []
+    return [
+        f"{where} draws a figure {width} px wide, wider than the column "
+        f"({FIGURE_MAX_PX} px): a label sticks out; shorten it or give it room"
+    ]
 
 
 def _lines_too_wide(output, where: str) -> list[str]:
