@@ -29,8 +29,8 @@ def test_code_lines_fit_the_column(post):
         if len(line) > CODE_COLUMN and not line.startswith("#|")
     ]
     assert not long_lines, (
-        f"{post.parent.name}: code lines longer than {CODE_COLUMN} characters run out of "
-        "the column:\n" + "\n".join(long_lines)
+        f"{post.parent.name}: code lines longer than {CODE_COLUMN} characters run "
+        "out of the column:\n" + "\n".join(long_lines)
     )
 
 

@@ -1,4 +1,5 @@
-"""Each post's downloadable notebook (scripts/notebooks.py), built and run without Quarto."""
+"""Each post's downloadable notebook (scripts/notebooks.py), built and run without
+Quarto."""
 
 from __future__ import annotations
 

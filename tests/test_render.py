@@ -138,7 +138,8 @@ def test_post_page(rendered_site, post):
         )
         width = re.search(r'width="(\d+)', img)
         assert width is None or int(width.group(1)) <= COLUMN_PX, (
-            f"{post.parent.name}: figure {label} is {width.group(1)} px wide, wider than the column"
+            f"{post.parent.name}: figure {label} is {width.group(1)} px wide, wider "
+            "than the column"
         )
     for label in (lbl for lbl in labels_defined(post) if lbl.startswith("eq-")):
         assert f'id="{label}"' in text, (
