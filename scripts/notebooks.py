@@ -80,7 +80,9 @@ def _split(text: str) -> list[tuple[str, str]]:
         pieces.append(("python", match.group(1)))
         start = match.end()
     pieces.append(("markdown", text[start:]))
-    return [(kind, chunk) for kind, chunk in pieces if kind == "python" or chunk.strip()]
+    return [
+        (kind, chunk) for kind, chunk in pieces if kind == "python" or chunk.strip()
+    ]
 
 
 def _options(source: str) -> tuple[dict, str]:
@@ -107,7 +109,7 @@ def _page_url(site: Site, post_dir: Path, target: str, anchor: str | None) -> st
 
 
 def _unfence_callouts(body: str) -> str:
-    """Callout boxes as a bold title line; the ``:::`` fences go (code cells have none)."""
+    """Callout boxes as a bold title line; the ``:::`` fences go (code has none)."""
     lines, out, in_callout = body.splitlines(), [], ""
     for line in lines:
         opening = CALLOUT_OPEN.match(line)
@@ -167,8 +169,10 @@ def notebook_for(post: Path, site: Site) -> nbformat.NotebookNode:
 
     cells = [
         nbformat.v4.new_markdown_cell(
-            f"# {meta.get('title', post.parent.name)}\n\n{meta.get('description', '')}\n\n"
-            f"This is the notebook of [the post on the site]({page}); run it top to bottom."
+            f"# {meta.get('title', post.parent.name)}\n\n"
+            f"{meta.get('description', '')}\n\n"
+            f"This is the notebook of [the post on the site]({page}); "
+            "run it top to bottom."
         ),
         nbformat.v4.new_code_cell(INSTALL_CELL.format(requirement=site.requirement)),
     ]
@@ -184,8 +188,8 @@ def notebook_for(post: Path, site: Site) -> nbformat.NotebookNode:
         if label.startswith("solution-"):
             cells.append(
                 nbformat.v4.new_markdown_cell(
-                    "**Solution.** Try the exercise above first: the next cell is a worked "
-                    "answer, and running it replaces yours."
+                    "**Solution.** Try the exercise above first: the next cell is a "
+                    "worked answer, and running it replaces yours."
                 )
             )
         elif options.get("eval") is False and not label.startswith("exercise-"):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from notebooks import ROOT, write_notebooks  # noqa: E402
+from notebooks import ROOT, write_notebooks
 
 POLYFILL = re.compile(r'[ \t]*<script src="https://[^"]*polyfill[^"]*"></script>\n?')
 
