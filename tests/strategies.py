@@ -73,7 +73,8 @@ def make_tensor(
         if len(shape) < 2:
             layout = "strided"
         else:
-            # Allocate with the last two dims swapped, then swap back: same shape, not contiguous.
+            # Allocate with the last two dims swapped, then swap back: same shape,
+            # not contiguous.
             swapped = (*shape[:-2], shape[-1], shape[-2])
             base = torch.randn(swapped, generator=gen, dtype=torch.float64) * scale
             return base.to(dtype).transpose(-1, -2)
@@ -116,16 +117,16 @@ def illegal_broadcast_pairs(
         wrong = (
             full[len(full) - len(small) + i] + 1
         )  # >= 2, so neither 1 nor the full size
-        small = small[:i] + (wrong,) + small[i + 1 :]
+        small = (*small[:i], wrong, *small[i + 1 :])
     else:
-        small = (draw(st.integers(min_value=1, max_value=3)),) + full
+        small = (draw(st.integers(min_value=1, max_value=3)), *full)
     return full, small
 
 
 def make_index(
     shape: tuple[int, ...], high: int, layout: str = "contiguous", seed: int = 0
 ) -> torch.Tensor:
-    """Random int64 indices in [0, high) of ``shape``, optionally as a non-contiguous view."""
+    """Random int64 indices in [0, high) of ``shape``, maybe as a strided view."""
     gen = torch.Generator().manual_seed(seed)
     if layout == "contiguous" or len(shape) == 0:
         return torch.randint(high, shape, generator=gen)
@@ -177,7 +178,7 @@ def conv_configs(draw, max_side: int = 7) -> dict:
 
 @st.composite
 def attention_shapes(draw) -> dict:
-    """Shapes for attention: q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv), and a mask shape.
+    """Shapes for attention: q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv); a mask.
 
     The mask shape broadcasts to the scores (..., Lq, Lk): it may drop leading
     dimensions and have any dimension replaced by 1.

@@ -43,7 +43,7 @@ def _inputs(shapes, dtype, layout, mask_kind, seed):
 
 
 @pytest.mark.parametrize(
-    "lead, lq, lk, d, dv",
+    ("lead", "lq", "lk", "d", "dv"),
     [((), 3, 5, 2, 4), ((2,), 5, 2, 4, 3), ((2, 3), 1, 4, 3, 1), ((1,), 4, 1, 1, 2)],
 )
 @pytest.mark.parametrize("mask_kind", ["none", "causal"])
@@ -58,7 +58,9 @@ def test_attention_backward_with_lq_not_lk_and_d_not_dv(lead, lq, lk, d, dv, mas
         return F.scaled_dot_product_attention(q_, k_, v_, attn_mask=mask)
 
     expected = autograd_grads(sdpa, [q, k, v], grad_out)
-    for got, e in zip(attention_backward(grad_out, q, k, v, mask), expected):
+    for got, e in zip(
+        attention_backward(grad_out, q, k, v, mask), expected, strict=True
+    ):
         assert_matches(got, e)
 
 
@@ -79,7 +81,9 @@ def test_blockwise_backward_equals_the_full_one(
     blocks = attention_backward_blockwise(
         grad_out, q, k, v, mask, block_size=block_size
     )
-    for name, got, expected in zip(("grad_q", "grad_k", "grad_v"), blocks, full):
+    for name, got, expected in zip(
+        ("grad_q", "grad_k", "grad_v"), blocks, full, strict=True
+    ):
         assert got.shape == expected.shape and got.dtype == dtype, name
         torch.testing.assert_close(got, expected, **tolerance(dtype))
 
@@ -96,7 +100,7 @@ def test_blockwise_backward_matches_autograd(shapes, mask_kind, seed):
 
     expected = autograd_grads(sdpa, [q, k, v], grad_out)
     got = attention_backward_blockwise(grad_out, q, k, v, mask, block_size=2)
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         assert_matches(g, e)
 
 

@@ -64,7 +64,7 @@ def programs(draw):
 
 
 def _run(program, leaves, constant):
-    full, _, ops, reduce = program
+    _, _, ops, reduce = program
     values = list(leaves)
     for name, a, b in ops:
         values.append(BINARY[name](values[a], values[b], constant))
@@ -89,7 +89,7 @@ def test_random_graphs_match_torch_autograd(program, dtype, layout, seed):
     torch_loss.backward()
 
     torch.testing.assert_close(loss.data, torch_loss.detach(), **tolerance(dtype))
-    for i, (ours, theirs) in enumerate(zip(leaves, torch_leaves)):
+    for i, (ours, theirs) in enumerate(zip(leaves, torch_leaves, strict=True)):
         if theirs.grad is None:  # a leaf the loss does not depend on
             assert ours.grad is None, f"leaf {i} is not used but got a gradient"
             continue
@@ -121,7 +121,7 @@ def test_a_linear_layer_matches_torch_autograd(
     ((left @ ours[1] + ours[2]).relu().mean()).backward()
     left_t = x if data_input else theirs[0]
     ((left_t @ theirs[1] + theirs[2]).relu().mean()).backward()
-    for name, o, t in zip(("x", "w", "b"), ours, theirs):
+    for name, o, t in zip(("x", "w", "b"), ours, theirs, strict=True):
         if name == "x" and data_input:
             assert o.grad is None
             continue
@@ -145,7 +145,7 @@ def test_losses_match_torch_autograd(n, c, dtype, seed):
     torch_loss = torch_loss + 3 * torch.nn.functional.mse_loss(theirs[1], theirs[2])
     torch_loss.backward()
     torch.testing.assert_close(loss.data, torch_loss.detach(), **tolerance(dtype))
-    for o, t in zip(ours, theirs):
+    for o, t in zip(ours, theirs, strict=True):
         torch.testing.assert_close(o.grad, t.grad, **tolerance(dtype))
 
 
@@ -255,7 +255,7 @@ def test_training_the_mlp_matches_the_modules(loss):
     else:
         target, module, ag_loss, lr = y, CrossEntropy, ag.cross_entropy, 0.1
     by_modules, by_tape = _train(10, module, ag_loss, x, target, params, lr)
-    for start, p_mod, p_tape in zip(params, by_modules, by_tape):
+    for start, p_mod, p_tape in zip(params, by_modules, by_tape, strict=True):
         assert not torch.equal(p_mod, start), "training did not move the parameter"
         torch.testing.assert_close(p_tape, p_mod, rtol=1e-12, atol=1e-12)
 

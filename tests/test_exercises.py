@@ -479,7 +479,7 @@ def test_batchnorm_without_the_paths_through_mean_and_variance():
 
 
 @pytest.mark.parametrize(
-    "how, words",
+    ("how", "words"),
     [
         ("constant mean", "path through the mean is missing"),
         ("constant variance", "path through the variance is missing"),

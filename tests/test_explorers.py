@@ -59,7 +59,7 @@ def _shape_pairs() -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
         b = [s if rng.random() < 0.6 else int(rng.choice([1, 2, 3])) for s in a]
         b = b[int(rng.integers(0, len(b) + 1)) :] if b else []
         if len(b) < 4 and rng.random() < 0.3:
-            b = [int(rng.choice([1, 2]))] + b
+            b = [int(rng.choice([1, 2])), *b]
         pairs.append((a, tuple(b)))
     return pairs
 

@@ -194,28 +194,28 @@ def test_matmul_jacobian_block_structure(n, k, m, layout, seed) -> None:
                 assert torch.count_nonzero(by_backward[i, :, c, :]) == 0
 
 
-def test_jacobian_with_functional_backwards() -> None:
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_jacobian_with_functional_backwards(dtype: torch.dtype) -> None:
     """The library's own backwards build the same Jacobians as finite differences."""
     F = pytest.importorskip("backprop.functional")
-    for dtype in (torch.float64, torch.float32):
-        x = make_tensor((3, 4), dtype, "transposed", seed=1)
-        w = make_tensor((4, 2), dtype, seed=2)
-        b = make_tensor((2,), dtype, seed=3)
-        examples = [
-            (lambda x_: F.relu(x_), lambda g: F.relu_backward(g, x)),
-            (lambda x_: F.softmax(x_, 0), lambda g: F.softmax_backward(g, x, 0)),
-            (
-                lambda x_: F.lin(x_, w.to(x_.dtype), b.to(x_.dtype)),
-                lambda g: F.lin_backward(g, x, w, b)[0],
-            ),
-        ]
-        for f, backward in examples:
-            tol = FD_TOL if dtype == torch.float64 else tolerance(dtype)
-            torch.testing.assert_close(
-                jacobian(f, x, backward=backward).to(torch.float64),
-                jacobian(f, x),
-                **tol,
-            )
+    x = make_tensor((3, 4), dtype, "transposed", seed=1)
+    w = make_tensor((4, 2), dtype, seed=2)
+    b = make_tensor((2,), dtype, seed=3)
+    examples = [
+        (lambda x_: F.relu(x_), lambda g: F.relu_backward(g, x)),
+        (lambda x_: F.softmax(x_, 0), lambda g: F.softmax_backward(g, x, 0)),
+        (
+            lambda x_: F.lin(x_, w.to(x_.dtype), b.to(x_.dtype)),
+            lambda g: F.lin_backward(g, x, w, b)[0],
+        ),
+    ]
+    for f, backward in examples:
+        tol = FD_TOL if dtype == torch.float64 else tolerance(dtype)
+        torch.testing.assert_close(
+            jacobian(f, x, backward=backward).to(torch.float64),
+            jacobian(f, x),
+            **tol,
+        )
 
 
 @settings(max_examples=60, deadline=None)

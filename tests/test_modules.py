@@ -1,4 +1,5 @@
-"""Modules' .g gradients against the functional backwards and torch.autograd; SGD on the digits."""
+"""Modules' .g gradients against the functional backwards and torch.autograd; SGD on
+the digits."""
 
 from __future__ import annotations
 
@@ -20,7 +21,16 @@ from backprop.functional import (
     relu,
     relu_backward,
 )
-from backprop.modules import MSE, CrossEntropy, Lin, Model, Module, ReLU, Sequential, sgd_step
+from backprop.modules import (
+    MSE,
+    CrossEntropy,
+    Lin,
+    Model,
+    Module,
+    ReLU,
+    Sequential,
+    sgd_step,
+)
 from oracles import assert_matches, autograd_grads, torch_lin
 from strategies import (
     batch_shapes,
@@ -32,8 +42,6 @@ from strategies import (
     shapes,
     small_dims,
 )
-
-
 
 
 def _torch_mse(pred, target):
@@ -72,7 +80,9 @@ def test_lin_gradients(batch, n_in, n_out, dtype, layout, bias, seed):
     oracle = autograd_grads(torch_lin, [x, w, b], grad_out)
     functional = lin_backward(grad_out, x, w, b)
     got_grads = [x.g, w.g, b.g if bias else None]
-    for got, expected_autograd, expected_functional in zip(got_grads, oracle, functional):
+    for got, expected_autograd, expected_functional in zip(
+        got_grads, oracle, functional, strict=True
+    ):
         if expected_autograd is None:
             assert got is None and expected_functional is None
             continue
@@ -83,7 +93,12 @@ def test_lin_gradients(batch, n_in, n_out, dtype, layout, bias, seed):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    batch=batch_shapes(), n_in=small_dims, n_out=small_dims, dtype=dtypes, layout=layouts, seed=seeds
+    batch=batch_shapes(),
+    n_in=small_dims,
+    n_out=small_dims,
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
 )
 def test_lin_skips_the_input_gradient_of_data(batch, n_in, n_out, dtype, layout, seed):
     x = make_tensor((*batch, n_in), dtype, layout, seed=seed)
@@ -137,7 +152,9 @@ def test_mse_gradients(shape, dtype, layout, seed):
 @given(n=dims, n_classes=dims, dtype=dtypes, layout=layouts, seed=seeds)
 def test_cross_entropy_gradients(n, n_classes, dtype, layout, seed):
     logits = make_tensor((n, n_classes), dtype, layout, seed=seed, scale=3.0)
-    target = torch.randint(0, n_classes, (n,), generator=torch.Generator().manual_seed(seed))
+    target = torch.randint(
+        0, n_classes, (n,), generator=torch.Generator().manual_seed(seed)
+    )
     loss_fn = CrossEntropy()
     loss = loss_fn(logits, target)
     assert_matches(loss, _torch_cross_entropy(logits, target))
@@ -211,7 +228,9 @@ def test_mlp_with_mse(batch, n_in, n_hidden, n_out, dtype, layout, seed):
     assert model.parameters() == params
     assert_matches(x.g, oracle[0])
     assert_matches(x.g, grad_x)
-    for p, expected_autograd, expected_functional in zip(params, oracle[1:], grad_params):
+    for p, expected_autograd, expected_functional in zip(
+        params, oracle[1:], grad_params, strict=True
+    ):
         assert_matches(p.g, expected_autograd)
         assert_matches(p.g, expected_functional)
 
@@ -231,7 +250,9 @@ def test_mlp_with_cross_entropy(
     n, n_in, n_hidden, n_classes, dtype, layout, input_needs_grad, seed
 ):
     x = make_tensor((n, n_in), dtype, layout, seed=seed)
-    target = torch.randint(0, n_classes, (n,), generator=torch.Generator().manual_seed(seed))
+    target = torch.randint(
+        0, n_classes, (n,), generator=torch.Generator().manual_seed(seed)
+    )
     params = _mlp_params(n_in, n_hidden, n_classes, dtype, layout, seed)
     model = _model(params, CrossEntropy(), input_needs_grad=input_needs_grad)
 
@@ -244,13 +265,17 @@ def test_mlp_with_cross_entropy(
 
     oracle = autograd_grads(loss_of, [x, *params])
     logits = _torch_mlp(x, *params)
-    grad_x, grad_params = _functional_mlp_grads(x, params, cross_entropy_backward(logits, target))
+    grad_x, grad_params = _functional_mlp_grads(
+        x, params, cross_entropy_backward(logits, target)
+    )
     if input_needs_grad:
         assert_matches(x.g, oracle[0])
         assert_matches(x.g, grad_x)
     else:
         assert not hasattr(x, "g")
-    for p, expected_autograd, expected_functional in zip(params, oracle[1:], grad_params):
+    for p, expected_autograd, expected_functional in zip(
+        params, oracle[1:], grad_params, strict=True
+    ):
         assert_matches(p.g, expected_autograd)
         assert_matches(p.g, expected_functional)
 
@@ -267,12 +292,14 @@ def test_sequential_is_a_layer():
     block.backward()
     oracle = autograd_grads(_torch_mlp, [x, *params], grad_out)
     assert block.parameters() == params
-    for got, expected in zip([x.g] + [p.g for p in params], oracle):
+    for got, expected in zip([x.g] + [p.g for p in params], oracle, strict=True):
         assert_matches(got, expected)
 
 
 def test_model_accepts_any_module_and_rejects_others():
-    with pytest.raises(ValueError, match="layers\\[1\\] must be a Module, got function"):
+    with pytest.raises(
+        ValueError, match="layers\\[1\\] must be a Module, got function"
+    ):
         Sequential(ReLU(), lambda x: x)
     with pytest.raises(ValueError, match="loss must be a Module, got function"):
         Model([ReLU()], lambda pred, target: 0.0)
@@ -292,14 +319,16 @@ def test_lin_init_is_kaiming():
 
 
 def test_kaiming_init_keeps_the_scale_through_relu_layers():
-    # The reason for the init: 20 Lin-ReLU layers neither shrink nor blow up the activations.
+    # The reason for the init: 20 Lin-ReLU layers neither shrink nor blow up the
+    # activations.
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(500, 200, generator=generator, dtype=torch.float64)
     h = x
     for _ in range(20):
         h = ReLU()(Lin(200, 200, generator=generator, dtype=torch.float64)(h))
     mean_square = (h**2).mean().item()
-    # x's mean square is 1; each ReLU halves it and the next layer's init doubles it again.
+    # x's mean square is 1; each ReLU halves it and the next layer's init doubles it
+    # again.
     assert 0.3 < mean_square < 3, mean_square
 
 
@@ -324,20 +353,33 @@ def test_lin_from_tensors_uses_the_tensors_and_leaves_the_random_state_alone():
 def test_lin_rejects_bad_arguments():
     with pytest.raises(ValueError, match="n_in must be a positive int, got 0"):
         Lin(0, 3)
-    with pytest.raises(ValueError, match="n_out must be a positive int, got 2.5"):
+    with pytest.raises(ValueError, match=r"n_out must be a positive int, got 2\.5"):
         Lin(3, 2.5)
-    with pytest.raises(ValueError, match="dtype must be a floating-point dtype, got torch.int64"):
+    with pytest.raises(
+        ValueError, match=r"dtype must be a floating-point dtype, got torch\.int64"
+    ):
         Lin(3, 2, dtype=torch.int64)
-    with pytest.raises(ValueError, match=r"w must have 2 dimension\(s\), got shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"w must have 2 dimension\(s\), got shape \(3,\)"
+    ):
         Lin.from_tensors(torch.randn(3))
-    with pytest.raises(ValueError, match=r"b has shape \(4,\) but w has shape \(3, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"b has shape \(4,\) but w has shape \(3, 5\)"
+    ):
         Lin.from_tensors(torch.randn(3, 5), torch.randn(4))
-    with pytest.raises(ValueError, match="b has dtype torch.float64 but w has dtype torch.float32"):
+    with pytest.raises(
+        ValueError, match=r"b has dtype torch\.float64 but w has dtype torch\.float32"
+    ):
         Lin.from_tensors(torch.randn(3, 5), torch.randn(5, dtype=torch.float64))
-    # A mistake in the forward pass is caught by the functional checks, naming the shapes.
-    with pytest.raises(ValueError, match=r"x has 4 features \(shape \(2, 4\)\) but w has 3 rows"):
+    # A mistake in the forward pass is caught by the functional checks, naming the
+    # shapes.
+    with pytest.raises(
+        ValueError, match=r"x has 4 features \(shape \(2, 4\)\) but w has 3 rows"
+    ):
         Lin(3, 5)(torch.randn(2, 4))
-    with pytest.raises(ValueError, match=r"pred has shape \(6, 1\) but target has shape \(6,\)"):
+    with pytest.raises(
+        ValueError, match=r"pred has shape \(6, 1\) but target has shape \(6,\)"
+    ):
         MSE()(torch.randn(6, 1), torch.randn(6))
 
 
@@ -346,7 +388,10 @@ def test_lin_rejects_bad_arguments():
 
 def test_sgd_step_updates_in_place_and_clears_the_gradient():
     w, b = torch.randn(3, 2, dtype=torch.float64), torch.randn(2, dtype=torch.float64)
-    w.g, b.g = torch.randn(3, 2, dtype=torch.float64), torch.randn(2, dtype=torch.float64)
+    w.g, b.g = (
+        torch.randn(3, 2, dtype=torch.float64),
+        torch.randn(2, dtype=torch.float64),
+    )
     expected_w, expected_b = w - 0.1 * w.g, b - 0.1 * b.g
     w_storage = w.data_ptr()
     sgd_step([w, b], lr=0.1)
@@ -359,7 +404,9 @@ def test_sgd_step_updates_in_place_and_clears_the_gradient():
 def test_sgd_step_without_gradients_fails_loudly():
     w, b = torch.randn(3, 2), torch.randn(2)
     w.g = torch.zeros(3, 2)
-    with pytest.raises(ValueError, match=r"parameters\[1\] \(shape \(2,\)\) has no gradient"):
+    with pytest.raises(
+        ValueError, match=r"parameters\[1\] \(shape \(2,\)\) has no gradient"
+    ):
         sgd_step([w, b], lr=0.1)
     assert torch.equal(w.g, torch.zeros(3, 2))  # nothing was updated
 

@@ -190,7 +190,8 @@ def test_post_cross_references_resolve(post):
 @pytest.mark.parametrize("post", POSTS, ids=POST_IDS)
 def test_post_has_numbered_equations(post):
     assert any(label.startswith("eq-") for label in labels_defined(post)), (
-        f"{post.parent.name} derives its result in numbered equations ($$ ... $$ {{#eq-...}})"
+        f"{post.parent.name} derives its result in numbered equations "
+        "($$ ... $$ {#eq-...})"
     )
 
 
@@ -283,7 +284,8 @@ def test_links_to_sections_land_on_a_label(page):
             ("sec-", "eq-", "fig-", "tbl-")
         ):
             assert anchor in labels_defined(linked), (
-                f"{page.relative_to(ROOT)} links to #{anchor} in {target or 'itself'}, which has no such label"
+                f"{page.relative_to(ROOT)} links to #{anchor} in "
+                f"{target or 'itself'}, which has no such label"
             )
 
 

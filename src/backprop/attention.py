@@ -48,7 +48,12 @@ from backprop._checks import (
 )
 from backprop.softmax import softmax, softmax_backward
 
-__all__ = ["attention", "attention_backward", "causal_mask"]
+__all__ = [
+    "attention",
+    "attention_backward",
+    "attention_backward_blockwise",
+    "causal_mask",
+]
 
 
 def causal_mask(
@@ -286,44 +291,51 @@ def attention_backward_blockwise(
     *,
     block_size: int = 64,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``attention_backward``, a block of keys at a time, never holding a row of dP.
+    r"""`attention_backward`, a block of keys at a time, never holding a row of $dP$.
 
-    The softmax backward needs, for every query row, the dot product
-    ``sum_j dP_ij P_ij``. Summed over the keys, that is ``rowsum(dO * O)``
-    (because ``O = P V`` and ``dP = dO Vᵀ``), a number per query computed from
-    the output alone. With ``D = rowsum(dO * O)`` in hand, each block of keys
-    gets its gradients independently:
+    The softmax backward needs, for every query $i$, the dot product
+    $D_i = \sum_j dP_{ij} P_{ij}$. Because $O = P V$ and $dP = dO \, V^\top$, that
+    sum over the keys is $D_i = \sum_c dO_{ic} O_{ic}$, a number per query computed
+    from the output alone. With $D$ in hand, each block $b$ of keys gets its
+    gradients independently:
 
-        P_b  = exp(S_b - logsumexp(S))       (..., Lq, B): this block's weights
-        dV_b = P_bᵀ dO                       dP_b = dO V_bᵀ
-        dS_b = P_b * (dP_b - D)              dK_b = dS_bᵀ Q / sqrt(d)
-        dQ  += dS_b K_b / sqrt(d)
+    $$P_b = \exp\bigl(S_b - \operatorname{logsumexp}(S)\bigr), \qquad
+    dV_b = P_b^\top dO, \qquad dP_b = dO \, V_b^\top,$$
 
-    Three passes over the key blocks: the row-wise logsumexp of the scores, the
-    output O, then the gradients. No tensor of shape (..., Lq, Lk) is ever made,
-    which is how memory-efficient kernels (FlashAttention) train long sequences.
+    $$dS_b = P_b \odot (dP_b - D), \qquad
+    dK_b = \frac{dS_b^\top Q}{\sqrt{d}}, \qquad
+    dQ \mathrel{+}= \frac{dS_b K_b}{\sqrt{d}},$$
+
+    with $P_b$ of shape (..., Lq, B), the weights of this block's keys. Three
+    passes over the key blocks: the row-wise logsumexp of the scores, the output
+    $O$, then the gradients. No tensor of shape (..., Lq, Lk) is ever made, which
+    is how memory-efficient kernels (FlashAttention) train long sequences.
 
     Parameters
     ----------
     grad_out : Tensor
-        dL/dO, shape (..., Lq, dv).
+        $\partial L / \partial O$, shape (..., Lq, dv).
     q, k, v : Tensor
-        Shapes (..., Lq, d), (..., Lk, d), (..., Lk, dv), as in :func:`attention`.
-    mask : Tensor or None
+        Shapes (..., Lq, d), (..., Lk, d), (..., Lk, dv), as in `attention`.
+    mask : Tensor or None, optional
         Boolean, broadcastable to (..., Lq, Lk), True where attention is allowed.
-    block_size : int
+    block_size : int, optional
         Number of keys per block (the last block may be shorter).
 
     Returns
     -------
-    tuple of Tensor
-        (grad_q, grad_k, grad_v), shaped like q, k and v; equal (up to rounding)
-        to :func:`attention_backward`.
+    grad_q : Tensor
+        Shape (..., Lq, d), like ``q``.
+    grad_k : Tensor
+        Shape (..., Lk, d), like ``k``.
+    grad_v : Tensor
+        Shape (..., Lk, dv), like ``v``. All three equal `attention_backward`'s
+        up to rounding.
 
     Raises
     ------
     ValueError
-        As :func:`attention_backward`, or if ``block_size`` is not a positive int.
+        As `attention_backward`, or if ``block_size`` is not a positive int.
 
     Examples
     --------
@@ -331,7 +343,7 @@ def attention_backward_blockwise(
     >>> g = torch.randn(2, 5, 4)
     >>> blocks = attention_backward_blockwise(g, q, k, v, block_size=3)
     >>> full = attention_backward(g, q, k, v)
-    >>> all(torch.allclose(b, f, atol=1e-6) for b, f in zip(blocks, full))
+    >>> all(torch.allclose(b, f, atol=1e-6) for b, f in zip(blocks, full, strict=True))
     True
     """
     _check_attention_inputs(q, k, v, mask)

@@ -1,6 +1,6 @@
 """A small reverse-mode autograd, built from the backwards this library derives by hand.
 
-A :class:`Tensor` wraps a ``torch.Tensor`` (``.data``) and, after ``backward()``,
+A `Tensor` wraps a ``torch.Tensor`` (``.data``) and, after ``backward()``,
 holds the gradient of the loss with respect to it (``.grad``, same shape). Every
 operation on Tensors computes its result with plain torch and records, on the
 result, its inputs (``_parents``) and a function (``_backward``) that turns the
@@ -29,6 +29,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -40,8 +41,11 @@ from backprop.losses import cross_entropy as _cross_entropy
 from backprop.losses import cross_entropy_backward, mse_backward
 from backprop.losses import mse as _mse
 
-# Gradient of the result -> gradients of the inputs, in the order of _parents.
-BackwardFn = Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
+__all__ = ["Tensor", "cross_entropy", "mse"]
+
+# Gradient of the result -> gradients of the inputs, in the order of _parents; None
+# for an input that needs no gradient (backward() never reads it).
+BackwardFn = Callable[[torch.Tensor], tuple[torch.Tensor | None, ...]]
 
 
 class Tensor:
@@ -82,7 +86,7 @@ class Tensor:
     """
 
     def __init__(
-        self, data: torch.Tensor | float | int | list, requires_grad: bool = False
+        self, data: torch.Tensor | float | int | list[Any], requires_grad: bool = False
     ) -> None:
         # detach(): the values only, so torch.autograd never records anything here.
         data = torch.as_tensor(data).detach()
@@ -201,7 +205,7 @@ class Tensor:
                 f"got a of shape {shape_str(a)} and b of shape {shape_str(b)}"
             )
 
-        def backward(g: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        def backward(g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
             # The linear layer's backward without a bias: g @ bᵀ and aᵀ @ g.
             grad_a, grad_b, _ = lin_backward(
                 g, self.data, other.data, need_grad_x=self.requires_grad
@@ -319,8 +323,8 @@ class Tensor:
             if node._backward is None:  # a leaf: keep its gradient
                 node.grad = g if node.grad is None else node.grad + g
                 continue
-            for parent, grad in zip(node._parents, node._backward(g)):
-                if parent.requires_grad:
+            for parent, grad in zip(node._parents, node._backward(g), strict=True):
+                if parent.requires_grad and grad is not None:
                     # A tensor used several times: the gradients of its uses add up.
                     grads[parent] = grads[parent] + grad if parent in grads else grad
 
@@ -411,7 +415,7 @@ def cross_entropy(logits: Tensor, target: torch.Tensor | Tensor) -> Tensor:
     ------
     ValueError
         If the shapes or the targets are invalid (see
-        :func:`backprop.losses.cross_entropy`).
+        `backprop.losses.cross_entropy`).
 
     Examples
     --------

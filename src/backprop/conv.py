@@ -41,6 +41,9 @@ from backprop._checks import (
     shape_str,
 )
 
+__all__ = ["col2im", "conv2d", "conv2d_backward", "im2col"]
+
+# A size, stride or padding: one int for both directions, or (vertical, horizontal).
 IntPair = int | tuple[int, int]
 
 
@@ -52,7 +55,7 @@ def _pair(name: str, value: IntPair, minimum: int) -> tuple[int, int]:
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-    return tuple(pair)
+    return pair[0], pair[1]
 
 
 def _output_size(
@@ -69,10 +72,10 @@ def _output_size(
     (height, width), (kh, kw) = x_shape[-2:], kernel
     padded = (height + 2 * padding[0], width + 2 * padding[1])
     if kh > padded[0] or kw > padded[1]:
+        source = source or f"x has shape {shape_str(x_shape)}"
         raise ValueError(
             f"kernel of size ({kh}, {kw}) is larger than the padded input of size "
-            f"({padded[0]}, {padded[1]}) ({source or f'x has shape {shape_str(x_shape)}'}, "
-            f"padding={padding})"
+            f"({padded[0]}, {padded[1]}) ({source}, padding={padding})"
         )
     return (padded[0] - kh) // stride[0] + 1, (padded[1] - kw) // stride[1] + 1
 
@@ -173,7 +176,7 @@ def col2im(
     output_size : int or (int, int)
         (H, W) of the image to rebuild (before padding).
     kernel_size, stride, padding : int or (int, int)
-        As in :func:`im2col`.
+        As in `im2col`.
 
     Returns
     -------
@@ -234,8 +237,9 @@ def _check_conv_inputs(x: Tensor, w: Tensor, b: Tensor | None) -> None:
     require_same_dtype(x=x, w=w)
     if x.shape[1] != w.shape[1]:
         raise ValueError(
-            f"x has {x.shape[1]} channels (shape {shape_str(x)}) but w expects {w.shape[1]} "
-            f"(shape {shape_str(w)}, i.e. (out_channels, in_channels, kh, kw))"
+            f"x has {x.shape[1]} channels (shape {shape_str(x)}) but w expects "
+            f"{w.shape[1]} (shape {shape_str(w)}, "
+            "i.e. (out_channels, in_channels, kh, kw))"
         )
     if b is not None:
         require_float("b", b)
@@ -245,15 +249,58 @@ def _check_conv_inputs(x: Tensor, w: Tensor, b: Tensor | None) -> None:
 
 
 def conv2d(
-    x: Tensor, w: Tensor, b: Tensor | None = None, stride: IntPair = 1, padding: IntPair = 0
+    x: Tensor,
+    w: Tensor,
+    b: Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
 ) -> Tensor:
-    """2-D convolution (cross-correlation) via im2col and one matrix product.
+    r"""2-D convolution (cross-correlation) via im2col and one matrix product.
 
-    x: (N, C, H, W), w: (O, C, kh, kw), b: (O,) or None; stride and padding an int
-    or a (vertical, horizontal) pair; zero padding.
-    out: (N, O, Ho, Wo),  Ho = (H + 2 * padding - kh) // stride + 1.
+    With ``cols = im2col(x)`` of shape (N, K, L), $K = C k_h k_w$ and
+    $L = H_o W_o$, every image is one product $W \, \mathrm{cols}_n + b$ with
+    $W$ the weights reshaped to (O, K), so
 
-    Matches ``torch.nn.functional.conv2d(x, w, b, stride, padding)``.
+    $$\mathrm{out}[n, o, i, j] = b_o + \sum_{c, d_i, d_j}
+    w[o, c, d_i, d_j] \, x_{\mathrm{pad}}[n, c, i s_h + d_i, j s_w + d_j].$$
+
+    Parameters
+    ----------
+    x : Tensor
+        Images, shape (N, C, H, W), floating point.
+    w : Tensor
+        Kernels, shape (O, C, kh, kw), the dtype of ``x``.
+    b : Tensor or None, optional
+        Bias, shape (O,), one per output channel; None for none.
+    stride : int or (int, int), optional
+        Step between windows, at least 1: one int for both directions or
+        (vertical, horizontal).
+    padding : int or (int, int), optional
+        Zeros added on each side, at least 0, as for ``stride``.
+
+    Returns
+    -------
+    Tensor
+        Shape (N, O, Ho, Wo) with $H_o = \lfloor (H + 2 p_h - k_h) / s_h \rfloor + 1$
+        (and $W_o$ likewise). Equal to
+        ``torch.nn.functional.conv2d(x, w, b, stride, padding)``.
+
+    Raises
+    ------
+    ValueError
+        If x or w is not 4-D floating point, their channels or dtypes differ, b
+        is not (O,), stride or padding is invalid, or the kernel is larger than
+        the padded input; the message names the shapes.
+
+    Examples
+    --------
+    >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    >>> w = torch.ones(1, 1, 3, 3)            # sums each 3 x 3 window
+    >>> conv2d(x, w)
+    tensor([[[[45., 54.],
+              [81., 90.]]]])
+    >>> conv2d(x, w, stride=2, padding=1).shape
+    torch.Size([1, 1, 2, 2])
     """
     _check_conv_inputs(x, w, b)
     out_channels, _, kh, kw = w.shape
@@ -275,16 +322,57 @@ def conv2d_backward(
     stride: IntPair = 1,
     padding: IntPair = 0,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """(grad_x, grad_w, grad_b) of ``conv2d``; grad_b is None when b is.
+    r"""The gradients of `conv2d`'s inputs: (grad_x, grad_w, grad_b).
 
-    With cols = im2col(x) (N, K, L) and g = grad_out reshaped to (N, O, L):
+    With ``cols = im2col(x)`` of shape (N, K, L), $G$ the upstream
+    gradient reshaped to (N, O, L) and $W$ the weights reshaped to (O, K), the
+    backward is a linear layer's, applied per window:
 
-        grad_b = g summed over n and l                          (O,)
-        grad_w = sum_n g[n] @ cols[n]ᵀ, reshaped to w's shape   correlation of patches with g
-        grad_x = col2im(w.reshape(O, K)ᵀ @ g)                   transposed convolution
+    $$\frac{\partial L}{\partial b} = \sum_{n, l} G_{n, :, l}, \qquad
+    \frac{\partial L}{\partial W} = \sum_n G_n \, \mathrm{cols}_n^\top, \qquad
+    \frac{\partial L}{\partial x} = \mathrm{col2im}(W^\top G_n).$$
 
-    col2im sums each column back into its window (a scatter-add), so pixels shared
-    by overlapping windows collect every window's gradient.
+    $\partial L / \partial W$ is the correlation of the input patches with the
+    upstream gradient and $\partial L / \partial x$ the transposed convolution
+    of it with $w$: col2im adds each column back into its window (a
+    scatter-add), so pixels shared by overlapping windows collect every window's
+    gradient.
+
+    Parameters
+    ----------
+    grad_out : Tensor
+        $\partial L / \partial \mathrm{out}$, shape (N, O, Ho, Wo), the output's.
+    x : Tensor
+        The forward's images, shape (N, C, H, W), floating point.
+    w : Tensor
+        The forward's kernels, shape (O, C, kh, kw).
+    b : Tensor or None, optional
+        The forward's bias, shape (O,), or None.
+    stride, padding : int or (int, int), optional
+        As in the forward.
+
+    Returns
+    -------
+    grad_x : Tensor
+        Shape (N, C, H, W).
+    grad_w : Tensor
+        Shape (O, C, kh, kw).
+    grad_b : Tensor or None
+        Shape (O,); None when ``b`` is None.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are invalid as for `conv2d`, or ``grad_out`` does not
+        have the output's shape and dtype.
+
+    Examples
+    --------
+    >>> x, w = torch.randn(2, 3, 5, 5), torch.randn(4, 3, 3, 3)
+    >>> grad_out = torch.ones(2, 4, 3, 3)
+    >>> grad_x, grad_w, grad_b = conv2d_backward(grad_out, x, w, torch.zeros(4))
+    >>> grad_x.shape, grad_w.shape, grad_b.tolist()   # b.g counts 2 * 3 * 3 uses
+    (torch.Size([2, 3, 5, 5]), torch.Size([4, 3, 3, 3]), [18.0, 18.0, 18.0, 18.0])
     """
     _check_conv_inputs(x, w, b)
     out_channels, _, kh, kw = w.shape
@@ -299,7 +387,9 @@ def conv2d_backward(
     g = grad_out.reshape(x.shape[0], out_channels, out_h * out_w)  # (N, O, L)
 
     grad_b = g.sum(dim=(0, 2)) if b is not None else None
-    grad_w = (g @ cols.transpose(1, 2)).sum(dim=0).reshape(w.shape)  # (N, O, K) summed over n
+    grad_w = (
+        (g @ cols.transpose(1, 2)).sum(dim=0).reshape(w.shape)
+    )  # (N, O, K) summed over n
     grad_cols = w.reshape(out_channels, -1).T @ g  # (K, O) @ (N, O, L) -> (N, K, L)
-    grad_x = col2im(grad_cols, tuple(x.shape[-2:]), (kh, kw), stride, padding)
+    grad_x = col2im(grad_cols, (x.shape[-2], x.shape[-1]), (kh, kw), stride, padding)
     return grad_x, grad_w, grad_b

@@ -1,31 +1,32 @@
 """Exercises: a grader that runs your backward pass and says, in words, what is wrong.
 
-:func:`check_backward` takes the name of a layer and a hand-written backward with
+`check_backward` takes the name of a layer and a hand-written backward with
 exactly the signature of the library's ``<name>_backward`` (see
-:mod:`backprop.functional`), runs it on a few small random cases chosen to expose
+`backprop.functional`), runs it on a few small random cases chosen to expose
 mistakes (a batch of 1 and a larger batch, non-square shapes so that a transpose
 cannot hide, float64 and float32, repeated indices, a mask, stride and padding),
 and compares every gradient it returns with ``torch.autograd``'s.
 
 A wrong answer never raises: a gradient of the wrong shape, the wrong number of
 gradients, ``None``, an exception from the candidate or a candidate that runs far
-too long all end up in the :class:`Report`. When a gradient is wrong the report
+too long all end up in the `Report`. When a gradient is wrong the report
 compares it with the right answer and says what kind of wrong it is: transposed,
 off by a constant factor (and which one), off by its sign, not summed over the
 batch, wrong only on rows looked up more than once, right only for a batch of 1
 or on square shapes, or close but beyond float64's precision.
 
-:func:`check_gradient` does the same for any function of tensors, and
-:func:`exercise` / :func:`exercise_gradient` are what a post's exercise cells call:
-they show the report and raise :class:`ExerciseNotDone` until the answer is right,
+`check_gradient` does the same for any function of tensors, and
+`exercise` / `exercise_gradient` are what a post's exercise cells call:
+they show the report and raise `ExerciseNotDone` until the answer is right,
 so that "Run all" in a notebook stops at the first unsolved exercise.
 
-Like :mod:`backprop.gradcheck`, this module is an oracle, so it calls
+Like `backprop.gradcheck`, this module is an oracle, so it calls
 ``torch.autograd``; the layers themselves never do.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import signal
@@ -36,6 +37,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import TypeGuard
 
 import torch
 import torch.nn.functional as F
@@ -207,7 +210,7 @@ class _Spot:
 @dataclass
 class _Case:
     label: str
-    args: tuple  # the candidate's positional arguments
+    args: tuple[object, ...]  # the candidate's positional arguments
     expected: tuple[Tensor, ...]  # autograd's gradients, in the candidate's order
     grads: tuple[str, ...]  # their names: "grad_x", ...
     batch: int | None = None  # the batch size where that means something
@@ -237,7 +240,7 @@ def _randn(gen: torch.Generator, *shape: int, dtype: torch.dtype = f64) -> Tenso
     return torch.randn(shape, generator=gen, dtype=f64).to(dtype)
 
 
-def _is_float(t: object) -> bool:
+def _is_float(t: object) -> TypeGuard[Tensor]:
     return isinstance(t, Tensor) and t.is_floating_point()
 
 
@@ -254,7 +257,8 @@ def _autograd(
         seed = torch.ones_like(out) if grad_out is None else grad_out
         grads = torch.autograd.grad(out, wrt, seed, allow_unused=True)
     return [
-        torch.zeros_like(t) if g is None else g.detach() for t, g in zip(wrt, grads)
+        torch.zeros_like(t) if g is None else g.detach()
+        for t, g in zip(wrt, grads, strict=True)
     ]
 
 
@@ -270,7 +274,10 @@ def _ones_variants(
         "it is the gradient for a grad_out of all ones: multiply by grad_out, the "
         "gradient arriving from the layer after (the chain rule)"
     )
-    return [_Variant(name, value, meaning) for name, value in zip(grads, values)]
+    return [
+        _Variant(name, value, meaning)
+        for name, value in zip(grads, values, strict=True)
+    ]
 
 
 def _dtype_label(dtype: torch.dtype) -> str:
@@ -385,7 +392,7 @@ def _mse_cases(gen: torch.Generator) -> list[_Case]:
     for shape, dtype in [((1, 3), f64), ((6, 1), f64), ((4, 4), f64), ((5, 2), f32)]:
         pred = _randn(gen, *shape, dtype=dtype)
         target = _randn(gen, *shape, dtype=dtype)
-        (expected,) = _autograd(lambda p: _mse(p, target), (pred,), None)
+        (expected,) = _autograd(lambda p, t=target: _mse(p, t), (pred,), None)
         cases.append(
             _Case(
                 label=_label(dtype, pred=pred, target=target),
@@ -419,7 +426,7 @@ _LARGE_NOTE = (
 
 
 def _logits(
-    gen: torch.Generator, shape: tuple[int, int], dtype, scale: float
+    gen: torch.Generator, shape: tuple[int, int], dtype: torch.dtype, scale: float
 ) -> Tensor:
     x = _randn(gen, *shape, dtype=dtype)
     return x if scale == 1 else (x * 5 + scale).to(dtype)
@@ -492,7 +499,8 @@ def _cross_entropy_cases(gen: torch.Generator) -> list[_Case]:
     for shape, dtype, scale in _SOFTMAX_SHAPES:
         logits = _logits(gen, shape, dtype, scale)
         target = torch.randint(shape[1], shape[:1], generator=gen)
-        (expected,) = _autograd(lambda z: F.cross_entropy(z, target), (logits,), None)
+        # target holds integers, so autograd returns only the logits' gradient.
+        (expected,) = _autograd(F.cross_entropy, (logits, target), None)
         n = shape[0]
         s = torch.softmax(logits, dim=-1)
         extra = ", logits near 800" if scale != 1 else ""
@@ -735,7 +743,9 @@ def _conv_cases(gen: torch.Generator) -> list[_Case]:
         w = _randn(gen, *w_shape, dtype=dtype)
         b = _randn(gen, w_shape[0], dtype=dtype)
 
-        def forward(x: Tensor, w: Tensor, b: Tensor, s: int = stride, p: int = padding):
+        def forward(
+            x: Tensor, w: Tensor, b: Tensor, s: int = stride, p: int = padding
+        ) -> Tensor:
             return F.conv2d(x, w, b, stride=s, padding=p)
 
         out_shape = forward(x, w, b).shape
@@ -805,7 +815,7 @@ def _attention_cases(gen: torch.Generator) -> list[_Case]:
         variants = _ones_variants(_attention, inputs, grad_out, grads)
         if mask is not None:
             unmasked = _autograd(_attention, (q, k, v), grad_out)
-            for name, value in zip(grads, unmasked):
+            for name, value in zip(grads, unmasked, strict=True):
                 variants.append(
                     _Variant(
                         name,
@@ -933,6 +943,8 @@ LAYERS: dict[str, _Layer] = {
         _attention_cases,
     ),
 }
+"""The layers `check_backward` and `exercise` know, by name: each with the
+signature its candidate must have, the gradients it returns and the cases tried."""
 
 
 # ----------------------------------------------------------------------------------
@@ -962,10 +974,10 @@ def _run_with_alarm(function: Callable[[], object], seconds: float) -> _Outcome:
     outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
     outer_deadline = started + outer_delay if outer_delay > 0 else None
 
-    def on_alarm(signum: int, frame: object) -> None:
-        if outer_deadline is not None and time.monotonic() >= outer_deadline:
-            if callable(outer_handler):
-                outer_handler(signum, frame)
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        outer_due = outer_deadline is not None and time.monotonic() >= outer_deadline
+        if outer_due and callable(outer_handler):
+            outer_handler(signum, frame)
         raise _TimeUp
 
     outer_handler = signal.signal(signal.SIGALRM, on_alarm)
@@ -1018,9 +1030,9 @@ def _where(error: BaseException) -> str:
         if frame.filename != _THIS_FILE
     ]
     mine = [f for f in frames if not f.filename.startswith(_TORCH_DIR)]
-    frame = (mine or frames or [None])[-1]
-    if frame is None:
+    if not frames:
         return ""
+    frame = (mine or frames)[-1]
     code = f": {frame.line.strip()}" if frame.line else ""
     return f" (in {frame.name}, line {frame.lineno}{code})"
 
@@ -1055,7 +1067,7 @@ def _close(got: Tensor, want: Tensor, tolerance: tuple[float, float]) -> bool:
 
 def _fraction(value: float) -> str:
     if abs(value - round(value)) < 1e-9:
-        return str(int(round(value)))
+        return str(round(value))
     return f"{value:.3g}"
 
 
@@ -1132,7 +1144,7 @@ def _factor_groups(
         message = _factor_message(name, common[0], found[0][2].ratio, cases, note)
         return [(message, [number for number, _, _ in found])]
     groups: dict[str, tuple[str, list[int]]] = {}
-    for (number, case, verdict), names in zip(found, options):
+    for (number, case, verdict), names in zip(found, options, strict=True):
         expression = names[0] if names else ""
         key = expression or f"{verdict.ratio:.4g}"
         if key not in groups:
@@ -1317,15 +1329,19 @@ def _judge(name: str, got: object, want: Tensor, case: _Case) -> _Verdict:
             "since a transposed square matrix has the same shape; swap the order of "
             f"the product (and transpose each factor).{dtype_note}",
         )
-    if want.ndim == 2 and want.shape[0] != want.shape[1] and 1 not in want.shape:
-        if _close(g, want.T.reshape(want.shape), recognise):
-            return _Verdict(
-                False,
-                "reshaped",
-                f"{name} holds the transpose of the right answer, reshaped to "
-                f"{of}'s shape: use a transpose (.T), not .reshape or .view, to "
-                f"turn a matrix around.{dtype_note}",
-            )
+    non_square = want.ndim == 2 and want.shape[0] != want.shape[1]
+    if (
+        non_square
+        and 1 not in want.shape
+        and _close(g, want.T.reshape(want.shape), recognise)
+    ):
+        return _Verdict(
+            False,
+            "reshaped",
+            f"{name} holds the transpose of the right answer, reshaped to "
+            f"{of}'s shape: use a transpose (.T), not .reshape or .view, to "
+            f"turn a matrix around.{dtype_note}",
+        )
 
     scale = (want * want).sum().item()
     if scale > 0:
@@ -1378,12 +1394,14 @@ def _judge(name: str, got: object, want: Tensor, case: _Case) -> _Verdict:
 # ----------------------------------------------------------------------------------
 
 
-def _clone_args(args: Sequence[object]) -> tuple:
+def _clone_args(args: Sequence[object]) -> tuple[object, ...]:
     # The candidate gets copies, so an in-place change cannot affect the next case.
     return tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
 
 
-def _unpack(result: object, grads: Sequence[str], bare: bool, what: str) -> tuple | str:
+def _unpack(
+    result: object, grads: Sequence[str], bare: bool, what: str
+) -> tuple[object, ...] | str:
     """The returned gradients as a tuple, or a sentence saying why they cannot be."""
     count = len(grads)
     if bare:
@@ -1427,7 +1445,7 @@ def _grade(
     case_lines: list[str] = []
     for number, case in enumerate(cases, start=1):
         args = _clone_args(case.args)
-        outcome = _run(lambda args=args: candidate(*args), timeout)
+        outcome = _run(functools.partial(candidate, *args), timeout)
         at = f"case {number} ({case.label})"
         if outcome.timed_out:
             return Report(
@@ -1459,7 +1477,7 @@ def _grade(
             return Report(title, False, f"✗ {title}: {unpacked}", cases=case_lines)
         found = {
             name: _judge(name, got, want, case)
-            for name, got, want in zip(case.grads, unpacked, case.expected)
+            for name, got, want in zip(case.grads, unpacked, case.expected, strict=True)
         }
         verdicts.append(found)
         wrong = [name for name, verdict in found.items() if not verdict.ok]
@@ -1476,7 +1494,9 @@ def _grade(
     for name in wrong_grads:
         seen: dict[str, tuple[str, list[int]]] = {}
         factors = []
-        for number, (case, found) in enumerate(zip(cases, verdicts), start=1):
+        for number, (case, found) in enumerate(
+            zip(cases, verdicts, strict=True), start=1
+        ):
             verdict = found[name]
             if verdict.key == "factor":
                 factors.append((number, case, verdict))
@@ -1524,9 +1544,11 @@ def _patterns(cases: list[_Case], verdicts: list[dict[str, _Verdict]]) -> list[s
     """What the cases say together: right only for a batch of 1, or on square shapes."""
     right = [all(v.ok for v in found.values()) for found in verdicts]
     out = []
-    ones = [r for case, r in zip(cases, right) if case.batch == 1]
+    ones = [r for case, r in zip(cases, right, strict=True) if case.batch == 1]
     larger = [
-        r for case, r in zip(cases, right) if case.batch is not None and case.batch > 1
+        r
+        for case, r in zip(cases, right, strict=True)
+        if case.batch is not None and case.batch > 1
     ]
     if ones and all(ones) and larger and not any(larger):
         out.append(
@@ -1534,8 +1556,8 @@ def _patterns(cases: list[_Case], verdicts: list[dict[str, _Verdict]]) -> list[s
             "summing over the batch, averaging over it and leaving it out all agree, "
             "so look at how your answer treats the batch."
         )
-    square = [r for case, r in zip(cases, right) if case.square]
-    other = [r for case, r in zip(cases, right) if case.square is False]
+    square = [r for case, r in zip(cases, right, strict=True) if case.square]
+    other = [r for case, r in zip(cases, right, strict=True) if case.square is False]
     if square and all(square) and other and not any(other):
         out.append(
             "Right only on square shapes: a transpose, or a size taken from the wrong "
@@ -1562,23 +1584,21 @@ def check_backward(
     take only the forward's inputs. It is called with positional arguments only,
     and with copies, so changing an input in place does no harm.
 
-    ============== =============================================================
-    name           candidate
-    ============== =============================================================
-    lin            ``(grad_out, x, w, b) -> (grad_x, grad_w, grad_b)``, w (n_in, n_out)
-    lin_out_in     the same, w (n_out, n_in) as ``nn.Linear``: out = x @ w.T + b
-    relu           ``(grad_out, x) -> grad_x``
-    mse            ``(pred, target) -> grad_pred`` (of the mean over all values)
-    logsumexp      ``(grad_out, x) -> grad_x``, over the last dimension; grad_out (N,)
-    softmax        ``(grad_out, x) -> grad_x``, over the last dimension
-    log_softmax    ``(grad_out, x) -> grad_x``, over the last dimension
-    cross_entropy  ``(logits, target) -> grad_logits`` (of the mean over the batch)
-    embedding      ``(grad_out, idx, table) -> grad_table``
-    batchnorm      ``(grad_out, x, gamma, beta) -> (grad_x, grad_gamma, grad_beta)``
-    layernorm      ``(grad_out, x, gamma, beta) -> (grad_x, grad_gamma, grad_beta)``
-    conv2d         ``(grad_out, x, w, b, stride, padding) -> (grad_x, grad_w, grad_b)``
-    attention      ``(grad_out, q, k, v[, mask]) -> (grad_q, grad_k, grad_v)``
-    ============== =============================================================
+    | name | candidate |
+    |---|---|
+    | lin | `(grad_out, x, w, b) -> (grad_x, grad_w, grad_b)`, w (n_in, n_out) |
+    | lin_out_in | the same, w (n_out, n_in) as `nn.Linear`: out = x @ w.T + b |
+    | relu | `(grad_out, x) -> grad_x` |
+    | mse | `(pred, target) -> grad_pred` (of the mean over all values) |
+    | logsumexp | `(grad_out, x) -> grad_x`, over the last dimension; grad_out (N,) |
+    | softmax | `(grad_out, x) -> grad_x`, over the last dimension |
+    | log_softmax | `(grad_out, x) -> grad_x`, over the last dimension |
+    | cross_entropy | `(logits, target) -> grad_logits` (of the mean over the batch) |
+    | embedding | `(grad_out, idx, table) -> grad_table` |
+    | batchnorm | `(grad_out, x, gamma, beta) -> (grad_x, grad_gamma, grad_beta)` |
+    | layernorm | `(grad_out, x, gamma, beta) -> (grad_x, grad_gamma, grad_beta)` |
+    | conv2d | `(grad_out, x, w, b, stride, padding) -> (grad_x, grad_w, grad_b)` |
+    | attention | `(grad_out, q, k, v[, mask]) -> (grad_q, grad_k, grad_v)` |
 
     Parameters
     ----------
@@ -1666,7 +1686,7 @@ def check_gradient(
     Returns
     -------
     Report
-        As for :func:`check_backward`.
+        As for `check_backward`.
 
     Raises
     ------
@@ -1700,7 +1720,9 @@ def check_gradient(
         raise ValueError(
             f"{len(names)} names for {len(inputs)} inputs: give one per input"
         )
-    grads = tuple(f"grad_{n}" for n, t in zip(names, inputs) if t.is_floating_point())
+    grads = tuple(
+        f"grad_{n}" for n, t in zip(names, inputs, strict=True) if t.is_floating_point()
+    )
     if not grads:
         raise ValueError(
             "no input is a floating-point tensor, so nothing has a gradient"
@@ -1722,12 +1744,12 @@ def check_gradient(
         args = (grad_out, *inputs)
         variants = _ones_variants(forward, inputs, grad_out, grads)
     expected = _autograd(forward, inputs, grad_out)
-    sizes = {}
+    sizes: dict[str, tuple[float, str]] = {}
     if inputs[0].ndim >= 1 and inputs[0].shape[0] > 1:
         sizes["N"] = (inputs[0].shape[0], f"the first dimension of {names[0]}")
     if inputs[0].numel() > 1 and inputs[0].ndim > 1:
         sizes["n"] = (inputs[0].numel(), f"the number of entries of {names[0]}")
-    label = ", ".join(f"{n} {shape_str(t)}" for n, t in zip(names, inputs))
+    label = ", ".join(f"{n} {shape_str(t)}" for n, t in zip(names, inputs, strict=True))
     case = _Case(
         label=f"{label}, {_dtype_label(inputs[0].dtype)}",
         args=args,
@@ -1745,7 +1767,7 @@ def check_gradient(
 
 
 class ExerciseNotDone(Exception):
-    """Raised by :func:`exercise` while an exercise is unsolved or wrong.
+    """Raised by `exercise` while an exercise is unsolved or wrong.
 
     In a notebook it shows as a short message instead of a traceback (IPython
     calls ``_render_traceback_``), so "Run all" stops at the first unsolved
@@ -1794,7 +1816,7 @@ def _show(report: Report) -> None:
     except ImportError:
         get_ipython = None
     if get_ipython is not None and get_ipython() is not None:
-        display(report)
+        display(report)  # type: ignore[no-untyped-call]  # IPython is untyped
     else:
         print(report)
 
@@ -1809,19 +1831,21 @@ def exercise(
 ) -> None:
     """Grade an exercise: show the report, and raise until the answer is right.
 
-    What a stub cell ends with. It runs :func:`check_backward`, displays the
+    What a stub cell ends with. It runs `check_backward`, displays the
     report (as Markdown in a notebook, as text elsewhere), and raises
-    :class:`ExerciseNotDone` unless the candidate is right, so that running a
+    `ExerciseNotDone` unless the candidate is right, so that running a
     notebook from the top stops at the first unsolved exercise.
 
     Parameters
     ----------
     name : str
-        The layer, as for :func:`check_backward`.
+        The layer, as for `check_backward`.
     candidate : callable
         The reader's backward.
-    seed, timeout : optional
-        As for :func:`check_backward`.
+    seed : int, optional
+        Seeds the random cases, as for `check_backward`.
+    timeout : float, optional
+        Seconds one call of the candidate may take before it is stopped.
     show : bool, optional
         Display the report (default True).
 
@@ -1850,12 +1874,22 @@ def exercise_gradient(
     timeout: float = 10.0,
     show: bool = True,
 ) -> None:
-    """Like :func:`exercise`, for :func:`check_gradient`'s exercises.
+    """Like `exercise`, for `check_gradient`'s exercises.
 
     Parameters
     ----------
-    forward, candidate, inputs, names, seed, timeout :
-        As for :func:`check_gradient`.
+    forward : callable
+        ``forward(*inputs) -> Tensor``, as for `check_gradient`.
+    candidate : callable
+        The reader's gradient, as for `check_gradient`.
+    inputs : sequence of Tensor
+        The point at which to check.
+    names : sequence of str, optional
+        A name per input, for the report.
+    seed : int, optional
+        Seeds ``grad_out``.
+    timeout : float, optional
+        Seconds the candidate may take before it is stopped.
     show : bool, optional
         Display the report (default True).
 

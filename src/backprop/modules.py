@@ -1,21 +1,21 @@
-"""Layers as objects that remember their inputs, so ``backward()`` needs no arguments.
+"""Layers as objects that remember their inputs, so ``backward()`` needs no inputs.
 
 This is the refactor of fast.ai's lesson 13 (``03_backprop``). Each layer is a
-:class:`Module`: calling it runs ``forward`` and stores the inputs
+`Module`: calling it runs ``forward`` and stores the inputs
 (``self.args``) and the output (``self.out``); ``backward()`` then runs
 ``bwd(out, *args)``, which reads the upstream gradient from ``out.g`` and
 writes the gradients of the inputs and of the parameters.
 
 The fast.ai naming convention: a gradient lives in ``.g`` on the tensor it is
-the gradient of. ``inp.g`` is dL/d(inp), ``self.w.g`` is dL/dw. Because layer
+the gradient of. ``inp.g`` is ∂L/∂inp, ``self.w.g`` is ∂L/∂w. Because layer
 *i*'s output *is* layer *i + 1*'s input (the same tensor object), writing
 ``inp.g`` in one layer hands the upstream gradient to the layer before it.
 
-The maths lives in :mod:`backprop.functional`; the modules only wire it up::
+The maths lives in `backprop.functional`; the modules only wire it up::
 
     model = Model([Lin(784, 50, input_needs_grad=False), ReLU(), Lin(50, 1)], MSE())
-    loss = model(x, y)      # forward: every layer stores its inputs and output
-    model.backward()        # loss first, then the layers in reverse: fills every .g
+    loss = model(x, y)  # forward: every layer stores its inputs and output
+    model.backward()  # loss first, then the layers in reverse: fills every .g
     sgd_step(model.parameters(), lr=0.1)
 
 Nothing here uses ``torch.autograd``.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -50,6 +51,36 @@ from backprop.functional import (
     relu_backward,
 )
 
+__all__ = [
+    "MSE",
+    "BatchNorm1d",
+    "Conv2d",
+    "CrossEntropy",
+    "Embedding",
+    "LayerNorm",
+    "Lin",
+    "Model",
+    "Module",
+    "MultiHeadAttention",
+    "ReLU",
+    "Sequential",
+    "sgd_step",
+]
+
+
+# The gradient of a tensor lives in a `.g` attribute (fast.ai's convention), which
+# torch.Tensor does not declare; these two helpers are the only code that reads or
+# writes it, so the type checker is told about it once.
+def _grad(t: torch.Tensor) -> torch.Tensor:
+    """``t.g``, the gradient a later layer stored on ``t``."""
+    g: torch.Tensor = t.g  # type: ignore[attr-defined]
+    return g
+
+
+def _set_grad(t: torch.Tensor, g: torch.Tensor | None) -> None:
+    """Store ``g`` as ``t.g`` (None clears it)."""
+    t.g = g  # type: ignore[attr-defined]
+
 
 def _positive_int(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -58,15 +89,42 @@ def _positive_int(name: str, value: object) -> int:
 
 
 class Module:
-    """A layer: ``forward`` computes, ``bwd`` fills the gradients.
+    r"""A layer: ``forward`` computes, ``bwd`` fills the gradients.
 
-    Subclasses implement ``forward(*args)`` and ``bwd(out, *args)``; layers with
-    parameters also override ``parameters()``. After ``out = layer(*args)`` and
-    once ``out.g`` holds dL/d(out), ``layer.backward()`` sets ``.g`` on the
-    inputs that need one and on every parameter.
+    Subclasses implement ``forward(*args)`` and ``bwd(out, *args)``, each with
+    its own named inputs; layers with parameters also override
+    ``parameters()``. After ``out = layer(*args)`` and once ``out.g`` holds
+    $\partial L / \partial \mathrm{out}$, ``layer.backward()`` sets ``.g`` on
+    the inputs that need one and on every parameter.
 
     A module keeps its inputs and output (and their ``.g``) until it is called
     again: the memory a backward pass needs, like the tensors autograd saves.
+
+    Attributes
+    ----------
+    args : tuple of Tensor
+        The inputs of the last call.
+    out : Tensor
+        The output of the last call.
+    input_needs_grad : bool
+        False when the input is data, whose gradient nothing reads.
+    training : bool
+        True in training mode (the default), False in evaluation mode.
+
+    Examples
+    --------
+    >>> class Square(Module):
+    ...     def forward(self, inp):
+    ...         return inp**2
+    ...     def bwd(self, out, inp):
+    ...         inp.g = 2 * inp * out.g
+    >>> x = torch.tensor([1.0, -3.0])
+    >>> layer = Square()
+    >>> out = layer(x)
+    >>> out.g = torch.ones(2)
+    >>> layer.backward()
+    >>> x.g
+    tensor([ 2., -6.])
     """
 
     # False when the input is data (the first layer's input, e.g. the images):
@@ -92,13 +150,18 @@ class Module:
         self.out = self.forward(*args)
         return self.out
 
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+    # Each subclass names its own inputs, e.g. forward(self, inp); `*args: Any`
+    # lets the type checker accept any such signature in place of this one.
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The layer's output for its inputs; implemented by every subclass."""
         raise NotImplementedError
 
     def backward(self) -> None:
+        """Fill ``.g`` from ``self.out.g`` for the inputs of the last call."""
         self.bwd(self.out, *self.args)
 
-    def bwd(self, out: torch.Tensor, *args: torch.Tensor) -> None:
+    def bwd(self, out: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """Read ``out.g`` and set ``.g`` on the inputs and parameters (a subclass's)."""
         raise NotImplementedError
 
     def parameters(self) -> list[torch.Tensor]:
@@ -107,17 +170,56 @@ class Module:
 
 
 class Lin(Module):
-    """The linear layer ``x @ w + b``: ``(..., n_in) -> (..., n_out)``.
+    r"""The linear layer $y = x w + b$: ``(..., n_in) -> (..., n_out)``.
 
-    Parameters ``w`` ``(n_in, n_out)`` and ``b`` ``(n_out,)`` (or no bias).
+    Backward (see `backprop.functional.lin_backward`), with $G$ = ``out.g`` and
+    the batch dimensions flattened into rows:
 
-    Backward (see :func:`backprop.functional.lin_backward`)::
-
-        inp.g = out.g @ w^T        w.g = inp^T @ out.g        b.g = out.g summed over the batch
+    $$\frac{\partial L}{\partial x} = G w^\top, \qquad
+    \frac{\partial L}{\partial w} = x^\top G, \qquad
+    \frac{\partial L}{\partial b} = \textstyle\sum_{\text{rows}} G.$$
 
     With ``input_needs_grad=False`` (for a first layer, whose input is data)
     ``inp.g`` is not computed: for MNIST's 784 inputs that product costs as much
     as the forward pass.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output features, positive.
+    bias : bool, optional
+        Whether the layer has a bias ``b``.
+    input_needs_grad : bool, optional
+        False to skip the input's gradient (a first layer).
+    generator : torch.Generator or None, optional
+        For the initial weights, Kaiming: $w \sim \mathcal{N}(0, 2 / n_{in})$.
+    dtype : torch.dtype, optional
+        Floating-point dtype of the parameters.
+    device : torch.device, str or None, optional
+        Where the parameters live.
+
+    Attributes
+    ----------
+    w : Tensor
+        Shape (n_in, n_out).
+    b : Tensor or None
+        Shape (n_out,), starting at zeros; None without a bias.
+
+    Raises
+    ------
+    ValueError
+        If ``n_in`` or ``n_out`` is not a positive int or ``dtype`` is not
+        floating point; in the forward, if the input does not end in ``n_in``.
+
+    Examples
+    --------
+    >>> layer = Lin(3, 2, generator=torch.Generator().manual_seed(0))
+    >>> x = torch.randn(4, 3)
+    >>> out = layer(x)
+    >>> out.g = torch.ones(4, 2)
+    >>> layer.backward()
+    >>> x.g.shape, layer.w.g.shape, layer.b.g.tolist()  # b.g sums over 4 rows
+    (torch.Size([4, 3]), torch.Size([3, 2]), [4.0, 4.0])
     """
 
     def __init__(
@@ -142,19 +244,51 @@ class Lin(Module):
         # Activations then keep their scale through many ReLU layers instead of
         # shrinking to 0 or blowing up. Drawn on the CPU, so a seed gives the same
         # weights on every device.
-        w = torch.randn(n_in, n_out, generator=generator, dtype=dtype) * math.sqrt(2 / n_in)
+        w = torch.randn(n_in, n_out, generator=generator, dtype=dtype) * math.sqrt(
+            2 / n_in
+        )
         self.w = w.to(device)
         self.b = torch.zeros(n_out, dtype=dtype, device=device) if bias else None
 
     @classmethod
     def from_tensors(
-        cls, w: torch.Tensor, b: torch.Tensor | None = None, *, input_needs_grad: bool = True
+        cls,
+        w: torch.Tensor,
+        b: torch.Tensor | None = None,
+        *,
+        input_needs_grad: bool = True,
     ) -> Lin:
-        """A layer whose parameters are ``w`` ``(n_in, n_out)`` and ``b`` ``(n_out,)`` or None.
+        """A layer whose parameters are the given tensors.
 
         The tensors are used as they are, not copied: training updates them in
         place. Pass clones to keep the originals (e.g. to give the same starting
         weights to a ``torch.nn.Linear``, whose ``weight`` is ``w.T``).
+
+        Parameters
+        ----------
+        w : Tensor
+            Weights, shape (n_in, n_out), floating point.
+        b : Tensor or None, optional
+            Bias, shape (n_out,), the dtype of ``w``; None for no bias.
+        input_needs_grad : bool, optional
+            As for `Lin`.
+
+        Returns
+        -------
+        Lin
+            The layer, holding ``w`` and ``b`` themselves.
+
+        Raises
+        ------
+        ValueError
+            If ``w`` is not a floating-point matrix, or ``b`` does not have shape
+            (n_out,) and ``w``'s dtype.
+
+        Examples
+        --------
+        >>> layer = Lin.from_tensors(torch.eye(2), torch.tensor([1.0, -1.0]))
+        >>> layer(torch.tensor([[3.0, 4.0]]))
+        tensor([[4., 3.]])
         """
         require_float("w", w)
         require_ndim("w", w, 2)
@@ -169,8 +303,15 @@ class Lin(Module):
         n_in, n_out = w.shape
         # A throwaway generator: the random weights are replaced just below, and
         # the global random state stays untouched.
-        layer = cls(n_in, n_out, bias=b is not None, input_needs_grad=input_needs_grad,
-                    generator=torch.Generator(), dtype=w.dtype, device=w.device)
+        layer = cls(
+            n_in,
+            n_out,
+            bias=b is not None,
+            input_needs_grad=input_needs_grad,
+            generator=torch.Generator(),
+            dtype=w.dtype,
+            device=w.device,
+        )
         layer.w, layer.b = w, b
         return layer
 
@@ -178,11 +319,14 @@ class Lin(Module):
         return lin(inp, self.w, self.b)
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        grad_x, self.w.g, grad_b = lin_backward(out.g, inp, self.w, self.b, need_grad_x=self.input_needs_grad)
+        grad_x, grad_w, grad_b = lin_backward(
+            _grad(out), inp, self.w, self.b, need_grad_x=self.input_needs_grad
+        )
+        _set_grad(self.w, grad_w)
         if self.input_needs_grad:
-            inp.g = grad_x
+            _set_grad(inp, grad_x)
         if self.b is not None:
-            self.b.g = grad_b
+            _set_grad(self.b, grad_b)
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.w] if self.b is None else [self.w, self.b]
@@ -193,48 +337,94 @@ class Lin(Module):
 
 
 class ReLU(Module):
-    """``max(inp, 0)`` elementwise; ``inp.g = out.g`` where ``inp > 0``, else 0."""
+    r"""$\max(x, 0)$ elementwise; ``inp.g = out.g`` where $x > 0$, else 0.
+
+    Examples
+    --------
+    >>> relu = ReLU()
+    >>> x = torch.tensor([-1.0, 0.0, 2.0])
+    >>> out = relu(x)
+    >>> out.g = torch.tensor([5.0, 5.0, 5.0])
+    >>> relu.backward()
+    >>> out, x.g
+    (tensor([0., 0., 2.]), tensor([0., 0., 5.]))
+    """
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         return relu(inp)
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        inp.g = relu_backward(out.g, inp)
+        _set_grad(inp, relu_backward(_grad(out), inp))
 
     def __repr__(self) -> str:
         return "ReLU()"
 
 
 class MSE(Module):
-    """Mean squared error, a loss: ``MSE()(pred, target)`` is ``mean((pred - target)^2)``.
+    r"""Mean squared error, a loss: $L = \frac{1}{N} \sum_i (p_i - t_i)^2$.
 
-    ``pred`` and ``target`` must have the same shape. A loss starts the
-    backward chain (dL/dL = 1), so ``backward()`` needs no upstream gradient:
-    it sets ``pred.g = 2 (pred - target) / N``. The target gets no gradient.
+    ``MSE()(pred, target)``: ``pred`` and ``target`` must have the same shape
+    (any), with $N$ values each. A loss starts the backward chain
+    ($\partial L / \partial L = 1$), so ``backward()`` needs no upstream
+    gradient: it sets ``pred.g`` to $2 (p - t) / N$. The target gets no
+    gradient.
+
+    Raises
+    ------
+    ValueError
+        In the forward, if the shapes differ (no broadcasting).
+
+    Examples
+    --------
+    >>> loss_fn = MSE()
+    >>> pred = torch.tensor([1.0, 3.0])
+    >>> loss_fn(pred, torch.zeros(2))
+    tensor(5.)
+    >>> loss_fn.backward()
+    >>> pred.g
+    tensor([1., 3.])
     """
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return mse(pred, target)
 
     def bwd(self, out: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> None:
-        pred.g = mse_backward(pred, target)
+        _set_grad(pred, mse_backward(pred, target))
 
     def __repr__(self) -> str:
         return "MSE()"
 
 
 class CrossEntropy(Module):
-    """Mean cross-entropy, a loss: ``CrossEntropy()(logits, target)`` with logits ``(n, c)``
-    and int64 class indices ``target`` ``(n,)``.
+    r"""Mean cross-entropy, a loss: ``CrossEntropy()(logits, target)``.
 
-    ``backward()`` starts the chain, setting ``logits.g = (softmax(logits) - onehot(target)) / n``.
+    ``logits`` has shape (n, c) and ``target`` holds n integer class indices,
+    shape (n,). ``backward()`` starts the chain, setting ``logits.g`` to
+    $(\operatorname{softmax}(z) - \operatorname{onehot}(t)) / n$.
+
+    Raises
+    ------
+    ValueError
+        In the forward, if the shapes or the class indices are invalid.
+
+    Examples
+    --------
+    >>> loss_fn = CrossEntropy()
+    >>> logits = torch.zeros(2, 4)
+    >>> round(loss_fn(logits, torch.tensor([0, 3])).item(), 4)  # log 4
+    1.3863
+    >>> loss_fn.backward()
+    >>> logits.g[0]
+    tensor([-0.3750,  0.1250,  0.1250,  0.1250])
     """
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return cross_entropy(logits, target)
 
-    def bwd(self, out: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> None:
-        logits.g = cross_entropy_backward(logits, target)
+    def bwd(
+        self, out: torch.Tensor, logits: torch.Tensor, target: torch.Tensor
+    ) -> None:
+        _set_grad(logits, cross_entropy_backward(logits, target))
 
     def __repr__(self) -> str:
         return "CrossEntropy()"
@@ -246,12 +436,35 @@ class Sequential(Module):
     Backward is the chain rule: each layer's output is the next layer's input,
     so running the layers' ``backward`` in reverse passes ``.g`` from the end
     back to the start.
+
+    Parameters
+    ----------
+    *layers : Module
+        The layers, in the order the forward applies them.
+
+    Raises
+    ------
+    ValueError
+        If a layer is not a `Module`.
+
+    Examples
+    --------
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> net = Sequential(Lin(3, 4, generator=gen), ReLU(), Lin(4, 1, generator=gen))
+    >>> x = torch.randn(5, 3)
+    >>> out = net(x)
+    >>> out.g = torch.ones(5, 1)
+    >>> net.backward()
+    >>> x.g.shape, len(net.parameters())
+    (torch.Size([5, 3]), 4)
     """
 
     def __init__(self, *layers: Module) -> None:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
-                raise ValueError(f"layers[{i}] must be a Module, got {type(layer).__name__}")
+                raise ValueError(
+                    f"layers[{i}] must be a Module, got {type(layer).__name__}"
+                )
         self.layers = list(layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -278,10 +491,34 @@ class Sequential(Module):
 
 
 class Model:
-    """Layers and a loss: ``model(x, target)`` returns the loss; ``backward()`` fills every ``.g``.
+    """Layers and a loss: ``model(x, target)`` returns the loss.
 
-    The lesson's ``Model``: the loss's backward starts the chain (it sets
-    ``.g`` on the last layer's output), then the layers run backward in reverse.
+    The lesson's ``Model``: ``backward()`` fills every ``.g``. The loss's
+    backward starts the chain (it sets ``.g`` on the last layer's output), then
+    the layers run backward in reverse.
+
+    Parameters
+    ----------
+    layers : sequence of Module
+        The layers, applied in order (held as a `Sequential`).
+    loss : Module
+        The loss, called as ``loss(prediction, target)``.
+
+    Raises
+    ------
+    ValueError
+        If ``loss`` or a layer is not a `Module`.
+
+    Examples
+    --------
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> layers = [Lin(3, 4, generator=gen), ReLU(), Lin(4, 1, generator=gen)]
+    >>> model = Model(layers, MSE())
+    >>> x, y = torch.randn(8, 3), torch.randn(8, 1)
+    >>> loss = model(x, y)
+    >>> model.backward()
+    >>> [p.g.shape for p in model.parameters()]
+    [torch.Size([3, 4]), torch.Size([4]), torch.Size([4, 1]), torch.Size([1])]
     """
 
     def __init__(self, layers: Sequence[Module], loss: Module) -> None:
@@ -307,7 +544,7 @@ class Model:
         return self.train(False)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """The last layer's output for ``x``, without the loss (e.g. logits for accuracy)."""
+        """The last layer's output for ``x``, without the loss (e.g. logits)."""
         return self.layers(x)
 
     def parameters(self) -> list[torch.Tensor]:
@@ -318,10 +555,31 @@ class Model:
 
 
 def sgd_step(parameters: Iterable[torch.Tensor], lr: float) -> None:
-    """Plain gradient descent, in place: ``p -= lr * p.g`` for every parameter, then clear ``p.g``.
+    r"""Gradient descent in place: $p \leftarrow p - \eta \, \partial L/\partial p$.
 
-    Clearing the gradient means a forgotten ``backward()`` fails loudly instead
-    of taking the same step twice.
+    For every parameter ``p -= lr * p.g``, then ``p.g`` is cleared (set to
+    None): a forgotten ``backward()`` then fails loudly instead of taking the
+    same step twice.
+
+    Parameters
+    ----------
+    parameters : iterable of Tensor
+        The tensors to update, each holding its gradient in ``.g`` (any shape).
+    lr : float
+        The learning rate $\eta$.
+
+    Raises
+    ------
+    ValueError
+        If a parameter has no gradient ``.g``; no parameter is changed then.
+
+    Examples
+    --------
+    >>> w = torch.tensor([1.0, 2.0])
+    >>> w.g = torch.tensor([10.0, -10.0])
+    >>> sgd_step([w], lr=0.1)
+    >>> w, w.g
+    (tensor([0., 3.]), None)
     """
     parameters = list(parameters)
     for i, p in enumerate(parameters):
@@ -331,8 +589,8 @@ def sgd_step(parameters: Iterable[torch.Tensor], lr: float) -> None:
                 "run the forward pass and backward() before sgd_step"
             )
     for p in parameters:
-        p -= lr * p.g
-        p.g = None
+        p -= lr * _grad(p)
+        _set_grad(p, None)
 
 
 # ---------------------------------------------------------------------------
@@ -344,12 +602,48 @@ def sgd_step(parameters: Iterable[torch.Tensor], lr: float) -> None:
 
 
 class Embedding(Module):
-    """A learned lookup table: integer ``idx`` (any shape) -> ``idx.shape + (dim,)``.
+    r"""A learned lookup table: integer ``idx`` (any shape) -> ``idx.shape + (dim,)``.
 
-    ``table`` ``(num, dim)`` starts as N(0, 1), like ``torch.nn.Embedding``. The input
-    is integers, so it has no gradient: ``backward()`` sets only ``table.g``, a
-    scatter-add in which repeated indices accumulate
-    (:func:`backprop.functional.embedding_backward`).
+    The input is integers, so it has no gradient: ``backward()`` sets only
+    ``table.g``, a scatter-add in which repeated indices accumulate
+    (`backprop.functional.embedding_backward`).
+
+    Parameters
+    ----------
+    num : int
+        Number of rows (the indices run over 0 .. num - 1).
+    dim : int
+        Features per row.
+    generator : torch.Generator or None, optional
+        For the initial table, $\mathcal{N}(0, 1)$ like ``torch.nn.Embedding``.
+    dtype : torch.dtype, optional
+        Floating-point dtype of the table.
+    device : torch.device, str or None, optional
+        Where the table lives.
+
+    Attributes
+    ----------
+    table : Tensor
+        Shape (num, dim).
+
+    Raises
+    ------
+    ValueError
+        If ``num`` or ``dim`` is not a positive int; in the forward, if an index
+        is out of range.
+
+    Examples
+    --------
+    >>> emb = Embedding(5, 2, generator=torch.Generator().manual_seed(0))
+    >>> out = emb(torch.tensor([1, 3, 1]))
+    >>> out.g = torch.ones(3, 2)
+    >>> emb.backward()
+    >>> emb.table.g                      # row 1 is looked up twice
+    tensor([[0., 0.],
+            [2., 2.],
+            [0., 0.],
+            [1., 1.],
+            [0., 0.]])
     """
 
     input_needs_grad = False  # indices are not differentiable
@@ -371,7 +665,7 @@ class Embedding(Module):
         return embedding(idx, self.table)
 
     def bwd(self, out: torch.Tensor, idx: torch.Tensor) -> None:
-        self.table.g = embedding_backward(out.g, idx, self.table)
+        _set_grad(self.table, embedding_backward(_grad(out), idx, self.table))
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.table]
@@ -382,24 +676,26 @@ class Embedding(Module):
 
 
 class BatchNorm1d(Module):
-    """Batch normalisation of ``(n, c)`` or ``(n, c, L)`` inputs, per channel.
+    r"""Batch normalisation of ``(n, c)`` or ``(n, c, L)`` inputs, per channel.
 
     In training mode (the default, ``train()``) every call normalises with the
-    mean and biased variance of its batch, the m = n (or n * L) values of each
-    channel, and updates the running statistics in place::
+    mean $\mu$ and biased variance $\sigma^2$ of its batch, the $m = n$ (or
+    $n L$) values of each channel, and updates the running statistics in place,
+    with $\alpha$ = ``momentum``:
 
-        running_mean = (1 - momentum) * running_mean + momentum * mean
-        running_var  = (1 - momentum) * running_var  + momentum * var * m / (m - 1)
+    $$\hat\mu \leftarrow (1 - \alpha) \hat\mu + \alpha \mu, \qquad
+    \hat\sigma^2 \leftarrow (1 - \alpha) \hat\sigma^2
+    + \alpha \frac{m}{m - 1} \sigma^2.$$
 
-    The running variance is the *unbiased* one (divided by m - 1), as in
+    The running variance is the *unbiased* one (divided by $m - 1$), as in
     ``torch.nn.BatchNorm1d``, even though the batch is normalised with the biased
-    one. In evaluation mode (``eval()``) the running statistics are constants:
+    one. In evaluation mode (``eval()``) the running statistics are constants,
 
-        y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
+    $$y = \gamma \frac{x - \hat\mu}{\sqrt{\hat\sigma^2 + \epsilon}} + \beta,$$
 
     an affine map per channel, so one example's output no longer depends on the
     rest of its batch, a batch of one works, and the backward has no batch
-    coupling: ``inp.g = out.g * gamma / sqrt(running_var + eps)``.
+    coupling: ``inp.g`` is ``out.g`` times $\gamma / \sqrt{\hat\sigma^2 + \epsilon}$.
 
     Parameters
     ----------
@@ -447,8 +743,10 @@ class BatchNorm1d(Module):
         device: torch.device | str | None = None,
     ) -> None:
         _positive_int("c", c)
-        if isinstance(momentum, bool) or not isinstance(momentum, int | float) or not (
-            0 <= momentum <= 1
+        if (
+            isinstance(momentum, bool)
+            or not isinstance(momentum, int | float)
+            or not (0 <= momentum <= 1)
         ):
             raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
         self.eps, self.momentum = eps, float(momentum)
@@ -494,9 +792,9 @@ class BatchNorm1d(Module):
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
         if self.training:
-            inp.g, self.gamma.g, self.beta.g = batchnorm_backward(
-                out.g, inp, self.gamma, self.beta, self.eps
-            )
+            grads = batchnorm_backward(_grad(out), inp, self.gamma, self.beta, self.eps)
+            for t, g in zip((inp, self.gamma, self.beta), grads, strict=True):
+                _set_grad(t, g)
             return
         # Evaluation: mean and sigma are constants, y = scale * (x - mean) + beta per
         # channel. Every value's gradient is its own out.g times its channel's scale.
@@ -504,9 +802,10 @@ class BatchNorm1d(Module):
         inv_sigma = torch.rsqrt(self.running_var + self.eps).reshape(mean.shape)
         x_hat = (inp - mean) * inv_sigma
         axes = (0, *range(2, inp.ndim))
-        inp.g = out.g * scale
-        self.gamma.g = (out.g * x_hat).sum(dim=axes)
-        self.beta.g = out.g.sum(dim=axes)
+        grad_out = _grad(out)
+        _set_grad(inp, grad_out * scale)
+        _set_grad(self.gamma, (grad_out * x_hat).sum(dim=axes))
+        _set_grad(self.beta, grad_out.sum(dim=axes))
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.gamma, self.beta]
@@ -516,11 +815,44 @@ class BatchNorm1d(Module):
 
 
 class LayerNorm(Module):
-    """Layer normalisation over the last dimension: ``(..., d) -> (..., d)``.
+    r"""Layer normalisation over the last dimension: ``(..., d) -> (..., d)``.
 
+    $y = \gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta$ with $\mu$ and
+    $\sigma^2$ the mean and biased variance of each example's $d$ features.
     Each example is normalised with its own statistics, so unlike batch norm it
-    behaves the same in training and at inference. Parameters ``gamma`` (ones) and
-    ``beta`` (zeros), each ``(d,)``.
+    behaves the same in training and at inference.
+
+    Parameters
+    ----------
+    d : int
+        Features, the size of the last dimension.
+    eps : float, optional
+        Added to the variance before the square root.
+    dtype : torch.dtype, optional
+        Dtype of the parameters.
+    device : torch.device, str or None, optional
+        Where the parameters live.
+
+    Attributes
+    ----------
+    gamma, beta : Tensor
+        Parameters, shape (d,), starting at ones and zeros.
+
+    Raises
+    ------
+    ValueError
+        If ``d`` is not a positive int; in the forward, if the input does not
+        end in ``d``.
+
+    Examples
+    --------
+    >>> norm = LayerNorm(3)
+    >>> x = torch.tensor([[1.0, 2.0, 3.0]])
+    >>> out = norm(x)
+    >>> out.g = torch.ones(1, 3)
+    >>> norm.backward()
+    >>> norm.beta.g, norm.gamma.g.round(decimals=4)  # gamma.g: the normalised x
+    (tensor([1., 1., 1.]), tensor([-1.2247,  0.0000,  1.2247]))
     """
 
     def __init__(
@@ -540,9 +872,9 @@ class LayerNorm(Module):
         return layernorm(inp, self.gamma, self.beta, self.eps)
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        inp.g, self.gamma.g, self.beta.g = layernorm_backward(
-            out.g, inp, self.gamma, self.beta, self.eps
-        )
+        grads = layernorm_backward(_grad(out), inp, self.gamma, self.beta, self.eps)
+        for t, g in zip((inp, self.gamma, self.beta), grads, strict=True):
+            _set_grad(t, g)
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.gamma, self.beta]
@@ -552,12 +884,52 @@ class LayerNorm(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution: ``(N, c_in, H, W) -> (N, c_out, Ho, Wo)``.
+    r"""2-D convolution: ``(N, c_in, H, W) -> (N, c_out, Ho, Wo)``.
 
-    Parameters ``w`` ``(c_out, c_in, kh, kw)`` and ``b`` ``(c_out,)`` (or None).
-    ``kernel_size``, ``stride`` and ``padding`` are an int or a (vertical,
-    horizontal) pair. Kaiming initialisation as in :class:`Lin`, with fan-in
-    ``c_in * kh * kw``: each output sums that many products.
+    The forward and backward are `backprop.functional.conv2d` and
+    `backprop.functional.conv2d_backward`.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input and output channels, positive.
+    kernel_size : int or (int, int)
+        (kh, kw), or one int for a square kernel.
+    stride, padding : int or (int, int), optional
+        As for `backprop.functional.conv2d`: one int or (vertical, horizontal).
+    bias : bool, optional
+        Whether the layer has a bias ``b``.
+    generator : torch.Generator or None, optional
+        For the initial weights, Kaiming as in `Lin` with fan-in
+        $c_{in} k_h k_w$ (each output sums that many products):
+        $w \sim \mathcal{N}(0, 2 / (c_{in} k_h k_w))$.
+    dtype : torch.dtype, optional
+        Floating-point dtype of the parameters.
+    device : torch.device, str or None, optional
+        Where the parameters live.
+
+    Attributes
+    ----------
+    w : Tensor
+        Shape (c_out, c_in, kh, kw).
+    b : Tensor or None
+        Shape (c_out,), starting at zeros; None without a bias.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive int or ``kernel_size`` is not an int or a
+        pair; in the forward, as `backprop.functional.conv2d`.
+
+    Examples
+    --------
+    >>> conv = Conv2d(3, 8, 3, padding=1, generator=torch.Generator().manual_seed(0))
+    >>> x = torch.randn(2, 3, 5, 5)
+    >>> out = conv(x)
+    >>> out.g = torch.ones_like(out)
+    >>> conv.backward()
+    >>> out.shape, x.g.shape, conv.w.g.shape
+    (torch.Size([2, 8, 5, 5]), torch.Size([2, 3, 5, 5]), torch.Size([8, 3, 3, 3]))
     """
 
     def __init__(
@@ -575,10 +947,17 @@ class Conv2d(Module):
     ) -> None:
         _positive_int("c_in", c_in)
         _positive_int("c_out", c_out)
-        kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        kernel = (
+            (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        )
         if not (isinstance(kernel, tuple | list) and len(kernel) == 2):
-            raise ValueError(f"kernel_size must be an int or a pair of ints, got {kernel_size!r}")
-        kh, kw = _positive_int("kernel height", kernel[0]), _positive_int("kernel width", kernel[1])
+            raise ValueError(
+                f"kernel_size must be an int or a pair of ints, got {kernel_size!r}"
+            )
+        kh, kw = (
+            _positive_int("kernel height", kernel[0]),
+            _positive_int("kernel width", kernel[1]),
+        )
         self.stride, self.padding = stride, padding
         fan_in = c_in * kh * kw
         w = torch.randn(c_out, c_in, kh, kw, generator=generator, dtype=dtype)
@@ -589,11 +968,13 @@ class Conv2d(Module):
         return conv2d(inp, self.w, self.b, self.stride, self.padding)
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        inp.g, self.w.g, grad_b = conv2d_backward(
-            out.g, inp, self.w, self.b, self.stride, self.padding
+        grad_x, grad_w, grad_b = conv2d_backward(
+            _grad(out), inp, self.w, self.b, self.stride, self.padding
         )
+        _set_grad(inp, grad_x)
+        _set_grad(self.w, grad_w)
         if self.b is not None:
-            self.b.g = grad_b
+            _set_grad(self.b, grad_b)
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.w] if self.b is None else [self.w, self.b]
@@ -630,7 +1011,7 @@ class MultiHeadAttention(Module):
     cat([b_q, b_k, b_v])``, ``out_proj.weight = w_o.T`` and ``out_proj.bias = b_o``
     (torch stores weights as (out, in)); ``causal=True`` is its boolean
     ``attn_mask`` that is True above the diagonal (torch marks what is *forbidden*,
-    :func:`backprop.attention.causal_mask` what is allowed).
+    `backprop.attention.causal_mask` what is allowed).
 
     Parameters
     ----------
@@ -738,10 +1119,14 @@ class MultiHeadAttention(Module):
 
     def bwd(self, out: torch.Tensor, x: torch.Tensor) -> None:
         q, k, v, merged = self.saved
-        grad_merged, self.w_o.g, self.b_o.g = lin_backward(
-            out.g, merged, self.w_o, self.b_o
+        grad_merged, grad_w_o, grad_b_o = lin_backward(
+            _grad(out), merged, self.w_o, self.b_o
         )
+        _set_grad(self.w_o, grad_w_o)
+        _set_grad(self.b_o, grad_b_o)
         mask = self._mask(x.shape[1], x.device)
+        # lin_backward computes grad_x unless told not to (need_grad_x=False).
+        assert grad_merged is not None
         grad_heads = self._split(grad_merged)  # the backward of merge is split
         grad_q, grad_k, grad_v = attention_backward(grad_heads, q, k, v, mask)
         grad_x = torch.zeros_like(x)
@@ -750,13 +1135,24 @@ class MultiHeadAttention(Module):
             (grad_k, self.w_k, self.b_k),
             (grad_v, self.w_v, self.b_v),
         ):
-            grad_in, w.g, b.g = lin_backward(self._merge(grad_heads), x, w, b)
+            grad_in, grad_w, grad_b = lin_backward(self._merge(grad_heads), x, w, b)
+            assert grad_in is not None
             grad_x += grad_in  # x is used three times: the gradients add up
-        x.g = grad_x
+            _set_grad(w, grad_w)
+            _set_grad(b, grad_b)
+        _set_grad(x, grad_x)
 
     def parameters(self) -> list[torch.Tensor]:
-        return [self.w_q, self.b_q, self.w_k, self.b_k,
-                self.w_v, self.b_v, self.w_o, self.b_o]
+        return [
+            self.w_q,
+            self.b_q,
+            self.w_k,
+            self.b_k,
+            self.w_v,
+            self.b_v,
+            self.w_o,
+            self.b_o,
+        ]
 
     def __repr__(self) -> str:
         d_model = self.w_q.shape[0]
