@@ -198,3 +198,25 @@ def attention_shapes(draw) -> dict:
 wrong_factors = st.floats(min_value=-5, max_value=5).filter(
     lambda f: abs(f) > 0.05 and abs(f - 1) > 0.01 and abs(f + 1) > 0.01
 )
+
+
+attention_mask_kinds = st.sampled_from(["none", "random", "causal"])
+
+
+def attention_inputs(shapes, dtype, layout, mask_kind, seed):
+    """``q, k, v, mask, grad_out`` for ``attention_shapes()``; mask as named."""
+    from backprop.attention import causal_mask
+
+    q = make_tensor(shapes["q"], dtype, layout, seed=seed)
+    k = make_tensor(shapes["k"], dtype, layout, seed=seed + 1)
+    v = make_tensor(shapes["v"], dtype, layout, seed=seed + 2)
+    grad_out = make_tensor(
+        (*shapes["q"][:-1], shapes["v"][-1]), dtype, layout, seed=seed + 3
+    )
+    lq, lk = shapes["scores"][-2:]
+    mask = {
+        "none": None,
+        "random": make_mask(shapes["mask"], seed=seed + 4),
+        "causal": causal_mask(lq, lk),
+    }[mask_kind]
+    return q, k, v, mask, grad_out

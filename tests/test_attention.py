@@ -12,32 +12,15 @@ from hypothesis import strategies as st
 from backprop.attention import attention, attention_backward, causal_mask
 from oracles import autograd_grads, finite_difference_grad
 from strategies import (
+    attention_inputs,
+    attention_mask_kinds,
     attention_shapes,
     dtypes,
     layouts,
-    make_mask,
     make_tensor,
     seeds,
     tolerance,
 )
-
-mask_kinds = st.sampled_from(["none", "random", "causal"])
-
-
-def _inputs(shapes, dtype, layout, mask_kind, seed):
-    q = make_tensor(shapes["q"], dtype, layout, seed=seed)
-    k = make_tensor(shapes["k"], dtype, layout, seed=seed + 1)
-    v = make_tensor(shapes["v"], dtype, layout, seed=seed + 2)
-    grad_out = make_tensor(
-        (*shapes["q"][:-1], shapes["v"][-1]), dtype, layout, seed=seed + 3
-    )
-    lq, lk = shapes["scores"][-2:]
-    mask = {
-        "none": None,
-        "random": make_mask(shapes["mask"], seed=seed + 4),
-        "causal": causal_mask(lq, lk),
-    }[mask_kind]
-    return q, k, v, mask, grad_out
 
 
 def _sdpa(mask):
@@ -49,11 +32,11 @@ def _sdpa(mask):
     shapes=attention_shapes(),
     dtype=dtypes,
     layout=layouts,
-    mask_kind=mask_kinds,
+    mask_kind=attention_mask_kinds,
     seed=seeds,
 )
 def test_attention_matches_sdpa(shapes, dtype, layout, mask_kind, seed):
-    q, k, v, mask, _ = _inputs(shapes, dtype, layout, mask_kind, seed)
+    q, k, v, mask, _ = attention_inputs(shapes, dtype, layout, mask_kind, seed)
     out = attention(q, k, v, mask)
     assert out.shape == (*shapes["q"][:-1], shapes["v"][-1]) and out.dtype == dtype
     torch.testing.assert_close(out, _sdpa(mask)(q, k, v), **tolerance(dtype))
@@ -64,11 +47,11 @@ def test_attention_matches_sdpa(shapes, dtype, layout, mask_kind, seed):
     shapes=attention_shapes(),
     dtype=dtypes,
     layout=layouts,
-    mask_kind=mask_kinds,
+    mask_kind=attention_mask_kinds,
     seed=seeds,
 )
 def test_attention_backward_matches_autograd(shapes, dtype, layout, mask_kind, seed):
-    q, k, v, mask, grad_out = _inputs(shapes, dtype, layout, mask_kind, seed)
+    q, k, v, mask, grad_out = attention_inputs(shapes, dtype, layout, mask_kind, seed)
     expected = autograd_grads(_sdpa(mask), [q, k, v], grad_out)
     got = attention_backward(grad_out, q, k, v, mask)
     assert len(got) == 3
@@ -82,9 +65,9 @@ def test_attention_backward_matches_autograd(shapes, dtype, layout, mask_kind, s
 
 
 @settings(max_examples=15, deadline=None)
-@given(shapes=attention_shapes(), mask_kind=mask_kinds, seed=seeds)
+@given(shapes=attention_shapes(), mask_kind=attention_mask_kinds, seed=seeds)
 def test_attention_backward_matches_finite_differences(shapes, mask_kind, seed):
-    q, k, v, mask, grad_out = _inputs(
+    q, k, v, mask, grad_out = attention_inputs(
         shapes, torch.float64, "contiguous", mask_kind, seed
     )
     grad_q, grad_k, grad_v = attention_backward(grad_out, q, k, v, mask)

@@ -16,30 +16,14 @@ from backprop.attention import (
 )
 from oracles import assert_matches, autograd_grads
 from strategies import (
+    attention_inputs,
+    attention_mask_kinds,
     attention_shapes,
     dtypes,
     layouts,
-    make_mask,
-    make_tensor,
     seeds,
     tolerance,
 )
-
-mask_kinds = st.sampled_from(["none", "random", "causal"])
-
-
-def _inputs(shapes, dtype, layout, mask_kind, seed):
-    q = make_tensor(shapes["q"], dtype, layout, seed=seed)
-    k = make_tensor(shapes["k"], dtype, layout, seed=seed + 1)
-    v = make_tensor(shapes["v"], dtype, layout, seed=seed + 2)
-    grad_out = make_tensor((*shapes["q"][:-1], shapes["v"][-1]), dtype, seed=seed + 3)
-    lq, lk = shapes["scores"][-2:]
-    mask = {
-        "none": None,
-        "random": make_mask(shapes["mask"], seed=seed + 4),
-        "causal": causal_mask(lq, lk),
-    }[mask_kind]
-    return q, k, v, mask, grad_out
 
 
 @pytest.mark.parametrize(
@@ -52,7 +36,9 @@ def test_attention_backward_with_lq_not_lk_and_d_not_dv(lead, lq, lk, d, dv, mas
     # or the wrong values.
     shapes = dict(q=(*lead, lq, d), k=(*lead, lk, d), v=(*lead, lk, dv))
     shapes["scores"] = shapes["mask"] = (lq, lk)
-    q, k, v, mask, grad_out = _inputs(shapes, torch.float64, "contiguous", mask_kind, 1)
+    q, k, v, mask, grad_out = attention_inputs(
+        shapes, torch.float64, "contiguous", mask_kind, 1
+    )
 
     def sdpa(q_, k_, v_):
         return F.scaled_dot_product_attention(q_, k_, v_, attn_mask=mask)
@@ -69,14 +55,14 @@ def test_attention_backward_with_lq_not_lk_and_d_not_dv(lead, lq, lk, d, dv, mas
     shapes=attention_shapes(),
     dtype=dtypes,
     layout=layouts,
-    mask_kind=mask_kinds,
+    mask_kind=attention_mask_kinds,
     block_size=st.integers(1, 6),
     seed=seeds,
 )
 def test_blockwise_backward_equals_the_full_one(
     shapes, dtype, layout, mask_kind, block_size, seed
 ):
-    q, k, v, mask, grad_out = _inputs(shapes, dtype, layout, mask_kind, seed)
+    q, k, v, mask, grad_out = attention_inputs(shapes, dtype, layout, mask_kind, seed)
     full = attention_backward(grad_out, q, k, v, mask)
     blocks = attention_backward_blockwise(
         grad_out, q, k, v, mask, block_size=block_size
@@ -89,9 +75,9 @@ def test_blockwise_backward_equals_the_full_one(
 
 
 @settings(max_examples=20, deadline=None)
-@given(shapes=attention_shapes(), mask_kind=mask_kinds, seed=seeds)
+@given(shapes=attention_shapes(), mask_kind=attention_mask_kinds, seed=seeds)
 def test_blockwise_backward_matches_autograd(shapes, mask_kind, seed):
-    q, k, v, mask, grad_out = _inputs(
+    q, k, v, mask, grad_out = attention_inputs(
         shapes, torch.float64, "contiguous", mask_kind, seed
     )
 
