@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from rendered_site import NO_QUARTO, QUARTO
-from site_sources import post_paths
+from site_sources import ROOT, post_paths, reference_pages
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HAVE_A11Y_EXTRA = all(
@@ -50,7 +50,12 @@ CHROMIUM_ARGS = [
 PAGES = [
     "index.html",
     "about.html",
+    "notation.html",
     *(f"posts/{p.parent.name}/index.html" for p in post_paths()),
+    # The API reference, generated at render time: every page of it.
+    *sorted(
+        p.relative_to(ROOT).with_suffix(".html").as_posix() for p in reference_pages()
+    ),
 ]
 
 
