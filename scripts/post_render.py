@@ -14,6 +14,11 @@
   256-colour PNGs: a third of the bytes, the same picture.
 - The navbar's menu button loses the ``role="menu"`` the template gives it (a button
   that opens a menu is a button).
+- The explorers' runtime (Quarto's OJS, about 200 KB compressed) loads when an
+  explorer comes near the screen, not with the page: a reader who never scrolls to
+  one does not pay for it.
+- A page without a ``<meta name="description">`` (the API reference's) gets one from
+  its first paragraph, for search engines and link previews.
 - Each post's notebook is built from its source (scripts/notebooks.py) rather than
   by a second Quarto format, so every post executes once per render.
 """
@@ -24,6 +29,7 @@ import logging
 import os
 import re
 import sys
+from html import escape, unescape
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -66,12 +72,71 @@ def unblock_head(html: str) -> str:
 MENU_ROLE = re.compile(r'(<button class="navbar-toggler"[^>]*?) role="menu"')
 
 
+OJS_RUNTIME = re.compile(
+    r'<script type="module" src="([^"]*quarto-ojs-runtime(?:\.min)?\.js)"></script>\n?'
+)
+OJS_START = re.compile(
+    r'<script type="module">\n((?:(?!</script>).)*?'
+    r"window\._ojs\.runtime\.interpretFromScriptTags\(\);\n)</script>",
+    re.S,
+)
+OJS_LOADER = """<script type="module">
+// The explorers' runtime loads when one comes near the screen.
+const startExplorers = async () => {{
+  await import("{runtime}");
+{start}}};
+const explorerObserver = new IntersectionObserver((entries) => {{
+  if (entries.some((entry) => entry.isIntersecting)) {{
+    explorerObserver.disconnect();
+    startExplorers();
+  }}
+}}, {{ rootMargin: "600px" }});
+// A cell may have no box of its own (one that only imports): watch its block too.
+document.querySelectorAll(".explorer, [id^=ojs-cell-]").forEach((element) => {{
+  explorerObserver.observe(element);
+}});
+</script>"""
+
+
+def load_explorers_on_approach(html: str) -> str:
+    """The page with its OJS runtime imported when an OJS cell nears the screen."""
+    runtime = OJS_RUNTIME.search(html)
+    start = OJS_START.search(html)
+    if not (runtime and start):
+        return html
+    body = "".join(f"  {line}\n" for line in start.group(1).splitlines())
+    loader = OJS_LOADER.format(runtime=runtime.group(1), start=body)
+    html = html[: start.start()] + loader + html[start.end() :]
+    return OJS_RUNTIME.sub("", html, count=1)
+
+
+META_DESCRIPTION = re.compile(r'<meta name="description"')
+FIRST_PARAGRAPH = re.compile(r"<main\b.*?<p\b[^>]*>(.*?)</p>", re.S)
+
+
+def describe_page(html: str) -> str:
+    """The page with a meta description from its first paragraph, if it had none."""
+    if META_DESCRIPTION.search(html):
+        return html
+    paragraph = FIRST_PARAGRAPH.search(html)
+    if not paragraph:
+        return html
+    text = " ".join(unescape(re.sub(r"<[^>]+>", "", paragraph.group(1))).split())
+    if not text:
+        return html
+    if len(text) > 160:
+        text = text[:157].rsplit(" ", 1)[0] + "…"
+    meta = f'<meta name="description" content="{escape(text, quote=True)}">'
+    return html.replace("</title>", f"</title>\n{meta}", 1)
+
+
 def finish_pages(site: Path) -> int:
     """Apply the steps above to every page under ``site``; the pages changed."""
     changed = 0
     for page in site.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
         finished = MENU_ROLE.sub(r"\1", unblock_head(POLYFILL.sub("", text)))
+        finished = describe_page(load_explorers_on_approach(finished))
         if finished != text:
             page.write_text(finished, encoding="utf-8")
             changed += 1
@@ -119,6 +184,21 @@ def subset_icons(site: Path) -> set[str]:
     return used
 
 
+SOURCE_MAP = re.compile(r"\n?//# sourceMappingURL=(\S+)\s*$")
+
+
+def drop_missing_source_maps(site: Path) -> int:
+    """Remove the source-map comment of scripts whose map is not in ``site``."""
+    dropped = 0
+    for script in site.glob("site_libs/**/*.js"):
+        text = script.read_text(encoding="utf-8", errors="surrogateescape")
+        found = SOURCE_MAP.search(text)
+        if found and not (script.parent / found.group(1)).is_file():
+            script.write_text(text[: found.start()] + "\n", errors="surrogateescape")
+            dropped += 1
+    return dropped
+
+
 def compress_figures(site: Path) -> int:
     """Re-save each figure PNG under ``site`` with a 256-colour palette; bytes saved."""
     from PIL import Image  # matplotlib's dependency
@@ -144,6 +224,7 @@ def main() -> None:
     site = ROOT / os.environ.get("QUARTO_PROJECT_OUTPUT_DIR", "_site")
     finish_pages(site)
     subset_icons(site)
+    drop_missing_source_maps(site)
     compress_figures(site)
     write_notebooks(site)
 

@@ -89,6 +89,29 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def show_explorers(page) -> None:
+    """Scroll through the page so its explorers load, and wait until they are drawn.
+
+    The explorers' runtime loads when one comes near the screen; axe must see them.
+    """
+    if not page.locator(".explorer").count():
+        return
+    page.evaluate(
+        """async () => {
+          for (let y = 0; y < document.body.scrollHeight; y += window.innerHeight) {
+            window.scrollTo(0, y);
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }"""
+    )
+    page.wait_for_function(
+        """() => [...document.querySelectorAll(".explorer")].every(
+             (block) => block.querySelector("[role=status]")?.textContent.trim())""",
+        timeout=20_000,
+    )
+    page.evaluate("window.scrollTo(0, 0)")
+
+
 def axe_violations(browser, url: str, *, dark: bool = False) -> list[str]:
     """One line per axe violation on the page at ``url``: rule, impact, where."""
     from axe_playwright_python.sync_playwright import Axe
@@ -100,9 +123,8 @@ def axe_violations(browser, url: str, *, dark: bool = False) -> list[str]:
             toggle = page.locator(".quarto-color-scheme-toggle").first
             assert toggle.count(), f"{url} has no light/dark toggle"
             toggle.click()
-        page.wait_for_timeout(
-            300
-        )  # the search box and the toggle's restyling settle after load
+        page.wait_for_timeout(300)  # the search box and the toggle's restyling settle
+        show_explorers(page)
         response = Axe().run(page).response
     finally:
         page.close()

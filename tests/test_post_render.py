@@ -149,3 +149,58 @@ def test_figures_are_stored_with_a_palette_and_look_the_same(tmp_path):
 def test_pages_without_anything_to_change_are_left_alone(tmp_path, html):
     (tmp_path / "a.html").write_text(html)
     assert post_render.finish_pages(tmp_path) == 0
+
+
+EXPLORER_PAGE = """<html><head><title>t</title>
+<script type="module" src="../../site_libs/quarto-ojs/quarto-ojs-runtime.js"></script>
+</head><body><main><p>An explorer &amp; its <code>cells</code>.</p>
+<div id="ojs-cell-1"></div>
+<script type="ojs-module-contents">e30=</script>
+<script type="module">
+window._ojs.paths.docToRoot = "../..";
+window._ojs.runtime.interpretFromScriptTags();
+</script>
+</main></body></html>"""
+
+
+def test_the_explorers_runtime_loads_when_an_explorer_comes_near(tmp_path):
+    page = tmp_path / "index.html"
+    page.write_text(EXPLORER_PAGE, encoding="utf-8")
+    post_render.finish_pages(tmp_path)
+    html = page.read_text(encoding="utf-8")
+    assert 'src="../../site_libs/quarto-ojs/quarto-ojs-runtime.js"' not in html
+    loader = html.split('<script type="module">')[1].split("</script>")[0]
+    assert 'await import("../../site_libs/quarto-ojs/quarto-ojs-runtime.js")' in loader
+    # The page's own start-up lines run after the import, in their order.
+    assert loader.index("import(") < loader.index('docToRoot = "../.."')
+    assert loader.index("docToRoot") < loader.index("interpretFromScriptTags()")
+    assert "IntersectionObserver" in loader and ".explorer, [id^=ojs-cell-]" in loader
+    assert post_render.finish_pages(tmp_path) == 0  # once is enough
+
+
+def test_a_page_without_a_description_gets_its_first_paragraph(tmp_path):
+    page = tmp_path / "index.html"
+    page.write_text(EXPLORER_PAGE, encoding="utf-8")
+    post_render.finish_pages(tmp_path)
+    assert (
+        '<meta name="description" content="An explorer &amp; its cells.">'
+        in page.read_text(encoding="utf-8")
+    )
+    described = EXPLORER_PAGE.replace(
+        "</title>", '</title><meta name="description" content="own">'
+    )
+    assert post_render.describe_page(described) == described
+    long = EXPLORER_PAGE.replace("An explorer", "word " * 60)
+    content = post_render.describe_page(long).split('content="')[1].split('"')[0]
+    assert len(content) <= 160 and content.endswith("…")
+
+
+def test_source_maps_that_are_not_there_are_not_named(tmp_path):
+    folder = tmp_path / "site_libs" / "lib"
+    folder.mkdir(parents=True)
+    (folder / "a.js").write_text("f();\n//# sourceMappingURL=a.js.map")
+    (folder / "b.js").write_text("g();\n//# sourceMappingURL=b.js.map")
+    (folder / "b.js.map").write_text("{}")
+    assert post_render.drop_missing_source_maps(tmp_path) == 1
+    assert "sourceMappingURL" not in (folder / "a.js").read_text()
+    assert "sourceMappingURL=b.js.map" in (folder / "b.js").read_text()
