@@ -83,15 +83,23 @@ export function differences(name, x, h, dtype = "float64") {
   };
 }
 
+// What the error model and its best steps both need: the dtype's eps and the
+// sizes of f and of its second and third derivatives at x.
+function magnitudes(name, x, dtype) {
+  const fn = lookup(name);
+  checkDtype(dtype);
+  return {
+    eps: EPS[dtype],
+    f: Math.abs(fn.f64(x)),
+    f2: Math.abs(fn.d2(x)),
+    f3: Math.abs(fn.d3(x)),
+  };
+}
+
 // The error model of post 8: truncation from Taylor's theorem, rounding from
 // an error of about eps·|f(x)| in each evaluation, divided by the step.
 export function errorModel(name, x, h, dtype = "float64") {
-  const fn = lookup(name);
-  checkDtype(dtype);
-  const eps = EPS[dtype];
-  const f = Math.abs(fn.f64(x));
-  const f2 = Math.abs(fn.d2(x));
-  const f3 = Math.abs(fn.d3(x));
+  const { eps, f, f2, f3 } = magnitudes(name, x, dtype);
   return {
     forwardTruncation: (h / 2) * f2,
     forwardRounding: (2 * eps * f) / h,
@@ -104,12 +112,7 @@ export function errorModel(name, x, h, dtype = "float64") {
 // and the model has no minimum): forward 2·sqrt(eps|f|/|f''|),
 // central (3 eps|f|/|f'''|)^(1/3).
 export function optimalSteps(name, x, dtype = "float64") {
-  const fn = lookup(name);
-  checkDtype(dtype);
-  const eps = EPS[dtype];
-  const f = Math.abs(fn.f64(x));
-  const f2 = Math.abs(fn.d2(x));
-  const f3 = Math.abs(fn.d3(x));
+  const { eps, f, f2, f3 } = magnitudes(name, x, dtype);
   return {
     forward: f > 0 && f2 > 0 ? 2 * Math.sqrt((eps * f) / f2) : null,
     central: f > 0 && f3 > 0 ? Math.cbrt((3 * eps * f) / f3) : null,
