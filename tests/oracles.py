@@ -53,6 +53,29 @@ def finite_difference_grad(
     return grad
 
 
+def finite_difference_grads(
+    forward: Callable[..., torch.Tensor],
+    inputs: Sequence[torch.Tensor],
+    grad_out: torch.Tensor,
+    eps: float = 1e-6,
+) -> list[torch.Tensor]:
+    """Central differences of ``sum(forward(*inputs) * grad_out)``, one per input.
+
+    What a backward given ``grad_out`` must return, found by nudging each input in
+    turn with the others held fixed.
+    """
+
+    def nudged(position: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        def loss(value: torch.Tensor) -> torch.Tensor:
+            args = list(inputs)
+            args[position] = value
+            return (forward(*args) * grad_out).sum()
+
+        return loss
+
+    return [finite_difference_grad(nudged(i), x, eps) for i, x in enumerate(inputs)]
+
+
 def torch_lin(
     x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None
 ) -> torch.Tensor:

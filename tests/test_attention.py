@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backprop.attention import attention, attention_backward, causal_mask
-from oracles import autograd_grads, finite_difference_grad
+from oracles import autograd_grads, finite_difference_grads
 from strategies import (
     attention_inputs,
     attention_mask_kinds,
@@ -72,27 +72,11 @@ def test_attention_backward_matches_finite_differences(shapes, mask_kind, seed):
     )
     grad_q, grad_k, grad_v = attention_backward(grad_out, q, k, v, mask)
     fd = dict(rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(
-        grad_q,
-        finite_difference_grad(
-            lambda q_: (attention(q_, k, v, mask) * grad_out).sum(), q
-        ),
-        **fd,
+    expected = finite_difference_grads(
+        lambda q_, k_, v_: attention(q_, k_, v_, mask), (q, k, v), grad_out
     )
-    torch.testing.assert_close(
-        grad_k,
-        finite_difference_grad(
-            lambda k_: (attention(q, k_, v, mask) * grad_out).sum(), k
-        ),
-        **fd,
-    )
-    torch.testing.assert_close(
-        grad_v,
-        finite_difference_grad(
-            lambda v_: (attention(q, k, v_, mask) * grad_out).sum(), v
-        ),
-        **fd,
-    )
+    for got, fd_grad in zip((grad_q, grad_k, grad_v), expected, strict=True):
+        torch.testing.assert_close(got, fd_grad, **fd)
 
 
 @settings(max_examples=30, deadline=None)

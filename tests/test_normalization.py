@@ -15,7 +15,7 @@ from backprop.normalization import (
     layernorm,
     layernorm_backward,
 )
-from oracles import autograd_grads, finite_difference_grad
+from oracles import autograd_grads, finite_difference_grads
 from strategies import (
     batch_shapes,
     dtypes,
@@ -137,27 +137,9 @@ def test_batchnorm_backward_matches_finite_differences(shape, seed):
     )
     grad_x, grad_gamma, grad_beta = batchnorm_backward(grad_out, x, gamma, beta)
     fd = dict(rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(
-        grad_x,
-        finite_difference_grad(
-            lambda x_: (batchnorm(x_, gamma, beta) * grad_out).sum(), x
-        ),
-        **fd,
-    )
-    torch.testing.assert_close(
-        grad_gamma,
-        finite_difference_grad(
-            lambda g_: (batchnorm(x, g_, beta) * grad_out).sum(), gamma
-        ),
-        **fd,
-    )
-    torch.testing.assert_close(
-        grad_beta,
-        finite_difference_grad(
-            lambda b_: (batchnorm(x, gamma, b_) * grad_out).sum(), beta
-        ),
-        **fd,
-    )
+    expected = finite_difference_grads(batchnorm, (x, gamma, beta), grad_out)
+    for got, fd_grad in zip((grad_x, grad_gamma, grad_beta), expected, strict=True):
+        torch.testing.assert_close(got, fd_grad, **fd)
 
 
 def _rounding_scale(gamma, grad_out, sigma, dims, m):
@@ -265,27 +247,9 @@ def test_layernorm_backward_matches_finite_differences(batch, d, seed):
     )
     grad_x, grad_gamma, grad_beta = layernorm_backward(grad_out, x, gamma, beta)
     fd = dict(rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(
-        grad_x,
-        finite_difference_grad(
-            lambda x_: (layernorm(x_, gamma, beta) * grad_out).sum(), x
-        ),
-        **fd,
-    )
-    torch.testing.assert_close(
-        grad_gamma,
-        finite_difference_grad(
-            lambda g_: (layernorm(x, g_, beta) * grad_out).sum(), gamma
-        ),
-        **fd,
-    )
-    torch.testing.assert_close(
-        grad_beta,
-        finite_difference_grad(
-            lambda b_: (layernorm(x, gamma, b_) * grad_out).sum(), beta
-        ),
-        **fd,
-    )
+    expected = finite_difference_grads(layernorm, (x, gamma, beta), grad_out)
+    for got, fd_grad in zip((grad_x, grad_gamma, grad_beta), expected, strict=True):
+        torch.testing.assert_close(got, fd_grad, **fd)
 
 
 @settings(max_examples=40, deadline=None)
