@@ -2,8 +2,13 @@
 
 import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# scripts/ is not a package: the tests import its modules by name.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 _NEEDED = [
     "hypothesis",

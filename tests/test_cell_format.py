@@ -6,14 +6,10 @@ left to do (tests/test_layout.py checks that every line fits the code column).
 
 from __future__ import annotations
 
-import sys
-
+import format_cells
 import pytest
 
 from site_sources import ROOT, post_paths
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import format_cells  # scripts/ is not a package: imported by path
 
 POSTS = post_paths()
 

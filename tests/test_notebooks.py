@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 
 import nbformat
+import notebooks
 import pytest
 from nbclient import NotebookClient
 
 from site_sources import ROOT, labels_defined, post_paths, reference_pages
 
 POSTS = post_paths()
-SCRIPTS = ROOT / "scripts"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-notebooks = _load("notebooks")
 SITE = notebooks.Site.from_project()
 
 

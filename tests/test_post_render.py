@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
+import post_render
 import pytest
-
-from site_sources import ROOT
-
-
-def _load(name):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-post_render = _load("post_render")
 
 HEAD = """<html><head>
 <script src="site_libs/quarto-nav/quarto-nav.js"></script>

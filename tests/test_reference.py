@@ -20,13 +20,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import reference_links
 import yaml
 
 import backprop
 from site_sources import ROOT, post_paths, reference_pages
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import reference_links
 
 QUARTO_CONFIG = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
 CONFIG = QUARTO_CONFIG["quartodoc"]
