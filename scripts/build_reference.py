@@ -2,25 +2,64 @@
 
 Runs ``quartodoc build`` with the ``quartodoc:`` section of ``_quarto.yml``, in the
 Python Quarto uses (``QUARTO_PYTHON``), so the reference documents the library that
-the posts import. Without quartodoc it says which command to run.
+the posts import. quartodoc writes each topic page as a run of objects; this then
+gives each page its section's title and description, so that the page has a title
+and says what it covers. Without quartodoc it says which command to run.
+
+    python scripts/build_reference.py [PROJECT]   # PROJECT: where _quarto.yml is
 """
 
+from __future__ import annotations
+
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reference_links import ReferencePage
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = "./scripts/render.sh   (or: pip install -e '.[notebook]')"
 
-if importlib.util.find_spec("quartodoc") is None:
-    print(
-        f"The API reference cannot be built: the Python at {sys.executable} "
-        f"lacks quartodoc.\nSet it up with:\n  {SETUP}",
-        file=sys.stderr,
-    )
-    sys.exit(1)
 
-config = str(ROOT / "_quarto.yml")
-build = [sys.executable, "-m", "quartodoc", "build", "--config", config]
-sys.exit(subprocess.run(build, cwd=ROOT, check=False).returncode)
+def page_header(page: ReferencePage) -> str:
+    """Front matter naming the page, and the paragraphs that open it."""
+    # JSON strings are valid YAML scalars, whatever the title holds.
+    front = f"---\ntitle: {json.dumps(page.title)}\ntoc-depth: 2\n---\n\n"
+    return front + "".join(f"{paragraph}\n\n" for paragraph in page.intro)
+
+
+def add_headers(root: Path) -> None:
+    # Imported here, not at the top: main's quartodoc check must run on a bare
+    # Python, which lacks the yaml that reference_links reads the configuration with.
+    from reference_links import quartodoc_config, reference_layout
+
+    directory = root / quartodoc_config(root).get("dir", "reference")
+    for page in reference_layout(root):
+        path = directory / f"{page.path}.qmd"
+        text = path.read_text(encoding="utf-8")
+        if not text.startswith("---\n"):
+            path.write_text(page_header(page) + text, encoding="utf-8")
+
+
+def main(root: Path) -> int:
+    if importlib.util.find_spec("quartodoc") is None:
+        print(
+            f"The API reference cannot be built: the Python at {sys.executable} "
+            f"lacks quartodoc.\nSet it up with:\n  {SETUP}",
+            file=sys.stderr,
+        )
+        return 1
+    config = str(root / "_quarto.yml")
+    build = [sys.executable, "-m", "quartodoc", "build", "--config", config]
+    returncode = subprocess.run(build, cwd=root, check=False).returncode
+    if returncode == 0:
+        add_headers(root)
+    return returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT))

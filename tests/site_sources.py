@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import reference_links
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,11 +56,12 @@ def python_cells(path: Path) -> list[Cell]:
     return cells
 
 
-def local_links(text: str) -> list[str]:
-    """Relative link targets, without any #anchor."""
+def local_links(text: str, keep_anchors: bool = False) -> list[str]:
+    """Relative link targets, without any #anchor unless ``keep_anchors``."""
     targets = []
     for target in LOCAL_LINK.findall(text):
-        target = target.split("#", 1)[0]
+        if not keep_anchors:
+            target = target.split("#", 1)[0]
         if target:
             targets.append(target)
     return targets
@@ -89,18 +91,23 @@ def cross_references(path: Path) -> set[str]:
 def reference_pages() -> set[Path]:
     """The pages ``quartodoc build`` writes (reference/ is generated, not in git).
 
-    One per object listed in the ``quartodoc:`` section of ``_quarto.yml``, named as
-    listed (``reference/functional.lin.qmd``), and the index.
+    One per topic in the ``quartodoc:`` section of ``_quarto.yml``
+    (``reference/linear.qmd``), and the index.
     """
-    config = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
-    quartodoc = config.get("quartodoc") or {}
-    directory = ROOT / quartodoc.get("dir", "reference")
-    names = [
-        item if isinstance(item, str) else item["name"]
-        for section in quartodoc.get("sections", [])
-        for item in section.get("contents", [])
-    ]
-    return {directory / "index.qmd", *(directory / f"{name}.qmd" for name in names)}
+    return {reference_directory() / "index.qmd", *reference_anchors()}
+
+
+def reference_anchors() -> dict[Path, set[str]]:
+    """Each topic page of the reference -> the anchors of the objects on it."""
+    directory = reference_directory()
+    return {
+        directory / f"{page.path}.qmd": {f"backprop.{name}" for name in page.objects}
+        for page in reference_links.reference_layout(ROOT)
+    }
+
+
+def reference_directory() -> Path:
+    return ROOT / reference_links.quartodoc_config(ROOT).get("dir", "reference")
 
 
 def post_paths() -> list[Path]:

@@ -24,15 +24,13 @@ import reference_links
 import yaml
 
 import backprop
-from site_sources import ROOT, post_paths, reference_pages
+from site_sources import ROOT, post_paths, reference_anchors, reference_pages
 
 QUARTO_CONFIG = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
 CONFIG = QUARTO_CONFIG["quartodoc"]
-LISTED = [
-    item if isinstance(item, str) else item["name"]
-    for section in CONFIG["sections"]
-    for item in section.get("contents", [])
-]
+LAYOUT = reference_links.reference_layout(ROOT)
+LISTED = [name for page in LAYOUT for name in page.objects]
+PAGE_OF = {name: page for page in LAYOUT for name in page.objects}
 MODULES = sorted(
     info.name
     for info in pkgutil.iter_modules(backprop.__path__)
@@ -139,15 +137,13 @@ def test_listed_function_has_a_numpydoc_docstring(listed):
 
 @pytest.fixture(scope="module")
 def built_reference(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """``quartodoc build`` on a copy of the configuration, in a temporary directory."""
+    """The render's pre-render step on a copy of the configuration, elsewhere."""
     directory = tmp_path_factory.mktemp("reference-build")
     shutil.copy(ROOT / "_quarto.yml", directory / "_quarto.yml")
-    config = str(directory / "_quarto.yml")
     result = subprocess.run(
-        [sys.executable, "-m", "quartodoc", "build", "--config", config],
+        [sys.executable, str(ROOT / "scripts" / "build_reference.py"), str(directory)],
         capture_output=True,
         text=True,
-        cwd=directory,
         timeout=300,
     )
     return directory, result
@@ -159,18 +155,54 @@ def test_quartodoc_build_succeeds(built_reference):
     assert "Traceback" not in result.stderr, result.stderr
 
 
+def test_every_section_is_one_titled_page():
+    paths = [page.path for page in LAYOUT]
+    assert len(paths) == len(set(paths)), f"two sections write one page: {paths}"
+    assert "index" not in paths, "the index is quartodoc's own page"
+    for page in LAYOUT:
+        assert page.title and page.objects, page
+
+
 @pytest.mark.parametrize("listed", LISTED)
-def test_build_writes_a_page_per_object(built_reference, listed):
+def test_build_puts_each_object_on_its_page(built_reference, listed):
     directory, _ = built_reference
-    page = directory / CONFIG["dir"] / f"{listed}.qmd"
-    assert page.is_file(), f"quartodoc wrote no page for {listed}"
-    text = page.read_text(encoding="utf-8")
-    assert f"{{ #backprop.{listed} }}" in text, f"{page.name} has no anchor for it"
+    page = PAGE_OF[listed]
+    path = directory / CONFIG["dir"] / f"{page.path}.qmd"
+    assert path.is_file(), f"quartodoc wrote no page {path.name} for {listed}"
+    text = path.read_text(encoding="utf-8")
+    # A section of its topic page, under the page's title.
+    assert re.search(rf"^## .*\{{ #backprop\.{re.escape(listed)} \}}$", text, re.M), (
+        f"{path.name} has no level-2 heading with the anchor #backprop.{listed}"
+    )
     summary = (inspect.getdoc(resolve(listed)) or "").splitlines()
     if summary and not isinstance(resolve(listed), str | float | list | dict):
-        assert summary[0] in text, f"{page.name} lacks the docstring's summary"
+        assert summary[0] in text, f"{path.name} lacks {listed}'s summary line"
     index = (directory / CONFIG["dir"] / "index.qmd").read_text(encoding="utf-8")
-    assert f"({listed}.qmd#backprop.{listed})" in index, f"the index omits {listed}"
+    assert f"({page.path}.qmd#backprop.{listed})" in index, f"the index omits {listed}"
+
+
+@pytest.mark.parametrize("page", LAYOUT, ids=[page.path for page in LAYOUT])
+def test_each_page_has_its_title_and_introduction(built_reference, page):
+    directory, _ = built_reference
+    text = (directory / CONFIG["dir"] / f"{page.path}.qmd").read_text(encoding="utf-8")
+    front, _, body = text.partition("\n---\n")
+    assert text.startswith("---\n"), f"{page.path}.qmd has no front matter"
+    assert yaml.safe_load(front.removeprefix("---\n"))["title"] == page.title
+    before_first_object = body.split("\n## ", 1)[0]
+    for paragraph in page.intro:
+        assert paragraph in before_first_object, f"{page.path}.qmd lacks its intro"
+    anchors = re.findall(r"^#+ .*\{ #backprop\.([\w.]+) \}$", text, re.M)
+    top_level = [a for a in anchors if a.count(".") == 1]
+    assert top_level == list(page.objects), "the page holds its objects, in order"
+
+
+def test_a_second_build_leaves_the_pages_as_they_are(built_reference):
+    directory, _ = built_reference
+    pages = sorted((directory / CONFIG["dir"]).glob("*.qmd"))
+    before = {p: p.read_text(encoding="utf-8") for p in pages}
+    script = str(ROOT / "scripts" / "build_reference.py")
+    subprocess.run([sys.executable, script, str(directory)], check=True, timeout=300)
+    assert {p: p.read_text(encoding="utf-8") for p in pages} == before
 
 
 def test_site_sources_expect_exactly_the_built_pages(built_reference):
@@ -197,9 +229,13 @@ def test_reference_links_helper_finds_first_mentions():
     mentions = {m.name: m for m in reference_links.first_mentions(post)}
     assert "functional.lin_backward" in mentions
     link = mentions["functional.lin_backward"].link
-    assert link == "[`lin_backward`](../../reference/functional.lin_backward.qmd)"
-    generated = reference_pages()
+    target = "../../reference/linear.qmd#backprop.functional.lin_backward"
+    assert link == f"[`lin_backward`]({target})"
+    anchors = reference_anchors()
     for post in post_paths():
         for m in reference_links.first_mentions(post):
-            target = (post.parent / m.link.split("(")[1].rstrip(")")).resolve()
-            assert target in generated, f"{post.parent.name}: {m.link} leads nowhere"
+            path, _, anchor = m.link.split("(")[1].rstrip(")").partition("#")
+            target = (post.parent / path).resolve()
+            assert anchor in anchors.get(target, ()), (
+                f"{post.parent.name}: {m.link} leads nowhere"
+            )

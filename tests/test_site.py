@@ -23,6 +23,7 @@ from site_sources import (
     local_links,
     post_paths,
     python_cells,
+    reference_anchors,
     reference_pages,
 )
 
@@ -198,13 +199,20 @@ def test_post_has_numbered_equations(post):
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_relative_links_exist(page):
     # The API reference's pages are generated at render time: a link to one must
-    # name an object that quartodoc's configuration lists.
+    # name a page that quartodoc's configuration lists, and an object on it.
     generated = reference_pages()
-    for target in local_links(body(page)):
-        resolved = (page.parent / target).resolve()
+    anchors = reference_anchors()
+    for target in local_links(body(page), keep_anchors=True):
+        path, _, anchor = target.partition("#")
+        resolved = (page.parent / path).resolve()
         assert resolved.exists() or resolved in generated, (
             f"{page.relative_to(ROOT)} links to {target}, which does not exist"
         )
+        if anchor and resolved in anchors:
+            assert anchor in anchors[resolved], (
+                f"{page.relative_to(ROOT)} links to {target}, but that reference page "
+                f"has no #{anchor}; its objects: {sorted(anchors[resolved])}"
+            )
 
 
 def links_to(post: Path, other: Path) -> bool:
