@@ -25,11 +25,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SETUP = "./scripts/render.sh   (or: pip install -e '.[notebook]')"
 
 
+def front_matter(title: str, **options: object) -> str:
+    # JSON strings and numbers are valid YAML scalars, whatever the title holds.
+    lines = [
+        f"{key}: {json.dumps(value)}"
+        for key, value in (("title", title), *options.items())
+    ]
+    return "---\n" + "\n".join(lines) + "\n---\n\n"
+
+
 def page_header(page: ReferencePage) -> str:
     """Front matter naming the page, and the paragraphs that open it."""
-    # JSON strings are valid YAML scalars, whatever the title holds.
-    front = f"---\ntitle: {json.dumps(page.title)}\ntoc-depth: 2\n---\n\n"
-    return front + "".join(f"{paragraph}\n\n" for paragraph in page.intro)
+    intro = "".join(f"{paragraph}\n\n" for paragraph in page.intro)
+    return front_matter(page.title, **{"toc-depth": 2}) + intro
 
 
 def add_headers(root: Path) -> None:
@@ -37,12 +45,20 @@ def add_headers(root: Path) -> None:
     # Python, which lacks the yaml that reference_links reads the configuration with.
     from reference_links import quartodoc_config, reference_layout
 
-    directory = root / quartodoc_config(root).get("dir", "reference")
+    config = quartodoc_config(root)
+    directory = root / config.get("dir", "reference")
     for page in reference_layout(root):
         path = directory / f"{page.path}.qmd"
         text = path.read_text(encoding="utf-8")
         if not text.startswith("---\n"):
             path.write_text(page_header(page) + text, encoding="utf-8")
+    # quartodoc opens the index with a "# Title" line; Quarto would title the page
+    # "index". The title goes into the front matter instead.
+    index = directory / "index.qmd"
+    first, _, rest = index.read_text(encoding="utf-8").partition("\n")
+    if first.startswith("# "):
+        title = config.get("title", "Reference")
+        index.write_text(front_matter(title) + rest.lstrip("\n"), encoding="utf-8")
 
 
 def main(root: Path) -> int:

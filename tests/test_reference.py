@@ -196,6 +196,14 @@ def test_each_page_has_its_title_and_introduction(built_reference, page):
     assert top_level == list(page.objects), "the page holds its objects, in order"
 
 
+def test_index_is_titled_by_its_front_matter(built_reference):
+    directory, _ = built_reference
+    text = (directory / CONFIG["dir"] / "index.qmd").read_text(encoding="utf-8")
+    assert text.startswith("---\n"), "Quarto would title the page 'index'"
+    assert yaml.safe_load(text.split("---\n")[1])["title"] == CONFIG["title"]
+    assert not re.search(r"^# ", text, re.M), "the title twice"
+
+
 def test_a_second_build_leaves_the_pages_as_they_are(built_reference):
     directory, _ = built_reference
     pages = sorted((directory / CONFIG["dir"]).glob("*.qmd"))
