@@ -11,7 +11,9 @@
 - The icon font (Bootstrap Icons, 176 KB, 2,000 icons) is cut down to the few icons
   the site's pages and scripts name, with its stylesheet.
 - The figures, drawn in a handful of flat colours on a white card, are stored as
-  256-colour PNGs: a third of the bytes, the same picture.
+  256-colour PNGs: a third of the bytes, the same picture. Quarto copies the
+  originals into the site on every render, so each result is kept in
+  ``.cache/figures/`` under the original's hash and a re-render reuses it.
 - The navbar's menu button loses the ``role="menu"`` the template gives it (a button
   that opens a menu is a button).
 - The explorers' runtime (Quarto's OJS, about 200 KB compressed) loads when an
@@ -25,6 +27,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 import re
@@ -199,25 +203,44 @@ def drop_missing_source_maps(site: Path) -> int:
     return dropped
 
 
-def compress_figures(site: Path) -> int:
-    """Re-save each figure PNG under ``site`` with a 256-colour palette; bytes saved."""
+FIGURE_CACHE = ROOT / ".cache" / "figures"
+
+
+def compress_figures(site: Path, cache: Path = FIGURE_CACHE) -> int:
+    """Re-save each figure PNG under ``site`` with a 256-colour palette; bytes saved.
+
+    ``cache`` keeps each result under the hash of the original it came from; what
+    no figure of ``site`` uses any more is dropped.
+    """
+    saved = 0
+    used = set()
+    for path in site.rglob("figure-html/*.png"):
+        original = path.read_bytes()
+        cached = cache / f"{hashlib.sha256(original).hexdigest()}.png"
+        if not cached.is_file():
+            cache.mkdir(parents=True, exist_ok=True)
+            cached.write_bytes(quantized_png(original))
+        path.write_bytes(cached.read_bytes())
+        used.add(cached)
+        saved += len(original) - cached.stat().st_size
+    for stale in set(cache.glob("*.png")) - used:
+        stale.unlink()
+    return saved
+
+
+def quantized_png(png: bytes) -> bytes:
+    """``png`` with a 256-colour palette, or as it was if that is no smaller."""
     from PIL import Image  # matplotlib's dependency
 
-    saved = 0
-    for path in site.rglob("figure-html/*.png"):
-        before = path.stat().st_size
-        with Image.open(path) as image:
-            image.load()
-            info = {"dpi": image.info["dpi"]} if "dpi" in image.info else {}
-            # Figures are opaque (a white card), so alpha carries nothing.
-            flat = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
-        flat.save(path, optimize=True, **info)
-        after = path.stat().st_size
-        if after > before:  # already small: keep nothing worse than the original
-            image.save(path, **info)
-            after = before
-        saved += before - after
-    return saved
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()
+        info = {"dpi": image.info["dpi"]} if "dpi" in image.info else {}
+        # Figures are opaque (a white card), so alpha carries nothing.
+        flat = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+    buffer = io.BytesIO()
+    flat.save(buffer, format="PNG", optimize=True, **info)
+    # Already small: keep nothing worse than the original.
+    return buffer.getvalue() if buffer.tell() < len(png) else png
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import post_render
 import pytest
@@ -105,9 +107,7 @@ def test_the_icon_font_keeps_only_the_icons_in_use(tmp_path):
     assert set(cmap) == {icons["github"], icons["rss"], icons["clipboard"]}
 
 
-def test_figures_are_stored_with_a_palette_and_look_the_same(tmp_path):
-    from PIL import Image
-
+def save_figure(site: Path) -> Path:
     from backprop import plots
 
     fig, ax = plots.subplots(height=3)
@@ -115,19 +115,49 @@ def test_figures_are_stored_with_a_palette_and_look_the_same(tmp_path):
     ax.plot(x, np.sin(x), label="sin")
     ax.imshow(np.outer(np.sin(x[:40]), np.cos(x[:40])), extent=(0, 2, -1, 0))
     ax.legend()
-    folder = tmp_path / "posts" / "p" / "index_files" / "figure-html"
+    folder = site / "posts" / "p" / "index_files" / "figure-html"
     folder.mkdir(parents=True)
     path = folder / "fig-a-output-1.png"
     fig.savefig(path, dpi=150)
+    return path
+
+
+def test_figures_are_stored_with_a_palette_and_look_the_same(tmp_path):
+    from PIL import Image
+
+    path = save_figure(tmp_path / "site")
     before = np.asarray(Image.open(path).convert("RGB"), dtype=float)
     size_before = path.stat().st_size
 
-    assert post_render.compress_figures(tmp_path) > 0
+    assert post_render.compress_figures(tmp_path / "site", tmp_path / "cache") > 0
     after_image = Image.open(path)
     after = np.asarray(after_image.convert("RGB"), dtype=float)
     assert after_image.mode == "P" and path.stat().st_size < size_before / 2
     assert after.shape == before.shape
     assert np.abs(after - before).mean() < 1.0  # out of 255, on average
+
+
+def test_a_rerender_reuses_the_compressed_figures(tmp_path, monkeypatch):
+    from PIL import Image
+
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    path = save_figure(site)
+    original = path.read_bytes()
+    (cache / "stale.png").parent.mkdir()
+    (cache / "stale.png").write_bytes(b"a figure no page has any more")
+    post_render.compress_figures(site, cache)
+    compressed = path.read_bytes()
+    assert not (cache / "stale.png").exists(), "the cache keeps only what is used"
+
+    # Quarto copies the original in again; nothing is quantized a second time.
+    path.write_bytes(original)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("quantized again instead of taken from the cache")
+
+    monkeypatch.setattr(Image.Image, "quantize", refuse)
+    post_render.compress_figures(site, cache)
+    assert path.read_bytes() == compressed
 
 
 @pytest.mark.parametrize("html", ["<p>no head here</p>", "<html><head></head></html>"])
