@@ -169,3 +169,80 @@ def test_page_has_no_axe_violations(browser, site_url, page, dark):
     assert not violations, f"{page} ({'dark' if dark else 'light'}):\n" + "\n".join(
         violations
     )
+
+
+# What sticks out of the viewport and is not inside a block that scrolls or clips.
+STICKING_OUT = """() => {
+  const width = document.documentElement.clientWidth;
+  const scrolls = (el) => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      if (/(auto|scroll|hidden)/.test(getComputedStyle(p).overflowX)) return true;
+    }
+    return false;
+  };
+  return [...document.querySelectorAll("body *")]
+    .filter((el) => el.getBoundingClientRect().right > width + 1 && !scrolls(el))
+    .slice(0, 3)
+    .map((el) => `${el.tagName.toLowerCase()}.${el.className} "${
+      (el.textContent || "").trim().slice(0, 40)}"`);
+}"""
+
+
+@pytest.mark.quarto
+@pytest.mark.skipif(QUARTO is None, reason=NO_QUARTO)
+@pytest.mark.parametrize("page", PAGES)
+def test_nothing_widens_the_page_on_a_phone(browser, site_url, page):
+    # A wide table, equation or code line scrolls inside its own block instead.
+    tab = browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        tab.goto(site_url + page, wait_until="load")
+        show_explorers(tab)
+        overflow = tab.evaluate(
+            "() => document.documentElement.scrollWidth"
+            " - document.documentElement.clientWidth"
+        )
+        culprits = tab.evaluate(STICKING_OUT) if overflow > 0 else []
+        # What scrolls at this width only must still take keyboard focus.
+        from axe_playwright_python.sync_playwright import Axe
+
+        options = {"runOnly": ["scrollable-region-focusable"]}
+        unreachable = Axe().run(tab, options=options).response["violations"]
+    finally:
+        tab.close()
+    assert overflow <= 0, f"{page} is {overflow} px wider than the phone: {culprits}"
+    assert not unreachable, f"{page}: scrolls without keyboard access: " + ", ".join(
+        str(node["target"]) for v in unreachable for node in v["nodes"]
+    )
+
+
+@pytest.mark.quarto
+@pytest.mark.skipif(QUARTO is None, reason=NO_QUARTO)
+def test_a_link_to_an_anchor_lands_below_the_navbar(browser, site_url):
+    # The posts link to objects on the reference's topic pages, far down the page.
+    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        anchor = "backprop.functional.lin_backward"
+        tab.goto(f"{site_url}reference/linear.html#{anchor}", wait_until="load")
+        tab.wait_for_timeout(300)
+        navbar_bottom = tab.evaluate(
+            "() => document.querySelector('#quarto-header')"
+            ".getBoundingClientRect().bottom"
+        )
+        heading_top = tab.evaluate(
+            f"() => document.getElementById('{anchor}')"
+            ".querySelector('h2').getBoundingClientRect().top"
+        )
+        scrolled = tab.evaluate("() => window.scrollY")
+        clipped = tab.evaluate(
+            """() => [...document.querySelectorAll("nav#TOC a")]
+                 .filter((a) => a.scrollWidth > a.clientWidth + 1)
+                 .map((a) => a.textContent)"""
+        )
+    finally:
+        tab.close()
+    assert scrolled > 0, "the page did not scroll to the anchor"
+    assert heading_top >= navbar_bottom, (
+        f"the heading's top ({heading_top:.0f} px) is under the navbar "
+        f"({navbar_bottom:.0f} px)"
+    )
+    assert not clipped, f"table-of-contents entries cut off: {clipped}"
