@@ -7,9 +7,9 @@ source scripts/venv.sh
 
 if command -v quarto >/dev/null 2>&1; then
   # With Quarto the site is rendered and checked too, accessibility included.
-  pip_install -e ".[test,a11y]"
+  pip_install_project ".[test,a11y]"
 else
-  pip_install -e ".[test]"
+  pip_install_project ".[test]"
 fi
 # The `test` extra installs ruff and mypy; their settings are in pyproject.toml.
 echo "ruff check, ruff format --check, mypy:"

@@ -17,3 +17,17 @@ fi
 pip_install() {
   python -m pip install --quiet --disable-pip-version-check "$@"
 }
+
+# pip_install_project SPEC: `pip install -e SPEC` (e.g. ".[test]"), skipped when this
+# .venv already had SPEC installed from the same pyproject.toml; pip takes seconds to
+# find that nothing is to be done. Remove .venv/.installed-* to install again.
+pip_install_project() {
+  local stamp want
+  stamp=".venv/.installed-$(printf '%s' "$1" | tr -c 'a-zA-Z0-9' '_')"
+  want="$(python -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  pip_install -e "$1" || return
+  echo "$want" >"$stamp"
+}
