@@ -7,7 +7,9 @@ rendered into a temporary copy of the project (the working tree is left alone).
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,8 +44,7 @@ def test_site_pages_exist(rendered_site):
         assert (site / page).is_file(), f"_site/{page} was not produced"
 
 
-def test_listing_shows_the_series_in_reading_order(rendered_site):
-    site, _ = rendered_site
+def assert_listing_in_series_order(site: Path) -> None:
     listing = (site / "index.html").read_text(encoding="utf-8")
     linked = re.findall(
         r'class="series-link[^"]*" href="[./]*posts/([\w-]+)/index\.html"', listing
@@ -61,6 +62,11 @@ def test_listing_shows_the_series_in_reading_order(rendered_site):
     assert feed.count("<pubDate>") >= len(POSTS), (
         "the RSS feed carries every post's date"
     )
+
+
+def test_listing_shows_the_series_in_reading_order(rendered_site):
+    site, _ = rendered_site
+    assert_listing_in_series_order(site)
 
 
 # Hosts a page may load from: its own, and MathJax's CDN.
@@ -205,3 +211,52 @@ def test_explorer_modules_are_in_the_site(rendered_site):
     sources = sorted(p.name for p in (ROOT / "assets" / "explorers").glob("*.js"))
     copied = sorted(p.name for p in (site / "assets" / "explorers").glob("*.js"))
     assert copied == sources, f"_site/assets/explorers holds {copied}, not {sources}"
+
+
+def test_a_re_render_covers_what_changed_and_nothing_else(rendered_site, tmp_path):
+    """./scripts/render.sh renders nothing when nothing changed, and only the edited
+    post (with the home page's listing) when one post changed; the site stays whole."""
+    from rendered_site import render
+
+    site, _ = rendered_site
+    project = tmp_path / "project"
+    shutil.copytree(site.parent, project, symlinks=True)
+    site = project / "_site"
+    pages = {page: page.stat().st_mtime_ns for page in _pages(site)}
+
+    unchanged = render(project)
+    assert unchanged.returncode == 0, unchanged.stderr[-3000:]
+    assert "up to date" in unchanged.stdout
+    assert {page: page.stat().st_mtime_ns for page in _pages(site)} == pages
+
+    post = POSTS[0].relative_to(ROOT)
+    sentence = "This sentence was added after the first render."
+    with (project / post).open("a", encoding="utf-8") as source:
+        source.write(f"\n{sentence}\n")
+    edited = render(project)
+    log = edited.stdout + edited.stderr
+    assert edited.returncode == 0, log[-3000:]
+    assert len(re.findall(r"^Executing '", log, re.M)) == 1, "one post executes"
+    page = site / post.with_suffix(".html")
+    assert sentence in page.read_text(encoding="utf-8")
+    rendered_again = {
+        page.relative_to(site).as_posix()
+        for page, mtime in pages.items()
+        if page.stat().st_mtime_ns != mtime
+    }
+    assert rendered_again <= {post.with_suffix(".html").as_posix(), "index.html"}, (
+        f"pages rendered again although they did not change: {sorted(rendered_again)}"
+    )
+    # The project-wide files still cover every page, and the edited one as it is now.
+    assert_listing_in_series_order(site)
+    search = json.loads((site / "search.json").read_text(encoding="utf-8"))
+    indexed = {entry["href"].split("#")[0] for entry in search}
+    assert indexed == {page.relative_to(site).as_posix() for page in pages}
+    assert any(sentence in entry["text"] for entry in search)
+    assert sentence in (site / "index.xml").read_text(encoding="utf-8")
+    head = page.read_text(encoding="utf-8").split("</head>")[0]
+    assert "polyfill" not in head, "the post-render step ran on the edited page"
+    assert (page.parent / "index.ipynb").is_file()
+
+    again = render(project)
+    assert again.returncode == 0 and "up to date" in again.stdout

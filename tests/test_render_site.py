@@ -1,0 +1,243 @@
+"""scripts/render_site.py: what a render covers, on small projects made here.
+
+The plan is checked against what was changed in each case; the command is checked
+with a stand-in ``quarto`` that records how it was called.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import render_site
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+VERSION = "1.7.34"
+POST = "posts/01-first/index.qmd"
+SOURCES = {
+    "_quarto.yml": "project:\n  type: website\n",
+    "index.qmd": "---\ntitle: Home\nlisting: {contents: posts}\n---\n",
+    "about.qmd": "---\ntitle: About\n---\n",
+    "styles.css": "body { color: black; }\n",
+    POST: "---\ntitle: First\n---\n\nText.\n\n{{< include _explorer.qmd >}}\n",
+    "posts/01-first/_explorer.qmd": "An explorer.\n",
+    "posts/02-second/index.qmd": "---\ntitle: Second\n---\n",
+    "posts/03-third/index.qmd": "---\ntitle: Third\n---\n",
+    "posts/04-fourth/index.qmd": "---\ntitle: Fourth\n---\n",
+    "tests/test_site.py": "def test(): pass\n",
+    ".gitignore": "/_site/\n/.cache/\n_freeze/\n",
+    "_freeze/posts/01-first/index/execute-results/html.json": "{}\n",
+}
+
+
+def write(project: Path, name: str, text: str) -> None:
+    path = project / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def build_outputs(project: Path) -> None:
+    """The pages a render of the project would leave in _site/."""
+    for name in SOURCES:
+        if render_site.is_page(name):
+            write(project, f"_site/{Path(name).with_suffix('.html')}", "<html></html>")
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A rendered project, as git shows it, with the record of that render."""
+    for name, text in SOURCES.items():
+        write(tmp_path, name, text)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    build_outputs(tmp_path)
+    render_site.write_record(tmp_path, render_site.input_digests(tmp_path), VERSION)
+    return tmp_path
+
+
+def plan(project: Path, version: str = VERSION) -> render_site.Plan:
+    return render_site.plan_render(project, render_site.input_digests(project), version)
+
+
+def append(project: Path, name: str, text: str = "More.\n") -> None:
+    with (project / name).open("a", encoding="utf-8") as file:
+        file.write(text)
+
+
+def test_nothing_changed_means_nothing_to_render(project):
+    assert plan(project).nothing
+
+
+def test_without_a_record_every_page_is_rendered(project):
+    (project / render_site.RECORD).unlink()
+    result = plan(project)
+    assert result.full and "no record" in result.reason
+
+
+def test_an_unreadable_record_means_a_full_render(project):
+    (project / render_site.RECORD).write_text("{not json", encoding="utf-8")
+    assert plan(project).full
+
+
+def test_an_edited_post_is_rendered_alone(project):
+    append(project, POST)
+    result = plan(project)
+    assert not result.full and result.pages == [POST]
+
+
+def test_an_edited_include_renders_the_page_that_includes_it(project):
+    append(project, "posts/01-first/_explorer.qmd")
+    result = plan(project)
+    assert not result.full and result.pages == [POST]
+
+
+def test_editing_the_home_page_renders_it(project):
+    append(project, "index.qmd")
+    assert plan(project).pages == ["index.qmd"]
+
+
+@pytest.mark.parametrize("name", ["styles.css", "_quarto.yml"])
+def test_a_shared_input_means_a_full_render(project, name):
+    append(project, name, "\n")
+    result = plan(project)
+    assert result.full and name in result.reason
+
+
+def test_tests_are_not_inputs_of_the_site(project):
+    append(project, "tests/test_site.py")
+    assert plan(project).nothing
+
+
+def test_ignored_files_are_not_inputs(project):
+    write(project, "_site/extra.html", "<html></html>")
+    write(project, ".cache/figures/x.png", "png")
+    assert plan(project).nothing
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda project: write(project, "posts/05-fifth/index.qmd", "---\n---\n"),
+        lambda project: (project / "posts/04-fourth/index.qmd").unlink(),
+        lambda project: write(project, "notes.txt", "a new file, not ignored\n"),
+    ],
+    ids=["page added", "page removed", "file added"],
+)
+def test_an_added_or_removed_file_means_a_full_render(project, change):
+    change(project)
+    result = plan(project)
+    assert result.full and "added or removed" in result.reason
+
+
+def test_a_page_missing_from_the_site_means_a_full_render(project):
+    (project / "_site/about.html").unlink()
+    result = plan(project)
+    assert result.full and "about.qmd" in result.reason
+
+
+def test_a_changed_freeze_means_a_full_render(project):
+    append(project, "_freeze/posts/01-first/index/execute-results/html.json", " ")
+    assert plan(project).full
+
+
+def test_another_quarto_means_a_full_render(project):
+    result = plan(project, version="1.10.18")
+    assert result.full and "1.10.18" in result.reason
+
+
+def test_many_changed_pages_are_rendered_together(project):
+    pages = [name for name in SOURCES if render_site.is_page(name)]
+    assert len(pages) > render_site.MOST_PAGES_ONE_BY_ONE
+    for name in pages:
+        append(project, name)
+    assert plan(project).full
+
+
+def test_outside_a_git_checkout_every_render_is_full(tmp_path):
+    for name, text in SOURCES.items():
+        write(tmp_path, name, text)
+    assert render_site.input_digests(tmp_path) is None
+    assert plan(tmp_path).full
+
+
+def test_which_sources_are_pages():
+    assert render_site.is_page("index.qmd")
+    assert render_site.is_page("posts/02-chain-rule/index.qmd")
+    assert not render_site.is_page("posts/02-chain-rule/_explorer.qmd")
+    assert not render_site.is_page("reference/linear.qmd")
+    assert not render_site.is_page("README.md")
+    assert not render_site.is_page("_includes/a11y.qmd")
+
+
+# The command, with a stand-in quarto that logs its arguments and can be made to fail.
+FAKE_QUARTO = """#!/bin/sh
+if [ "$1" = "--version" ]; then echo {version}; exit 0; fi
+echo "$*" >> "{log}"
+exit {status}
+"""
+
+
+@pytest.fixture
+def fake_quarto(project, tmp_path_factory, monkeypatch):
+    """Install a stand-in quarto; return a function giving the calls made so far
+    (and setting the exit status of the next ones)."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    log = bin_dir / "calls.log"
+    log.touch()
+    executable = bin_dir / "quarto"
+
+    def install(status: int = 0) -> None:
+        executable.write_text(
+            FAKE_QUARTO.format(version=VERSION, log=log, status=status),
+            encoding="utf-8",
+        )
+        executable.chmod(executable.stat().st_mode | stat.S_IEXEC)
+
+    install()
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(shutil.which('git')).parent}")
+    monkeypatch.setattr(render_site, "ROOT", project)
+
+    def calls(status: int | None = None) -> list[str]:
+        if status is not None:
+            install(status)
+        return log.read_text(encoding="utf-8").splitlines()
+
+    return calls
+
+
+def test_the_command_renders_nothing_when_nothing_changed(project, fake_quarto, capsys):
+    assert render_site.main([]) == 0
+    assert fake_quarto() == []
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_the_command_renders_the_edited_post_then_records_it(project, fake_quarto):
+    append(project, POST)
+    assert render_site.main([]) == 0
+    assert fake_quarto() == [f"render {POST}"]
+    assert render_site.main([]) == 0
+    assert fake_quarto() == [f"render {POST}"], "rendered again with nothing changed"
+
+
+def test_a_failed_render_is_not_recorded(project, fake_quarto):
+    append(project, "styles.css")
+    fake_quarto(status=1)
+    assert render_site.main([]) == 1
+    fake_quarto(status=0)
+    assert render_site.main([]) == 0
+    assert fake_quarto() == ["render", "render"]
+
+
+def test_full_renders_every_page(project, fake_quarto):
+    assert render_site.main(["--full"]) == 0
+    assert fake_quarto() == ["render"]
+
+
+def test_other_arguments_go_to_quarto_and_leave_the_record(project, fake_quarto):
+    append(project, POST)
+    assert render_site.main([POST, "--to", "html"]) == 0
+    assert render_site.main([]) == 0
+    assert fake_quarto() == [f"render {POST} --to html", f"render {POST}"]
