@@ -85,12 +85,15 @@ def reference_layout(root: Path = ROOT) -> list[ReferencePage]:
 
 
 def documented_objects(root: Path = ROOT) -> dict[str, str]:
-    """Short name -> name as listed in ``_quarto.yml``'s ``quartodoc:`` section."""
-    return {
-        name.rsplit(".", 1)[-1]: name
-        for page in reference_layout(root)
-        for name in page.objects
-    }
+    """Short name -> name as listed in ``_quarto.yml``'s ``quartodoc:`` section.
+
+    A short name listed twice (``mse``: ``functional.mse`` and ``autograd.mse``)
+    means the first listed, the layer a post derives."""
+    objects: dict[str, str] = {}
+    for page in reference_layout(root):
+        for name in page.objects:
+            objects.setdefault(name.rsplit(".", 1)[-1], name)
+    return objects
 
 
 def reference_link(post: Path, name: str, root: Path = ROOT) -> str:

@@ -232,6 +232,19 @@ def test_built_pages_maths_and_tables_parse(built_reference):
         assert not rows, f"{page.name}: a table that did not parse: {rows[:2]}"
 
 
+def test_a_short_name_listed_twice_means_the_first_listed():
+    objects = reference_links.documented_objects()
+    twice = {
+        short
+        for short in {name.rsplit(".", 1)[-1] for name in LISTED}
+        if sum(name.rsplit(".", 1)[-1] == short for name in LISTED) > 1
+    }
+    assert "mse" in twice
+    for short in twice:
+        first = next(name for name in LISTED if name.rsplit(".", 1)[-1] == short)
+        assert objects[short] == first, f"{short} -> {objects[short]}, not {first}"
+
+
 def test_reference_links_helper_finds_first_mentions():
     post = next(p for p in post_paths() if p.parent.name.startswith("03-"))
     mentions = {m.name: m for m in reference_links.first_mentions(post)}
