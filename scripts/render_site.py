@@ -18,8 +18,8 @@ input of the last render that covered every change, and compares:
 - anything else (configuration, styles, scripts, the library, a page added or
   removed, ``_freeze/``, another Quarto): a full render.
 
-Inputs are the files git shows (tracked, or untracked and not ignored), except the
-tests and CI files, which the site never reads, plus ``_freeze/``. Outside a git
+Inputs are the files git shows (tracked, or untracked and not ignored), except those
+in ``NOT_INPUTS``, which a render never reads, plus ``_freeze/``. Outside a git
 checkout every render is a full one.
 """
 
@@ -37,8 +37,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = Path(".cache/render-inputs.json")
-# Never read by a render: a change here leaves the site as it is.
-NOT_INPUTS = ("tests/", ".ci/", ".github/")
+# Never read by a render (the tests, CI, the repository's documents, the tools run by
+# hand and this script): a change here leaves the site as it is.
+NOT_INPUTS = (
+    "tests/",
+    ".ci/",
+    ".github/",
+    "README.md",
+    "CONTRIBUTING.md",
+    ".pre-commit-config.yaml",
+    "package.json",
+    "scripts/test.sh",
+    "scripts/bench_render.py",
+    "scripts/format_cells.py",
+    "scripts/render_site.py",
+)
 # More changed pages than this: one full render is quicker than one render each.
 MOST_PAGES_ONE_BY_ONE = 3
 

@@ -6,6 +6,7 @@ with a stand-in ``quarto`` that records how it was called.
 
 from __future__ import annotations
 
+import re
 import shutil
 import stat
 import subprocess
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import pytest
 import render_site
+import yaml
+
+from site_sources import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -109,6 +113,48 @@ def test_a_shared_input_means_a_full_render(project, name):
 def test_tests_are_not_inputs_of_the_site(project):
     append(project, "tests/test_site.py")
     assert plan(project).nothing
+
+
+def test_what_a_render_never_reads_is_not_an_input(project):
+    write(project, "README.md", "# The project\n")
+    render_site.write_record(project, render_site.input_digests(project), VERSION)
+    append(project, "README.md")
+    assert plan(project).nothing
+
+
+def scripts_a_render_runs() -> set[str]:
+    """The pre- and post-render steps of _quarto.yml, with the scripts/ modules they
+    import, and those modules' own imports."""
+    config = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
+    pending = [*config["project"]["pre-render"], config["project"]["post-render"]]
+    found: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        found.add(name)
+        text = (ROOT / name).read_text(encoding="utf-8")
+        for module in re.findall(r"^\s*(?:from|import) (\w+)", text, re.M):
+            if (ROOT / "scripts" / f"{module}.py").is_file():
+                pending.append(f"scripts/{module}.py")
+    return found
+
+
+def test_files_left_out_of_the_inputs_are_not_read_by_a_render():
+    steps = scripts_a_render_runs()
+    assert "scripts/notebooks.py" in steps  # imported by the post-render step
+    for name in steps:
+        assert not name.startswith(render_site.NOT_INPUTS), f"a render runs {name}"
+    pages = [
+        name for name in render_site.git_files(ROOT) or [] if name.endswith(".qmd")
+    ]
+    assert pages
+    for page in pages:
+        for target in render_site.INCLUDE.findall((ROOT / page).read_text("utf-8")):
+            included = (Path(page).parent / target).as_posix()
+            assert not included.startswith(render_site.NOT_INPUTS), (
+                f"{page} includes {included}"
+            )
 
 
 def test_ignored_files_are_not_inputs(project):
