@@ -232,7 +232,7 @@ def main(argv: list[str]) -> int:
         print(f"Rendering what changed: {', '.join(plan.pages)}.", flush=True)
         commands = [[quarto, "render", page] for page in plan.pages]
     for command in commands:
-        returncode = subprocess.run(command, cwd=ROOT, env=os.environ).returncode
+        returncode = subprocess.run(command, cwd=ROOT).returncode
         if returncode != 0:
             return returncode
     inputs = input_digests(ROOT)

@@ -240,9 +240,9 @@ def test_a_re_render_covers_what_changed_and_nothing_else(rendered_site, tmp_pat
     page = site / post.with_suffix(".html")
     assert sentence in page.read_text(encoding="utf-8")
     rendered_again = {
-        page.relative_to(site).as_posix()
-        for page, mtime in pages.items()
-        if page.stat().st_mtime_ns != mtime
+        path.relative_to(site).as_posix()
+        for path, mtime in pages.items()
+        if path.stat().st_mtime_ns != mtime
     }
     assert rendered_again <= {post.with_suffix(".html").as_posix(), "index.html"}, (
         f"pages rendered again although they did not change: {sorted(rendered_again)}"

@@ -149,12 +149,10 @@ def test_files_left_out_of_the_inputs_are_not_read_by_a_render():
         name for name in render_site.git_files(ROOT) or [] if name.endswith(".qmd")
     ]
     assert pages
-    for page in pages:
-        for target in render_site.INCLUDE.findall((ROOT / page).read_text("utf-8")):
-            included = (Path(page).parent / target).as_posix()
-            assert not included.startswith(render_site.NOT_INPUTS), (
-                f"{page} includes {included}"
-            )
+    for included, pages_including in render_site.includes(ROOT, pages).items():
+        assert not included.startswith(render_site.NOT_INPUTS), (
+            f"{sorted(pages_including)} include {included}"
+        )
 
 
 def test_ignored_files_are_not_inputs(project):
