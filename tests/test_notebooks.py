@@ -221,8 +221,18 @@ def test_notebook_runs_as_downloaded(post, tmp_path):
     assert list(tmp_path.iterdir()) == [], "the notebook wrote files"
 
 
-def fresh_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+def fresh_environment(venv: Path) -> Path:
+    """The Python of a new virtual environment at ``venv``, with pip and nothing else
+    (no system site-packages); the test is skipped where there is none to be had."""
+    made = subprocess.run(
+        [sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True
+    )
+    python = venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    if made.returncode == 0:
+        pip = subprocess.run([python, "-m", "pip", "--version"], capture_output=True)
+        if pip.returncode == 0:
+            return python
+    pytest.skip(f"python -m venv makes no environment with pip here: {made.stderr}")
 
 
 def library_wheel(folder: Path) -> Path:
@@ -293,20 +303,7 @@ def test_install_cell_installs_the_library_into_a_fresh_environment(
     from a wheel of this checkout instead of the repository, and Run all stops at the
     first exercise with the grader's sentence."""
     venv = tmp_path / "venv"
-    made = subprocess.run(
-        [sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True
-    )
-    python = fresh_python(venv)
-    if (
-        made.returncode != 0
-        or subprocess.run(
-            [python, "-m", "pip", "--version"], capture_output=True
-        ).returncode
-        != 0
-    ):
-        pytest.skip(
-            f"python -m venv makes no environment with pip here: {made.stderr[-500:]}"
-        )
+    python = fresh_environment(venv)
     wheel = library_wheel(tmp_path / "build")
     # PyPI's backprop, as far as an import can tell: a package without our modules.
     other = tmp_path / "other" / "backprop"
@@ -343,12 +340,12 @@ def test_install_cell_installs_the_library_into_a_fresh_environment(
     site = dataclasses.replace(
         SITE, requirement=f"{pyproject()['name']} @ {wheel.as_uri()}"
     )
-    post = next(p for p in POSTS if "exercise(" in p.read_text(encoding="utf-8"))
-    nb = notebooks.notebook_for(post, site)
-    stub = next(
-        c
-        for c in nb.cells
-        if any(t.startswith("exercise-") for t in c.metadata.get("tags", []))
+    # The first post with an exercise, and its first stub.
+    nb, stub = next(
+        (nb, cell)
+        for nb in (notebooks.notebook_for(post, site) for post in POSTS)
+        for cell in nb.cells
+        if any(tag.startswith("exercise-") for tag in cell.metadata.get("tags", []))
     )
     head = nbformat.v4.new_notebook(
         cells=nb.cells[: nb.cells.index(stub) + 1], metadata=nb.metadata
