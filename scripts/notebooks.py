@@ -4,23 +4,31 @@ Quarto's own ``ipynb`` format would execute every post a second time; this build
 the notebook from the ``.qmd`` source instead, once per render, as Quarto's
 post-render step (``scripts/post_render.py``). The notebook
 
-- starts with a cell that installs the library when it is not importable,
+- starts with a cell that installs the library when ``backprop.exercises`` is not
+  importable (an unrelated package on PyPI is also called ``backprop``), at the
+  commit the page was built from,
 - links to the published pages instead of the repository's ``.qmd`` files,
 - reads its cross-references as text: ``@eq-x`` becomes "Equation 2", and the
   equation carries ``\\tag{2}``; ``@fig-x`` becomes "Figure 1", captioned below
   the cell that draws it,
 - runs the exercise stubs (the page shows them without running them), so "Run
-  all" stops at the first unsolved exercise, and marks each worked solution.
+  all" stops at the first unsolved exercise, and marks each worked solution, whose
+  cell opens collapsed in Jupyter and in Colab.
 
-The cells carry no outputs: the reader runs them.
+The cells carry no outputs: the reader runs them. The site publishes each notebook
+beside its page, and the repository's published branch holds it too, which is where
+Colab opens it from (``Site.colab_url``).
 """
 
 from __future__ import annotations
 
+import copy
 import re
+import shutil
+import subprocess
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import nbformat
 import yaml
@@ -41,16 +49,59 @@ DIV_FENCE = re.compile(r"^:::+")
 LOCAL_ANCHOR = re.compile(r"\]\((#[\w-]+)\)")
 
 INSTALL_CELL = """\
-# Install the library this notebook imports, unless it is installed already.
-import importlib.util
+# Install the library this notebook imports, unless it is installed already, at the
+# version this page was built from. (Another package on PyPI is called backprop too:
+# look for this library's own module.)
+import importlib
 import subprocess
 import sys
 
-if importlib.util.find_spec("backprop") is None:
+REQUIREMENT = {requirement!r}
+try:
+    import backprop.exercises
+except ImportError:
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", {requirement!r}],
-        check=True,
-    )"""
+        [sys.executable, "-m", "pip", "install", "-q", REQUIREMENT], check=True
+    )
+    # Forget what the failed import left, so that the next one finds the library.
+    for name in [name for name in sys.modules if name.split(".")[0] == "backprop"]:
+        del sys.modules[name]
+    importlib.invalidate_caches()"""
+
+# The branch .github/workflows/publish.yml publishes the rendered site to (Quarto's
+# `gh-pages` target), so each notebook is also at <branch>:posts/NN-slug/index.ipynb.
+PUBLISHED_BRANCH = "gh-pages"
+COLAB = "https://colab.research.google.com/github"
+# Colab shows a code cell whose first line is a title as that title and a "Show
+# code" button when the cell's metadata asks for its form view.
+SOLUTION_TITLE = "# @title Solution"
+COLLAPSED = {"jupyter": {"source_hidden": True}, "cellView": "form"}
+
+
+def notebook_path(post: Path) -> PurePosixPath:
+    """Where the notebook of ``posts/NN-slug/index.qmd`` is, from the site's root."""
+    return PurePosixPath("posts", post.parent.name, "index.ipynb")
+
+
+def built_from(root: Path = ROOT) -> str | None:
+    """The commit checked out at ``root``, or None when ``root`` is no git checkout
+    of its own (a copy without history, an unborn branch, no git)."""
+    if shutil.which("git") is None:
+        return None
+    found = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel", "HEAD"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = found.stdout.split()
+    if found.returncode != 0 or len(lines) != 2:
+        return None
+    top, commit = lines
+    if Path(top).resolve() != root.resolve():
+        return None  # a folder inside some other repository
+    return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else None
 
 
 @dataclass(frozen=True)
@@ -58,18 +109,35 @@ class Site:
     """Where the published pages live and where the library installs from."""
 
     url: str
+    repository: str
     requirement: str
 
     @classmethod
     def from_project(cls, root: Path = ROOT) -> Site:
+        """The site ``_quarto.yml`` names; the library pinned to the commit checked
+        out at ``root``, or, outside a git checkout, to the release tag of its
+        version (``v`` and ``pyproject.toml``'s version)."""
         config = yaml.safe_load((root / "_quarto.yml").read_text(encoding="utf-8"))
         website = config["website"]
         project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-        name = project["project"]["name"]
+        name, version = project["project"]["name"], project["project"]["version"]
+        repo_url = website["repo-url"].rstrip("/")
         return cls(
             url=website["site-url"].rstrip("/") + "/",
-            requirement=f"{name} @ git+{website['repo-url']}",
+            repository=repo_url,
+            requirement=f"{name} @ git+{repo_url}@{built_from(root) or f'v{version}'}",
         )
+
+    def colab_url(self, post: Path) -> str:
+        """The address that opens the post's notebook, as published, in Colab."""
+        match = re.fullmatch(
+            r"https://github\.com/([^/]+/[^/]+?)(?:\.git)?", self.repository
+        )
+        if not match:
+            raise ValueError(
+                f"Colab opens notebooks from GitHub; repo-url is {self.repository}"
+            )
+        return f"{COLAB}/{match.group(1)}/blob/{PUBLISHED_BRANCH}/{notebook_path(post)}"
 
 
 def _split(text: str) -> list[tuple[str, str]]:
@@ -198,6 +266,9 @@ def notebook_for(post: Path, site: Site) -> nbformat.NotebookNode:
         elif options.get("eval") is False and not label.startswith("exercise-"):
             continue  # shown on the page as an example, never run
         cell = nbformat.v4.new_code_cell(code)
+        if label.startswith("solution-"):
+            cell.source = f"{SOLUTION_TITLE}\n{code}"
+            cell.metadata.update(copy.deepcopy(COLLAPSED))
         if label:
             cell.metadata["tags"] = [label]
         cells.append(cell)
@@ -215,12 +286,14 @@ def notebook_for(post: Path, site: Site) -> nbformat.NotebookNode:
     return notebook
 
 
-def write_notebooks(output_dir: Path, root: Path = ROOT) -> list[Path]:
+def write_notebooks(
+    output_dir: Path, root: Path = ROOT, site: Site | None = None
+) -> list[Path]:
     """Write ``posts/NN-slug/index.ipynb`` under ``output_dir`` for every post."""
-    site = Site.from_project(root)
+    site = site or Site.from_project(root)
     written = []
     for post in sorted((root / "posts").glob("*/index.qmd")):
-        target = output_dir / "posts" / post.parent.name / "index.ipynb"
+        target = output_dir / notebook_path(post)
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook_for(post, site), target)
         written.append(target)

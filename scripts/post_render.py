@@ -23,6 +23,10 @@
   its first paragraph, for search engines and link previews.
 - Each post's notebook is built from its source (scripts/notebooks.py) rather than
   by a second Quarto format, so every post executes once per render.
+- Next to each post's *Download the notebook* link goes an *Open in Colab* link to
+  the same notebook on the branch the site is published from, made like it (same
+  list, same styles). The address needs the post's folder, which Quarto's
+  ``other-links`` cannot put in a link shared by every post.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from notebooks import ROOT, write_notebooks
+from notebooks import ROOT, Site, write_notebooks
 
 POLYFILL = re.compile(r'[ \t]*<script src="https://[^"]*polyfill[^"]*"></script>\n?')
 
@@ -203,6 +207,51 @@ def drop_missing_source_maps(site: Path) -> int:
     return dropped
 
 
+# Quarto's other-links item for the notebook: <li><a href="index.ipynb">…</a></li> in
+# the table of contents' margin, <div class="…">…</div> in the title block.
+DOWNLOAD_ITEM = re.compile(
+    r'(<(li|div)\b[^>]*>)\s*<a\b[^>]*\bhref="index\.ipynb"[^>]*>.*?</a>\s*</\2>', re.S
+)
+COLAB_TEXT = "Open in Colab"
+COLAB_ICON = "play-circle"
+
+
+def colab_item(opening_tag: str, closing_tag: str, url: str) -> str:
+    """An other-links item that opens ``url`` (a notebook in Colab)."""
+    return (
+        f'{opening_tag}<a href="{escape(url, quote=True)}" rel="external">'
+        f'<i class="bi bi-{COLAB_ICON}" aria-hidden="true"></i>{COLAB_TEXT}</a>'
+        f"{closing_tag}"
+    )
+
+
+def link_colab(site_dir: Path, site: Site) -> int:
+    """Put an *Open in Colab* link after each post page's notebook link; the pages
+    changed. A post page without a notebook link is an error: the link is expected
+    from ``posts/_metadata.yml``."""
+    changed = 0
+    for page in sorted(site_dir.glob("posts/*/index.html")):
+        html = page.read_text(encoding="utf-8")
+        url = site.colab_url(page.with_suffix(".qmd"))
+        if escape(url, quote=True) in html:
+            continue  # linked by an earlier run
+        item = DOWNLOAD_ITEM.search(html)
+        if item is None:
+            raise SystemExit(
+                f"{page}: no 'Download the notebook' link (href=\"index.ipynb\") "
+                "to put the Colab link next to"
+            )
+        closing = f"</{item.group(2)}>"
+        html = (
+            html[: item.end()]
+            + colab_item(item.group(1), closing, url)
+            + html[item.end() :]
+        )
+        page.write_text(html, encoding="utf-8")
+        changed += 1
+    return changed
+
+
 FIGURE_CACHE = ROOT / ".cache" / "figures"
 
 
@@ -245,11 +294,13 @@ def quantized_png(png: bytes) -> bytes:
 
 def main() -> None:
     site = ROOT / os.environ.get("QUARTO_PROJECT_OUTPUT_DIR", "_site")
+    project = Site.from_project()
     finish_pages(site)
-    subset_icons(site)
+    link_colab(site, project)
+    subset_icons(site)  # after every step that names an icon
     drop_missing_source_maps(site)
     compress_figures(site)
-    write_notebooks(site)
+    write_notebooks(site, site=project)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
+import nbformat
+import notebooks
 import numpy as np
 import post_render
 import pytest
+import yaml
+
+from site_sources import ROOT, front_matter, post_paths
+
+POSTS = post_paths()
+SITE = notebooks.Site.from_project()
 
 HEAD = """<html><head>
 <script src="site_libs/quarto-nav/quarto-nav.js"></script>
@@ -219,3 +229,97 @@ def test_source_maps_that_are_not_there_are_not_named(tmp_path):
     assert post_render.drop_missing_source_maps(tmp_path) == 1
     assert "sourceMappingURL" not in (folder / "a.js").read_text()
     assert "sourceMappingURL=b.js.map" in (folder / "b.js").read_text()
+
+
+# What Quarto 1.7 to 1.10 write for posts/_metadata.yml's other-links: the item in
+# the margin beside the table of contents, or in the title block.
+TOC_LINKS = """<html><head><title>t</title></head><body>
+<nav id="TOC" role="doc-toc"><h2 id="toc-title">On this page</h2><ul><li>
+<a href="#one" id="toc-one" class="nav-link active">One</a></li></ul>
+<div class="quarto-other-links"><h2>Other Links</h2><ul><li><a href="index.ipynb">\
+<i class="bi bi-journal-code"></i>Download the notebook</a></li></ul></div></nav>
+<main><p>Text.</p></main></body></html>"""
+TITLE_BLOCK_LINKS = """<html><body><div class="quarto-other-links-target">\
+<div class="quarto-other-links"><div class="quarto-title-meta-heading">Other Links</div>
+<div class="quarto-title-meta-contents"><a href="index.ipynb" rel="noopener">
+<i class="bi bi-journal-code"></i>Download the notebook</a></div></div></div>
+</body></html>"""
+
+
+def expected_colab_url(slug: str) -> str:
+    """Colab's address for a GitHub notebook, spelled out from _quarto.yml's repo-url
+    and the branch the publish workflow pushes the site to."""
+    config = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
+    owner_repo = config["website"]["repo-url"].removeprefix("https://github.com/")
+    workflow = (ROOT / ".github" / "workflows" / "publish.yml").read_text()
+    branch = re.search(
+        r"quarto-actions/publish@\S+\n\s+with:\n\s+target: (\S+)", workflow
+    )
+    assert branch, "the publish workflow names its target"
+    return (
+        f"https://colab.research.google.com/github/{owner_repo}/blob/"
+        f"{branch.group(1)}/posts/{slug}/index.ipynb"
+    )
+
+
+def post_page(site: Path, slug: str, html: str) -> Path:
+    page = site / "posts" / slug / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(html, encoding="utf-8")
+    return page
+
+
+def colab_link(html: str) -> re.Match:
+    link = re.search(r'<a href="(https://colab[^"]*)"[^>]*>(.*?)</a>', html, re.S)
+    assert link, "no Colab link"
+    return link
+
+
+@pytest.mark.parametrize("html", [TOC_LINKS, TITLE_BLOCK_LINKS], ids=["toc", "title"])
+def test_each_post_links_its_notebook_in_colab_beside_the_download(tmp_path, html):
+    slug = POSTS[0].parent.name
+    page = post_page(tmp_path, slug, html)
+    assert post_render.link_colab(tmp_path, SITE) == 1
+    linked = page.read_text(encoding="utf-8")
+    link = colab_link(linked)
+    assert link.group(1) == expected_colab_url(slug)
+    # An item of the same kind as the download link's, right after it.
+    item = re.search(r'(<(li|div)\b[^>]*>)\s*<a [^>]*href="index\.ipynb"', linked)
+    after_download = rf"Download the notebook</a>\s*</{item.group(2)}>"
+    assert re.search(after_download + re.escape(item.group(1) + link.group(0)), linked)
+    # Named by its text; the icon is decoration.
+    assert re.fullmatch(
+        r'<i class="bi bi-[\w-]+" aria-hidden="true"></i>Open in Colab', link.group(2)
+    )
+    assert post_render.link_colab(tmp_path, SITE) == 0, "a second run adds nothing"
+    assert linked.count("colab.research.google.com") == 1
+
+
+def test_the_colab_link_opens_the_notebook_published_for_the_same_post(tmp_path):
+    # The site as published: the gh-pages branch holds _site's files at its root.
+    site = tmp_path / "_site"
+    for post in POSTS:
+        post_page(site, post.parent.name, TOC_LINKS)
+    notebooks.write_notebooks(site)
+    post_render.link_colab(site, SITE)
+    prefix = expected_colab_url("SLUG").split("posts/SLUG/")[0]
+    for post in POSTS:
+        page = site / "posts" / post.parent.name / "index.html"
+        url = colab_link(page.read_text(encoding="utf-8")).group(1)
+        assert url.startswith(prefix)
+        published = site / url.removeprefix(prefix)
+        assert published.parent == page.parent and published.is_file()
+        title = nbformat.read(published, as_version=4).cells[0].source.splitlines()[0]
+        assert title == f"# {front_matter(post)['title']}"
+
+
+def test_a_post_page_without_its_notebook_link_stops_the_render(tmp_path):
+    post_page(tmp_path, POSTS[0].parent.name, TOC_LINKS.replace("index.ipynb", "x.py"))
+    with pytest.raises(SystemExit, match="Download the notebook"):
+        post_render.link_colab(tmp_path, SITE)
+
+
+def test_colab_opens_notebooks_from_github_only():
+    elsewhere = dataclasses.replace(SITE, repository="https://gitlab.com/a/b")
+    with pytest.raises(ValueError, match="GitHub"):
+        elsewhere.colab_url(POSTS[0])

@@ -260,3 +260,34 @@ def test_a_re_render_covers_what_changed_and_nothing_else(rendered_site, tmp_pat
 
     again = render(project)
     assert again.returncode == 0 and "up to date" in again.stdout
+
+
+@pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
+def test_post_page_opens_its_notebook_in_colab(rendered_site, post):
+    import notebooks
+
+    site, _ = rendered_site
+    page = site / "posts" / post.parent.name / "index.html"
+    text = page.read_text(encoding="utf-8")
+    links = re.findall(r'<a href="(https://colab\.research\.google\.com/[^"]+)"', text)
+    assert len(links) == 1, f"{post.parent.name}: {len(links)} Colab links"
+    # Colab opens the gh-pages branch, which holds _site as rendered here.
+    address = re.fullmatch(
+        r"https://colab\.research\.google\.com/github/[^/]+/[^/]+/blob/gh-pages/(.+)",
+        links[0],
+    )
+    assert address and (site / address.group(1)) == page.parent / "index.ipynb"
+    assert links[0] == notebooks.Site.from_project(site.parent).colab_url(post)
+    # Right after the download link, in an item of its own, named by its text.
+    assert re.search(
+        r'href="index\.ipynb"[^>]*>(?:(?!</a>).)*</a>\s*</(li|div)>\s*<\1\b[^>]*>\s*'
+        r'<a href="https://colab[^"]*"[^>]*><i class="bi bi-([\w-]+)" '
+        r'aria-hidden="true"></i>Open in Colab</a>',
+        text,
+        re.S,
+    ), f"{post.parent.name}: the Colab link is not beside the download link"
+    icons = (site / "site_libs" / "bootstrap" / "bootstrap-icons.css").read_text()
+    icon = re.search(
+        r'<i class="bi bi-([\w-]+)" aria-hidden="true"></i>Open in Colab', text
+    )
+    assert f".bi-{icon.group(1)}::before" in icons, "the icon font lacks the Colab icon"
