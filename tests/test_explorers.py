@@ -26,6 +26,7 @@ import torch
 
 from backprop.attention import attention, causal_mask
 from backprop.broadcasting import broadcast_shape, unbroadcast
+from backprop.conv import conv2d, conv2d_backward, im2col
 from backprop.functional import cross_entropy, cross_entropy_backward
 from backprop.softmax import softmax, softmax_backward
 
@@ -278,6 +279,150 @@ def _attention_fixture() -> list[dict]:
     return cases
 
 
+# --- convolution ------------------------------------------------------------------
+
+# (h, w, kh, kw, stride, padding, dilation): post 11's examples, non-square images
+# and kernels, strides above 1, padding, dilation, and sizes with no output.
+CONV_SIZES = [
+    (5, 5, 3, 3, 1, 0, 1),
+    (5, 5, 3, 3, 2, 0, 1),  # post 11's im2col figure
+    (8, 8, 3, 3, 2, 1, 1),  # post 11's main example
+    (6, 6, 3, 3, 2, 0, 1),  # the last row and column meet no window
+    (4, 7, 2, 3, 1, 0, 1),
+    (7, 4, 3, 2, 2, 1, 1),
+    (6, 5, 2, 2, 3, 2, 1),
+    (5, 6, 3, 2, 1, 1, 2),
+    (8, 7, 3, 3, 2, 2, 3),
+    (2, 8, 1, 5, 2, 3, 2),
+    (1, 1, 1, 1, 1, 0, 1),
+    (3, 3, 3, 3, 1, 0, 1),
+    (3, 3, 1, 1, 4, 3, 1),
+    (3, 3, 4, 2, 1, 0, 1),  # the kernel is taller than the image
+    (2, 3, 2, 4, 1, 0, 1),  # and here wider
+    (4, 4, 3, 3, 1, 0, 2),  # fits undilated, not with dilation 2
+    (3, 4, 2, 2, 0, 0, 1),  # stride 0
+    (3, 4, 2, 2, 1, 0, 0),  # dilation 0
+]
+
+
+def _random_conv_sizes(count: int) -> list[tuple[int, ...]]:
+    rng = np.random.default_rng(11)
+    sizes: list[tuple[int, ...]] = []
+    while len(sizes) < count:
+        h, w = (int(v) for v in rng.integers(1, 9, size=2))
+        kh, kw = (int(v) for v in rng.integers(1, 6, size=2))
+        stride, padding, dilation = (int(v) for v in rng.integers(1, 4, size=3))
+        span_h, span_w = dilation * (kh - 1) + 1, dilation * (kw - 1) + 1
+        if span_h <= h + 2 * padding and span_w <= w + 2 * padding:
+            sizes.append((h, w, kh, kw, stride, padding, dilation))
+    return sizes
+
+
+def _spread_kernel(w: torch.Tensor, dilation: int) -> torch.Tensor:
+    """A dilated kernel as an ordinary one: dilation - 1 zeros between entries.
+
+    backprop.conv has no dilation argument; a kernel spread out like this makes
+    its conv2d, conv2d_backward and im2col compute the dilated convolution.
+    """
+    kh, kw = w.shape[-2:]
+    spread = w.new_zeros(
+        *w.shape[:-2], dilation * (kh - 1) + 1, dilation * (kw - 1) + 1
+    )
+    spread[..., ::dilation, ::dilation] = w
+    return spread
+
+
+def _conv_case(sizes: tuple[int, ...], gen: torch.Generator) -> dict:
+    h, w, kh, kw, stride, padding, dilation = sizes
+    case: dict = dict(
+        zip(("h", "w", "kh", "kw", "stride", "padding", "dilation"), sizes, strict=True)
+    )
+    x = torch.randn(1, 1, h, w, generator=gen, dtype=torch.float64)
+    weight = torch.randn(1, 1, kh, kw, generator=gen, dtype=torch.float64)
+
+    def torch_conv(image: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(
+            image, weight, stride=stride, padding=padding, dilation=dilation
+        )
+
+    if stride == 0 or dilation == 0:
+        with pytest.raises(RuntimeError):
+            torch_conv(x)
+        if stride == 0:
+            with pytest.raises(ValueError, match="stride must be at least 1"):
+                conv2d(x, weight, stride=stride, padding=padding)
+        case.update(ok=False, rule="stride" if stride == 0 else "dilation")
+        return case
+    spread = _spread_kernel(weight, dilation)
+    span_h, span_w = spread.shape[-2:]
+    try:
+        y_torch = torch_conv(x)
+    except RuntimeError:
+        with pytest.raises(ValueError, match="larger than the padded input"):
+            conv2d(x, spread, stride=stride, padding=padding)
+        case.update(ok=False, rule="size")
+        return case
+
+    # Forward: the library on the spread kernel, against torch's dilation.
+    y = conv2d(x, spread, stride=stride, padding=padding)
+    torch.testing.assert_close(y, y_torch, rtol=1e-12, atol=1e-12)
+    out_h, out_w = y.shape[-2:]
+
+    # im2col of x: the rows of the spread kernel's entries that are the kernel's.
+    kept = torch.zeros(span_h, span_w, dtype=torch.bool)
+    kept[::dilation, ::dilation] = True
+    cols = im2col(x, (span_h, span_w), stride, padding)[0][kept.flatten()]
+    unfold = torch.nn.functional.unfold(x, (kh, kw), dilation, padding, stride)[0]
+    torch.testing.assert_close(cols, unfold, rtol=0, atol=0)
+
+    # Receptive fields: im2col of the padded image's pixel numbers.
+    padded_h, padded_w = h + 2 * padding, w + 2 * padding
+    ids = torch.arange(padded_h * padded_w, dtype=torch.float64)
+    ids = ids.reshape(1, 1, padded_h, padded_w)
+    read = im2col(ids, (span_h, span_w), stride)[0][kept.flatten()].long()
+    unfold_ids = torch.nn.functional.unfold(ids, (kh, kw), dilation, 0, stride)[0]
+    assert torch.equal(read, unfold_ids.long())
+    # fields[l][k]: input [row, col] of kernel entry k in window l (padding: outside).
+    fields = [
+        [[int(n) // padded_w - padding, int(n) % padded_w - padding] for n in column]
+        for column in read.T
+    ]
+
+    # Input gradients: conv2d_backward on a one-hot upstream gradient per output
+    # entry, and on a random one; oracle: autograd through torch's convolution.
+    jacobian = torch.autograd.functional.jacobian(torch_conv, x)[0, 0, :, :, 0, 0]
+    onehots = []
+    for i, j in itertools.product(range(out_h), range(out_w)):
+        onehot = torch.zeros_like(y)
+        onehot[0, 0, i, j] = 1.0
+        grad_x = conv2d_backward(onehot, x, spread, None, stride, padding)[0]
+        torch.testing.assert_close(grad_x[0, 0], jacobian[i, j], rtol=0, atol=1e-12)
+        onehots.append(grad_x[0, 0].tolist())
+    g = torch.randn(y.shape, generator=gen, dtype=torch.float64)
+    grad_x = conv2d_backward(g, x, spread, None, stride, padding)[0]
+    leaf = x.clone().requires_grad_(True)
+    torch_conv(leaf).backward(g)
+    torch.testing.assert_close(grad_x, leaf.grad, rtol=1e-12, atol=1e-12)
+    case.update(
+        ok=True,
+        out=[out_h, out_w],
+        x=x[0, 0].tolist(),
+        weight=weight[0, 0].tolist(),
+        y=y[0, 0].tolist(),
+        cols=cols.tolist(),
+        fields=fields,
+        onehot_grad_x=onehots,
+        grad_y=g[0, 0].tolist(),
+        grad_x=grad_x[0, 0].tolist(),
+    )
+    return case
+
+
+def _conv_fixture() -> list[dict]:
+    gen = torch.Generator().manual_seed(11)
+    return [_conv_case(s, gen) for s in CONV_SIZES + _random_conv_sizes(24)]
+
+
 # --- running the JavaScript tests -------------------------------------------------
 
 
@@ -288,6 +433,7 @@ def write_fixtures(path: Path) -> None:
         "finiteDifferences": _fd_fixture(),
         "softmax": _softmax_fixture(),
         "attention": _attention_fixture(),
+        "conv": _conv_fixture(),
     }
     path.write_text(json.dumps(fixtures), encoding="utf-8")
 
