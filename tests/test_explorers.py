@@ -11,9 +11,11 @@ cannot carry a library bug into the browser unnoticed.
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import math
+import operator
 import os
 import re
 import shutil
@@ -25,6 +27,7 @@ import pytest
 import torch
 
 from backprop.attention import attention, causal_mask
+from backprop.autograd import Tensor
 from backprop.broadcasting import broadcast_shape, unbroadcast
 from backprop.conv import conv2d, conv2d_backward, im2col
 from backprop.functional import cross_entropy, cross_entropy_backward
@@ -423,6 +426,163 @@ def _conv_fixture() -> list[dict]:
     return [_conv_case(s, gen) for s in CONV_SIZES + _random_conv_sizes(24)]
 
 
+# --- the tape ---------------------------------------------------------------------
+
+# The explorer's presets (assets/explorers/tape.js, PRESETS: the JS test checks
+# that each is here, word for word) and a few more expressions, with their values
+# as a reader types them.
+TAPE_PRESETS = [
+    ("x * y + exp(x)", "x = 0.5, y = -2"),
+    ("sum(x + x * x)", "x = [-2, -1, 0, 1, 2]"),
+    ("sum(w * x + b)", "w = [1, -2, 0.5], x = [2, 1, -1], b = 0.5"),
+    (
+        "sum(relu(x @ W + b))",
+        "x = [[1, -1, 2], [0.5, 2, -1]], W = [[1, -1], [0.5, 2], [-1, 1]], "
+        "b = [0.5, -1]",
+    ),
+    ("log(sum(exp(z)))", "z = [1, 2, 3]"),
+]
+TAPE_MORE = [
+    ("x * x", "x = 3"),
+    ("-x * 2 - -3", "x = 1.5"),
+    ("sum(relu(x - 1) * x + x)", "x = [0.5, 2, 3]"),
+    ("sum(exp(a) @ M) * c", "a = [0.1, -0.2], M = [[1, 2, 3], [4, 5, 6]], c = 2"),
+    ("log(x) * x - x", "x = 2.5"),
+    ("sum(x @ W - t) * sum(x @ W - t)", "x = [1, 2], W = [[1, -1], [2, 0.5]], t = 1"),
+    ("sum(2 * p - q * (p + 1))", "p = [[1, 2], [3, 4]], q = [1, -1]"),
+    ("(a + b) * (a - b) + a * b", "a = 3, b = -1"),
+]
+
+TAPE_FUNCTIONS = {
+    "relu": (Tensor.relu, torch.relu),
+    "exp": (Tensor.exp, torch.exp),
+    "log": (Tensor.log, torch.log),
+    "sum": (Tensor.sum, torch.sum),
+}
+TAPE_OPERATORS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.MatMult: operator.matmul,
+}
+
+
+def _tape_values(text: str) -> dict[str, list | float]:
+    """ "x = 2, w = [1, -2]" read as Python reads dict(x=2, w=[1, -2])."""
+    call = ast.parse(f"dict({text})", mode="eval").body
+    assert isinstance(call, ast.Call) and not call.args, text
+    return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+
+
+def _evaluate(expression: str, leaves: dict, library: bool, probe: str | None = None):
+    """The expression evaluated by Python's own parser on ``leaves``; each
+    operation's result named u1, u2, ... in the order it is computed, as the
+    explorer names them. ``probe``: add a zero leaf to that result, whose
+    gradient is then the result's (backprop.autograd keeps only the leaves')."""
+    names: dict[int, str] = {}
+    results: dict[str, object] = {}
+    zero = None
+
+    def record(result):
+        nonlocal zero
+        if not (getattr(result, "requires_grad", False)):
+            return result
+        name = f"u{len(results) + 1}"
+        names[id(result)], results[name] = name, result
+        if name == probe:
+            zero = Tensor(torch.zeros_like(result.data), requires_grad=True)
+            return result + zero
+        return result
+
+    def walk(node: ast.expr):
+        match node:
+            case ast.BinOp(left=left, op=op, right=right):
+                a, b = walk(left), walk(right)
+                return record(TAPE_OPERATORS[type(op)](a, b))
+            case ast.UnaryOp(op=ast.USub(), operand=operand):
+                return record(-walk(operand))
+            case ast.Call(func=ast.Name(id=function), args=[argument]):
+                return record(
+                    TAPE_FUNCTIONS[function][0 if library else 1](walk(argument))
+                )
+            case ast.Name(id=name):
+                return leaves[name]
+            case ast.Constant(value=value):
+                return float(value)
+        raise AssertionError(f"{expression}: {ast.dump(node)}")
+
+    root = walk(ast.parse(expression, mode="eval").body)
+    return root, names, results, zero
+
+
+def _tape_case(expression: str, values_text: str) -> dict:
+    values = _tape_values(values_text)
+
+    def tensors(kind):
+        return {
+            name: kind(torch.tensor(v, dtype=torch.float64), requires_grad=True)
+            for name, v in values.items()
+        }
+
+    leaves = tensors(Tensor)
+    root, names, results, _ = _evaluate(expression, leaves, library=True)
+    root.backward()
+    names.update({id(leaf): name for name, leaf in leaves.items()})
+    tape = [names[id(node)] for node in root.tape()]
+    gradients = {
+        name: leaf.grad for name, leaf in leaves.items() if leaf.grad is not None
+    }
+    for name in results:  # each result's gradient, through a zero leaf added to it
+        probed = _evaluate(expression, tensors(Tensor), library=True, probe=name)
+        probed[0].backward()
+        gradients[name] = probed[3].grad
+
+    # Oracle: torch.autograd on the same expression, every result's grad retained.
+    torch_leaves = {
+        name: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+        for name, v in values.items()
+    }
+    torch_root, _, torch_results, _ = _evaluate(expression, torch_leaves, library=False)
+    for result in torch_results.values():
+        result.retain_grad()
+    torch_root.sum().backward()
+    expected = {name: t.grad for name, t in {**torch_leaves, **torch_results}.items()}
+    assert sorted(tape) == sorted(name for name, g in expected.items() if g is not None)
+    for name in tape:
+        torch.testing.assert_close(
+            gradients[name], expected[name], rtol=1e-12, atol=1e-12
+        )
+    # The tape is a topological order ending at the result.
+    position = {id(node): k for k, node in enumerate(root.tape())}
+    assert tape[-1] == names[id(root)]
+    for node in root.tape():
+        assert all(
+            position[id(p)] < position[id(node)]
+            for p in node.parents
+            if p.requires_grad
+        )
+
+    data = {name: t.data for name, t in {**leaves, **results}.items()}
+    ops = {name: t.op for name, t in results.items()}
+    return {
+        "expression": expression,
+        "values": values_text,
+        "tape": tape,
+        "nodes": {
+            name: {
+                "op": ops.get(name, ""),
+                "value": data[name].tolist(),
+                "grad": gradients[name].tolist(),
+            }
+            for name in tape
+        },
+    }
+
+
+def _tape_fixture() -> list[dict]:
+    return [_tape_case(e, v) for e, v in TAPE_PRESETS + TAPE_MORE]
+
+
 # --- running the JavaScript tests -------------------------------------------------
 
 
@@ -434,6 +594,7 @@ def write_fixtures(path: Path) -> None:
         "softmax": _softmax_fixture(),
         "attention": _attention_fixture(),
         "conv": _conv_fixture(),
+        "tape": _tape_fixture(),
     }
     path.write_text(json.dumps(fixtures), encoding="utf-8")
 
