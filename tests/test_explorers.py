@@ -642,13 +642,15 @@ def _ojs_code(page: Path) -> str:
     return re.sub(strings, '""', code)
 
 
-def test_the_five_posts_have_explorers():
+def test_the_seven_posts_have_explorers():
     assert [p.parent.name for p in EXPLORER_PAGES] == [
         "02-chain-rule",
         "04-bias-broadcasting",
         "07-softmax-cross-entropy",
         "08-gradient-checking",
+        "11-convolutions",
         "12-attention",
+        "14-your-own-autograd",
     ]
     for page in EXPLORER_PAGES:
         post = (page.parent / "index.qmd").read_text(encoding="utf-8")

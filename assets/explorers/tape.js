@@ -157,21 +157,24 @@ const asMatrix = (t, cols) => tensor([numel(t.shape) / cols, cols], t.data);
 
 // --- operations: forward, backward and the local derivative in words ----------------
 
-// Each op: symbol for the graph; forward(inputs) -> tensor; backward(g, inputs,
-// out) -> one gradient per input, as backprop.autograd computes them; local:
-// the local derivative with respect to input i, in words.
+// Each op: forward(inputs) -> tensor; backward(g, inputs, out) -> one gradient
+// per input, as backprop.autograd computes them; local: the local derivative
+// with respect to each input, in words; localValue(inputs, out, i): its numbers,
+// elementwise (none for @, whose local derivative is a matrix product).
 export const OPS = {
   "+": {
     arity: 2,
     forward: ([a, b]) => elementwise(a, b, (p, q) => p + q, "+"),
     backward: (g, [a, b]) => [unbroadcast(g, a.shape), unbroadcast(g, b.shape)],
     local: () => ["1", "1"],
+    localValue: () => tensor([], [1]),
   },
   "-": {
     arity: 2,
     forward: ([a, b]) => elementwise(a, b, (p, q) => p - q, "-"),
     backward: (g, [a, b]) => [unbroadcast(g, a.shape), unbroadcast(map(g, (v) => -v), b.shape)],
     local: () => ["1", "−1"],
+    localValue: (inputs, out, i) => tensor([], [i === 0 ? 1 : -1]),
   },
   "*": {
     arity: 2,
@@ -180,7 +183,8 @@ export const OPS = {
       unbroadcast(elementwise(g, b, (p, q) => p * q), a.shape),
       unbroadcast(elementwise(g, a, (p, q) => p * q), b.shape),
     ],
-    local: (names) => [`${names[1]} (the other factor)`, `${names[0]} (the other factor)`],
+    local: (names) => [`${names[1]}, the other factor`, `${names[0]}, the other factor`],
+    localValue: (inputs, out, i) => inputs[1 - i],
   },
   "@": {
     arity: 2,
@@ -198,24 +202,28 @@ export const OPS = {
     forward: ([a]) => map(a, (v) => (v > 0 ? v : 0)),
     backward: (g, [a]) => [tensor(g.shape, g.data.map((v, k) => (a.data[k] > 0 ? v : 0)))],
     local: (names) => [`1 where ${names[0]} > 0, else 0`],
+    localValue: ([a]) => map(a, (v) => (v > 0 ? 1 : 0)),
   },
   exp: {
     arity: 1,
     forward: ([a]) => map(a, Math.exp),
     backward: (g, _inputs, out) => [tensor(g.shape, g.data.map((v, k) => v * out.data[k]))],
     local: (names) => [`exp(${names[0]}), the result itself`],
+    localValue: (inputs, out) => out,
   },
   log: {
     arity: 1,
     forward: ([a]) => map(a, Math.log),
     backward: (g, [a]) => [tensor(g.shape, g.data.map((v, k) => v / a.data[k]))],
     local: (names) => [`1 / ${names[0]}`],
+    localValue: ([a]) => map(a, (v) => 1 / v),
   },
   sum: {
     arity: 1,
     forward: ([a]) => tensor([], [a.data.reduce((p, v) => p + v, 0)]),
     backward: (g, [a]) => [tensor(a.shape, new Array(numel(a.shape)).fill(g.data[0]))],
     local: () => ["1 for every entry"],
+    localValue: ([a]) => map(a, () => 1),
   },
 };
 
@@ -522,16 +530,19 @@ export function backward(graph) {
       parent,
       position: i,
       local: locals[i],
-      before: parent.requiresGrad ? total(parent) : null,
+      localValue: OPS[node.op].localValue ? OPS[node.op].localValue(inputs, node.value, i) : null,
       value: grads[i],
-      summedBroadcast: grads[i] && numel(grads[i].shape) < numel(upstream.shape) && node.op !== "@" && node.op !== "sum",
+      summedBroadcast: numel(grads[i].shape) < numel(upstream.shape) && !["@", "sum"].includes(node.op),
     }));
+    // One input after the other: x * x sends x two contributions, and the
+    // second is added to the first.
     for (const c of contributions) {
       if (!c.parent.requiresGrad) continue;
+      c.before = total(c.parent);
       if (!received.has(c.parent)) received.set(c.parent, []);
       received.get(c.parent).push({ from: node, position: c.position, value: c.value });
+      c.after = total(c.parent);
     }
-    for (const c of contributions) c.after = c.parent.requiresGrad ? total(c.parent) : null;
     steps.push({ node, upstream, contributions, received: snapshot() });
   }
   const gradients = new Map(order.map((node) => [node, total(node)]));

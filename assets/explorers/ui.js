@@ -191,7 +191,8 @@ export function attempt(compute, status) {
 
 // A captioned table. `columns`: header texts; `rows`: arrays of cells, the first
 // being the row's header. A cell is text, a node, or {content, style, className}.
-export function table({ caption, columns, rows }) {
+// `className` is added to the table's own classes.
+export function table({ caption, columns, rows, className = "" }) {
   const cell = (tag, value, attrs = {}) => {
     const plain = value === null || typeof value !== "object";
     if (!plain && !(value instanceof Node) && !Array.isArray(value)) {
@@ -208,7 +209,7 @@ export function table({ caption, columns, rows }) {
     { class: "explorer-table-wrap", tabindex: 0, role: "region", "aria-label": label },
     h(
       "table",
-      { class: "table table-sm explorer-table" },
+      { class: `table table-sm explorer-table ${className}`.trim() },
       h("caption", null, caption),
       h(
         "thead",
@@ -451,4 +452,136 @@ export function legend(items) {
       ),
     ),
   );
+}
+
+// Text that only assistive technology reads (Bootstrap's class): what a colour
+// or an outline says to the eye.
+export function srOnly(text) {
+  return h("span", { class: "visually-hidden" }, text);
+}
+
+// Step through 0..max with buttons, or with the arrow keys, Home and End while
+// any of the buttons has focus. The value is the current step; the line beside
+// the buttons says it in words (describe(step)), for the eye and the ear.
+export function stepper({ label, max, value = 0, describe = (k) => `step ${k} of ${max}` }) {
+  let step = Math.min(Math.max(0, value), max);
+  const shown = h("output", { class: "explorer-value" });
+  const wrapper = h("div", { class: "explorer-control explorer-stepper", role: "group", "aria-label": label });
+  const go = (k) => {
+    const next = Math.min(Math.max(0, k), max);
+    if (next === step) return;
+    step = next;
+    shown.textContent = describe(step);
+    wrapper.dispatchEvent(new Event("input", { bubbles: true }));
+  };
+  const button = (text, name, target) => {
+    const b = h("button", { type: "button", "aria-label": name, title: name }, text);
+    b.addEventListener("click", () => go(target()));
+    return b;
+  };
+  const keys = {
+    ArrowLeft: () => step - 1,
+    ArrowUp: () => step - 1,
+    ArrowRight: () => step + 1,
+    ArrowDown: () => step + 1,
+    Home: () => 0,
+    End: () => max,
+  };
+  wrapper.addEventListener("keydown", (event) => {
+    if (!(event.key in keys)) return;
+    event.preventDefault();
+    go(keys[event.key]());
+  });
+  append(wrapper, [
+    h("span", { class: "explorer-stepper-label" }, label),
+    button("⏮", "back to the start", () => 0),
+    button("◀ back", "one step back", () => step - 1),
+    button("next ▶", "one step forward", () => step + 1),
+    button("⏭", "to the end", () => max),
+    shown,
+  ]);
+  shown.textContent = describe(step);
+  return asView(
+    wrapper,
+    () => step,
+    (k) => {
+      step = Math.min(Math.max(0, k), max);
+      shown.textContent = describe(step);
+    },
+  );
+}
+
+// A small directed graph drawn in columns: nodes [{id, column, label, sublabel,
+// className}] (column 0 on the left), edges [{from, to, className}] from input
+// to result. Two edges between the same nodes (x * x) are drawn as two curves.
+export function graphChart({ width, label, nodes, edges }) {
+  const columns = Math.max(...nodes.map((n) => n.column)) + 1;
+  const perColumn = new Map();
+  const place = new Map();
+  for (const node of nodes) {
+    const row = perColumn.get(node.column) || 0;
+    perColumn.set(node.column, row + 1);
+    place.set(node.id, { column: node.column, row });
+  }
+  const rows = Math.max(...perColumn.values());
+  const boxW = 64;
+  const boxH = 38;
+  const w = Math.max(280, Math.min(Math.round(width || 640), 120 * columns + 20));
+  const gapX = columns > 1 ? (w - boxW - 20) / (columns - 1) : 0;
+  const height = rows * 58 + 12;
+  const at = (id) => {
+    const { column, row } = place.get(id);
+    const count = perColumn.get(column);
+    const x = 10 + boxW / 2 + column * gapX;
+    const y = 6 + ((row + 0.5) * (height - 12)) / count;
+    return { x, y };
+  };
+  const svg = s("svg", {
+    class: "explorer-chart explorer-graph",
+    width: w,
+    height,
+    viewBox: `0 0 ${w} ${height}`,
+    role: "img",
+    "aria-label": label,
+  });
+  const seen = new Map();
+  for (const edge of edges) {
+    const key = `${edge.from}>${edge.to}`;
+    const k = seen.get(key) || 0;
+    seen.set(key, k + 1);
+    const twins = edges.filter((e) => e.from === edge.from && e.to === edge.to).length;
+    const a = at(edge.from);
+    const b = at(edge.to);
+    const x1 = a.x + boxW / 2;
+    const x2 = b.x - boxW / 2;
+    const bend = twins > 1 ? (k - (twins - 1) / 2) * 22 : 0;
+    const mx = (x1 + x2) / 2;
+    const my = (a.y + b.y) / 2 + bend;
+    const end = b.y + bend * 0.3;
+    append(svg, [
+      s("path", {
+        class: `explorer-edge ${edge.className || ""}`,
+        d: `M${x1.toFixed(1)},${a.y.toFixed(1)} Q${mx.toFixed(1)},${my.toFixed(1)} ${x2.toFixed(1)},${end.toFixed(1)}`,
+      }),
+      s("polygon", {
+        class: `explorer-arrow ${edge.className || ""}`,
+        points: `${x2},${end} ${x2 - 8},${end - 4} ${x2 - 8},${end + 4}`,
+      }),
+    ]);
+  }
+  for (const node of nodes) {
+    const { x, y } = at(node.id);
+    append(svg, [
+      s(
+        "g",
+        { class: `explorer-node ${node.className || ""}` },
+        s("rect", { x: x - boxW / 2, y: y - boxH / 2, width: boxW, height: boxH, rx: 6 }),
+        s("text", { x, y: node.sublabel ? y - 4 : y, dy: "0.32em", "text-anchor": "middle" }, node.label),
+        node.sublabel
+          ? s("text", { x, y: y + 11, dy: "0.32em", "text-anchor": "middle", class: "explorer-node-sub" }, node.sublabel)
+          : null,
+      ),
+    ]);
+  }
+  return svg;
 }

@@ -77,7 +77,9 @@ test("a value used twice by one operation gets both contributions, and they add"
   assert.equal(first.parent, second.parent);
   assert.equal(first.before, null); // nothing had reached x before this step
   assert.deepEqual([first.value.data, second.value.data], [[3], [3]]);
-  assert.deepEqual(second.after.data, [6]);
+  assert.deepEqual([first.localValue.data, second.localValue.data], [[3], [3]]);
+  // The second contribution is added to the first.
+  assert.deepEqual([first.after.data, second.before.data, second.after.data], [[3], [3], [6]]);
   assert.equal(r.steps[0].received.get(first.parent).length, 2);
 });
 
