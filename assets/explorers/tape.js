@@ -167,14 +167,12 @@ export const OPS = {
     forward: ([a, b]) => elementwise(a, b, (p, q) => p + q, "+"),
     backward: (g, [a, b]) => [unbroadcast(g, a.shape), unbroadcast(g, b.shape)],
     local: () => ["1", "1"],
-    localValue: () => tensor([], [1]),
   },
   "-": {
     arity: 2,
     forward: ([a, b]) => elementwise(a, b, (p, q) => p - q, "-"),
     backward: (g, [a, b]) => [unbroadcast(g, a.shape), unbroadcast(map(g, (v) => -v), b.shape)],
     local: () => ["1", "−1"],
-    localValue: (inputs, out, i) => tensor([], [i === 0 ? 1 : -1]),
   },
   "*": {
     arity: 2,
@@ -223,7 +221,6 @@ export const OPS = {
     forward: ([a]) => tensor([], [a.data.reduce((p, v) => p + v, 0)]),
     backward: (g, [a]) => [tensor(a.shape, new Array(numel(a.shape)).fill(g.data[0]))],
     local: () => ["1 for every entry"],
-    localValue: ([a]) => map(a, () => 1),
   },
 };
 

@@ -474,8 +474,10 @@ export function stepper({ label, max, value = 0, describe = (k) => `step ${k} of
     shown.textContent = describe(step);
     wrapper.dispatchEvent(new Event("input", { bubbles: true }));
   };
-  const button = (text, name, target) => {
-    const b = h("button", { type: "button", "aria-label": name, title: name }, text);
+  // The arrows are decoration: a button's name is its word.
+  const button = (before, word, after, target) => {
+    const arrow = (text) => (text ? h("span", { "aria-hidden": "true" }, text) : null);
+    const b = h("button", { type: "button" }, arrow(before), word, arrow(after));
     b.addEventListener("click", () => go(target()));
     return b;
   };
@@ -494,10 +496,10 @@ export function stepper({ label, max, value = 0, describe = (k) => `step ${k} of
   });
   append(wrapper, [
     h("span", { class: "explorer-stepper-label" }, label),
-    button("⏮", "back to the start", () => 0),
-    button("◀ back", "one step back", () => step - 1),
-    button("next ▶", "one step forward", () => step + 1),
-    button("⏭", "to the end", () => max),
+    button(null, "start", null, () => 0),
+    button("◀ ", "back", null, () => step - 1),
+    button(null, "next", " ▶", () => step + 1),
+    button(null, "end", null, () => max),
     shown,
   ]);
   shown.textContent = describe(step);
@@ -528,12 +530,14 @@ export function graphChart({ width, label, nodes, edges }) {
   const boxH = 38;
   const w = Math.max(280, Math.min(Math.round(width || 640), 120 * columns + 20));
   const gapX = columns > 1 ? (w - boxW - 20) / (columns - 1) : 0;
-  const height = rows * 58 + 12;
+  // Room above the nodes for the arcs of edges that skip a column.
+  const top = 34;
+  const height = rows * 58 + top + 6;
   const at = (id) => {
     const { column, row } = place.get(id);
     const count = perColumn.get(column);
     const x = 10 + boxW / 2 + column * gapX;
-    const y = 6 + ((row + 0.5) * (height - 12)) / count;
+    const y = top + ((row + 0.5) * (height - top - 6)) / count;
     return { x, y };
   };
   const svg = s("svg", {
@@ -554,18 +558,26 @@ export function graphChart({ width, label, nodes, edges }) {
     const b = at(edge.to);
     const x1 = a.x + boxW / 2;
     const x2 = b.x - boxW / 2;
-    const bend = twins > 1 ? (k - (twins - 1) / 2) * 22 : 0;
-    const mx = (x1 + x2) / 2;
-    const my = (a.y + b.y) / 2 + bend;
-    const end = b.y + bend * 0.3;
+    // Two edges between the same nodes bow apart; an edge that skips a column
+    // arcs over the nodes in between.
+    const skips = place.get(edge.to).column - place.get(edge.from).column > 1;
+    const bend = (twins > 1 ? (k - (twins - 1) / 2) * 24 : 0) - (skips ? 64 : 0);
+    const cx = (x1 + x2) / 2;
+    const cy = (a.y + b.y) / 2 + bend;
+    // The arrowhead points along the curve's end: from the control point.
+    const length = Math.hypot(x2 - cx, b.y - cy) || 1;
+    const [dx, dy] = [(x2 - cx) / length, (b.y - cy) / length];
+    const base = [x2 - 8 * dx, b.y - 8 * dy];
+    const head = [[x2, b.y], [base[0] - 4 * dy, base[1] + 4 * dx], [base[0] + 4 * dy, base[1] - 4 * dx]];
+    const f = (v) => v.toFixed(1);
     append(svg, [
       s("path", {
         class: `explorer-edge ${edge.className || ""}`,
-        d: `M${x1.toFixed(1)},${a.y.toFixed(1)} Q${mx.toFixed(1)},${my.toFixed(1)} ${x2.toFixed(1)},${end.toFixed(1)}`,
+        d: `M${f(x1)},${f(a.y)} Q${f(cx)},${f(cy)} ${f(x2)},${f(b.y)}`,
       }),
       s("polygon", {
         class: `explorer-arrow ${edge.className || ""}`,
-        points: `${x2},${end} ${x2 - 8},${end - 4} ${x2 - 8},${end + 4}`,
+        points: head.map(([x, y]) => `${f(x)},${f(y)}`).join(" "),
       }),
     ]);
   }
