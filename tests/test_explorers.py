@@ -621,6 +621,10 @@ def test_explorer_modules_agree_with_the_library(tmp_path):
     assert completed.returncode == 0, f"node --test failed:\n{output}"
     # Every fixture group was read, none skipped for want of the file.
     assert "# skipped 0" in output, output
+    sources = "\n".join(Path(f).read_text(encoding="utf-8") for f in test_files)
+    groups = json.loads(fixtures.read_text(encoding="utf-8"))
+    unread = [key for key in groups if f"fixtures.{key}" not in sources]
+    assert not unread, f"fixture groups no JS test reads: {unread}"
 
 
 # --- the explorers' OJS cells ---------------------------------------------------
