@@ -355,7 +355,8 @@ function toTensor(name, value) {
 // are above + and −; left to right) and evaluate it as backprop.autograd would:
 // every name is a leaf that requires a gradient, numbers are constants, and an
 // operation records its inputs (parents) when one of them requires a gradient.
-// A leading minus on a tensor is x * −1, as Tensor.__neg__ does.
+// A leading minus on a tensor is x * −1, as Tensor.__neg__ does; there is no
+// leading plus.
 export function build(expression, valuesText) {
   if (typeof expression !== "string" || expression.trim() === "") {
     throw new ExpressionError("the expression is empty: type one such as x * y + exp(x)");
@@ -429,7 +430,8 @@ export function build(expression, valuesText) {
       if (!operand.requiresGrad) return constant(-operand.value.data[0]);
       return apply("*", [operand, constant(-1)]);
     }
-    if (r.accept("+")) return unary();
+    // Tensor has no unary plus (__pos__), so neither has this.
+    if (r.peek() && r.peek().text === "+") r.fail("a name, a number, ( or −");
     return atom();
   };
   const atom = () => {

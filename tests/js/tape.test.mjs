@@ -43,6 +43,7 @@ test("bad values and expressions get a message that says what is wrong", () => {
     [() => build("x ** 2", "x = 1"), /\*\* at position 3 is not one of the operations/],
     [() => build("x +", "x = 1"), /expected a name, a number or \(, found the end/],
     [() => build("(x + 1", "x = 1"), /expected "\)"/],
+    [() => build("+x", "x = 1"), /expected a name, a number, \( or −, found "\+" at position 1/],
     [() => build("x y", "x = 1, y = 2"), /expected an operation .* found "y" at position 3/],
     [() => build("tanh(x)", "x = 1"), /tanh is not a function here; the functions are relu, exp, log, sum/],
     [() => build("x + y", "x = 1"), /y has no value; add it to the values, e.g. y = 1/],
