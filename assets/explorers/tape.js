@@ -565,12 +565,19 @@ export function formatTensor(t, digits = 4) {
   return `[${nested.map((row) => `[${row.map(n).join(", ")}]`).join(", ")}]`;
 }
 
-// Depth of each node for drawing: leaves and constants at 0, an operation one
-// past its deepest input.
+// Column of each node for drawing: an operation one past its deepest input;
+// a leaf or a constant one before its first user, so that its edges are short.
 export function layers(graph) {
   const depth = new Map();
   for (const node of graph.nodes) {
-    depth.set(node, node.parents.length ? 1 + Math.max(...node.parents.map((p) => depth.get(p))) : 0);
+    if (node.parents.length) depth.set(node, 1 + Math.max(...node.parents.map((p) => depth.get(p) ?? 0)));
   }
+  const first = new Map();
+  for (const node of graph.nodes) {
+    for (const p of node.parents) {
+      if (!p.parents.length) first.set(p, Math.min(first.get(p) ?? Infinity, depth.get(node)));
+    }
+  }
+  for (const node of graph.nodes) if (!node.parents.length) depth.set(node, (first.get(node) ?? 1) - 1);
   return depth;
 }

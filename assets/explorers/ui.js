@@ -515,31 +515,45 @@ export function stepper({ label, max, value = 0, describe = (k) => `step ${k} of
 
 // A small directed graph drawn in columns: nodes [{id, column, label, sublabel,
 // className}] (column 0 on the left), edges [{from, to, className}] from input
-// to result. Two edges between the same nodes (x * x) are drawn as two curves.
+// to result. Within a column, nodes sit near the nodes they connect to (a few
+// rounds of averaging), so that few edges cross. Two edges between the same
+// nodes (x * x) are drawn as two curves; an edge that would run through a node
+// in a column it skips arcs over it.
 export function graphChart({ width, label, nodes, edges }) {
   const columns = Math.max(...nodes.map((n) => n.column)) + 1;
-  const perColumn = new Map();
-  const place = new Map();
-  for (const node of nodes) {
-    const row = perColumn.get(node.column) || 0;
-    perColumn.set(node.column, row + 1);
-    place.set(node.id, { column: node.column, row });
+  const byColumn = Array.from({ length: columns }, () => []);
+  for (const node of nodes) byColumn[node.column].push(node.id);
+  const column = new Map(nodes.map((n) => [n.id, n.column]));
+  const rank = new Map();
+  const rerank = () =>
+    byColumn.forEach((ids) => ids.forEach((id, i) => rank.set(id, (i + 0.5) / ids.length)));
+  rerank();
+  const mean = (ids) => (ids.length ? ids.reduce((t, id) => t + rank.get(id), 0) / ids.length : null);
+  for (let round = 0; round < 4; round++) {
+    for (const ids of byColumn) {
+      const key = new Map(
+        ids.map((id) => {
+          const inputs = edges.filter((e) => e.to === id).map((e) => e.from);
+          const users = edges.filter((e) => e.from === id).map((e) => e.to);
+          return [id, mean(inputs) ?? mean(users) ?? rank.get(id)];
+        }),
+      );
+      ids.sort((p, q) => key.get(p) - key.get(q));
+      rerank();
+    }
   }
-  const rows = Math.max(...perColumn.values());
+  const rows = Math.max(...byColumn.map((ids) => ids.length));
   const boxW = 64;
   const boxH = 38;
   const w = Math.max(280, Math.min(Math.round(width || 640), 120 * columns + 20));
   const gapX = columns > 1 ? (w - boxW - 20) / (columns - 1) : 0;
-  // Room above the nodes for the arcs of edges that skip a column.
+  // Room above the nodes for arcs.
   const top = 34;
   const height = rows * 58 + top + 6;
-  const at = (id) => {
-    const { column, row } = place.get(id);
-    const count = perColumn.get(column);
-    const x = 10 + boxW / 2 + column * gapX;
-    const y = top + ((row + 0.5) * (height - top - 6)) / count;
-    return { x, y };
-  };
+  const at = (id) => ({
+    x: 10 + boxW / 2 + column.get(id) * gapX,
+    y: top + rank.get(id) * (height - top - 6),
+  });
   const svg = s("svg", {
     class: "explorer-chart explorer-graph",
     width: w,
@@ -558,10 +572,19 @@ export function graphChart({ width, label, nodes, edges }) {
     const b = at(edge.to);
     const x1 = a.x + boxW / 2;
     const x2 = b.x - boxW / 2;
-    // Two edges between the same nodes bow apart; an edge that skips a column
-    // arcs over the nodes in between.
-    const skips = place.get(edge.to).column - place.get(edge.from).column > 1;
-    const bend = (twins > 1 ? (k - (twins - 1) / 2) * 24 : 0) - (skips ? 64 : 0);
+    // Two edges between the same nodes bow apart. The middle of a quadratic
+    // curve is half-way to its control point: to pass a node it would run
+    // through, the control point goes twice the distance above it.
+    let bend = twins > 1 ? (k - (twins - 1) / 2) * 24 : 0;
+    for (const other of nodes) {
+      const c = other.column;
+      if (c <= column.get(edge.from) || c >= column.get(edge.to)) continue;
+      const o = at(other.id);
+      const lineY = a.y + ((o.x - a.x) / (b.x - a.x)) * (b.y - a.y);
+      if (Math.abs(lineY - o.y) < boxH / 2 + 6) {
+        bend = Math.min(bend, 2 * (o.y - boxH / 2 - 10 - lineY));
+      }
+    }
     const cx = (x1 + x2) / 2;
     const cy = (a.y + b.y) / 2 + bend;
     // The arrowhead points along the curve's end: from the control point.
