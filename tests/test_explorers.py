@@ -11,9 +11,11 @@ cannot carry a library bug into the browser unnoticed.
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import math
+import operator
 import os
 import re
 import shutil
@@ -25,7 +27,9 @@ import pytest
 import torch
 
 from backprop.attention import attention, causal_mask
+from backprop.autograd import Tensor
 from backprop.broadcasting import broadcast_shape, unbroadcast
+from backprop.conv import conv2d, conv2d_backward, im2col
 from backprop.functional import cross_entropy, cross_entropy_backward
 from backprop.softmax import softmax, softmax_backward
 
@@ -278,6 +282,307 @@ def _attention_fixture() -> list[dict]:
     return cases
 
 
+# --- convolution ------------------------------------------------------------------
+
+# (h, w, kh, kw, stride, padding, dilation): post 11's examples, non-square images
+# and kernels, strides above 1, padding, dilation, and sizes with no output.
+CONV_SIZES = [
+    (5, 5, 3, 3, 1, 0, 1),
+    (5, 5, 3, 3, 2, 0, 1),  # post 11's im2col figure
+    (8, 8, 3, 3, 2, 1, 1),  # post 11's main example
+    (6, 6, 3, 3, 2, 0, 1),  # the last row and column meet no window
+    (4, 7, 2, 3, 1, 0, 1),
+    (7, 4, 3, 2, 2, 1, 1),
+    (6, 5, 2, 2, 3, 2, 1),
+    (5, 6, 3, 2, 1, 1, 2),
+    (8, 7, 3, 3, 2, 2, 3),
+    (2, 8, 1, 5, 2, 3, 2),
+    (1, 1, 1, 1, 1, 0, 1),
+    (3, 3, 3, 3, 1, 0, 1),
+    (3, 3, 1, 1, 4, 3, 1),
+    (3, 3, 4, 2, 1, 0, 1),  # the kernel is taller than the image
+    (2, 3, 2, 4, 1, 0, 1),  # and here wider
+    (4, 4, 3, 3, 1, 0, 2),  # fits undilated, not with dilation 2
+    (3, 4, 2, 2, 0, 0, 1),  # stride 0
+    (3, 4, 2, 2, 1, 0, 0),  # dilation 0
+]
+
+
+def _random_conv_sizes(count: int) -> list[tuple[int, ...]]:
+    rng = np.random.default_rng(11)
+    sizes: list[tuple[int, ...]] = []
+    while len(sizes) < count:
+        h, w = (int(v) for v in rng.integers(1, 9, size=2))
+        kh, kw = (int(v) for v in rng.integers(1, 6, size=2))
+        stride, padding, dilation = (int(v) for v in rng.integers(1, 4, size=3))
+        span_h, span_w = dilation * (kh - 1) + 1, dilation * (kw - 1) + 1
+        if span_h <= h + 2 * padding and span_w <= w + 2 * padding:
+            sizes.append((h, w, kh, kw, stride, padding, dilation))
+    return sizes
+
+
+def _spread_kernel(w: torch.Tensor, dilation: int) -> torch.Tensor:
+    """A dilated kernel as an ordinary one: dilation - 1 zeros between entries.
+
+    backprop.conv has no dilation argument; a kernel spread out like this makes
+    its conv2d, conv2d_backward and im2col compute the dilated convolution.
+    """
+    kh, kw = w.shape[-2:]
+    spread = w.new_zeros(
+        *w.shape[:-2], dilation * (kh - 1) + 1, dilation * (kw - 1) + 1
+    )
+    spread[..., ::dilation, ::dilation] = w
+    return spread
+
+
+def _conv_case(sizes: tuple[int, ...], gen: torch.Generator) -> dict:
+    h, w, kh, kw, stride, padding, dilation = sizes
+    case: dict = dict(
+        zip(("h", "w", "kh", "kw", "stride", "padding", "dilation"), sizes, strict=True)
+    )
+    x = torch.randn(1, 1, h, w, generator=gen, dtype=torch.float64)
+    weight = torch.randn(1, 1, kh, kw, generator=gen, dtype=torch.float64)
+
+    def torch_conv(image: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(
+            image, weight, stride=stride, padding=padding, dilation=dilation
+        )
+
+    if stride == 0 or dilation == 0:
+        with pytest.raises(RuntimeError):
+            torch_conv(x)
+        if stride == 0:
+            with pytest.raises(ValueError, match="stride must be at least 1"):
+                conv2d(x, weight, stride=stride, padding=padding)
+        case.update(ok=False, rule="stride" if stride == 0 else "dilation")
+        return case
+    spread = _spread_kernel(weight, dilation)
+    span_h, span_w = spread.shape[-2:]
+    try:
+        y_torch = torch_conv(x)
+    except RuntimeError:
+        with pytest.raises(ValueError, match="larger than the padded input"):
+            conv2d(x, spread, stride=stride, padding=padding)
+        case.update(ok=False, rule="size")
+        return case
+
+    # Forward: the library on the spread kernel, against torch's dilation.
+    y = conv2d(x, spread, stride=stride, padding=padding)
+    torch.testing.assert_close(y, y_torch, rtol=1e-12, atol=1e-12)
+    out_h, out_w = y.shape[-2:]
+
+    # im2col of x: the rows of the spread kernel's entries that are the kernel's.
+    kept = torch.zeros(span_h, span_w, dtype=torch.bool)
+    kept[::dilation, ::dilation] = True
+    cols = im2col(x, (span_h, span_w), stride, padding)[0][kept.flatten()]
+    unfold = torch.nn.functional.unfold(x, (kh, kw), dilation, padding, stride)[0]
+    torch.testing.assert_close(cols, unfold, rtol=0, atol=0)
+
+    # Receptive fields: im2col of the padded image's pixel numbers.
+    padded_h, padded_w = h + 2 * padding, w + 2 * padding
+    ids = torch.arange(padded_h * padded_w, dtype=torch.float64)
+    ids = ids.reshape(1, 1, padded_h, padded_w)
+    read = im2col(ids, (span_h, span_w), stride)[0][kept.flatten()].long()
+    unfold_ids = torch.nn.functional.unfold(ids, (kh, kw), dilation, 0, stride)[0]
+    assert torch.equal(read, unfold_ids.long())
+    # fields[l][k]: input [row, col] of kernel entry k in window l (padding: outside).
+    fields = [
+        [[int(n) // padded_w - padding, int(n) % padded_w - padding] for n in column]
+        for column in read.T
+    ]
+
+    # Input gradients: conv2d_backward on a one-hot upstream gradient per output
+    # entry, and on a random one; oracle: autograd through torch's convolution.
+    jacobian = torch.autograd.functional.jacobian(torch_conv, x)[0, 0, :, :, 0, 0]
+    onehots = []
+    for i, j in itertools.product(range(out_h), range(out_w)):
+        onehot = torch.zeros_like(y)
+        onehot[0, 0, i, j] = 1.0
+        grad_x = conv2d_backward(onehot, x, spread, None, stride, padding)[0]
+        torch.testing.assert_close(grad_x[0, 0], jacobian[i, j], rtol=0, atol=1e-12)
+        onehots.append(grad_x[0, 0].tolist())
+    g = torch.randn(y.shape, generator=gen, dtype=torch.float64)
+    grad_x = conv2d_backward(g, x, spread, None, stride, padding)[0]
+    leaf = x.clone().requires_grad_(True)
+    torch_conv(leaf).backward(g)
+    torch.testing.assert_close(grad_x, leaf.grad, rtol=1e-12, atol=1e-12)
+    case.update(
+        ok=True,
+        out=[out_h, out_w],
+        x=x[0, 0].tolist(),
+        weight=weight[0, 0].tolist(),
+        y=y[0, 0].tolist(),
+        cols=cols.tolist(),
+        fields=fields,
+        onehot_grad_x=onehots,
+        grad_y=g[0, 0].tolist(),
+        grad_x=grad_x[0, 0].tolist(),
+    )
+    return case
+
+
+def _conv_fixture() -> list[dict]:
+    gen = torch.Generator().manual_seed(11)
+    return [_conv_case(s, gen) for s in CONV_SIZES + _random_conv_sizes(24)]
+
+
+# --- the tape ---------------------------------------------------------------------
+
+# The explorer's presets (assets/explorers/tape.js, PRESETS: the JS test checks
+# that each is here, word for word) and a few more expressions, with their values
+# as a reader types them.
+TAPE_PRESETS = [
+    ("x * y + exp(x)", "x = 0.5, y = -2"),
+    ("sum(x + x * x)", "x = [-2, -1, 0, 1, 2]"),
+    ("sum(w * x + b)", "w = [1, -2, 0.5], x = [2, 1, -1], b = 0.5"),
+    (
+        "sum(relu(x @ W + b))",
+        "x = [[1, -1, 2], [0.5, 2, -1]], W = [[1, -1], [0.5, 2], [-1, 1]], "
+        "b = [0.5, -1]",
+    ),
+    ("log(sum(exp(z)))", "z = [1, 2, 3]"),
+]
+TAPE_MORE = [
+    ("x * x", "x = 3"),
+    ("-x * 2 - -3", "x = 1.5"),
+    ("sum(relu(x - 1) * x + x)", "x = [0.5, 2, 3]"),
+    ("sum(exp(a) @ M) * c", "a = [0.1, -0.2], M = [[1, 2, 3], [4, 5, 6]], c = 2"),
+    ("log(x) * x - x", "x = 2.5"),
+    ("sum(x @ W - t) * sum(x @ W - t)", "x = [1, 2], W = [[1, -1], [2, 0.5]], t = 1"),
+    ("sum(2 * p - q * (p + 1))", "p = [[1, 2], [3, 4]], q = [1, -1]"),
+    ("(a + b) * (a - b) + a * b", "a = 3, b = -1"),
+]
+
+TAPE_FUNCTIONS = {
+    "relu": (Tensor.relu, torch.relu),
+    "exp": (Tensor.exp, torch.exp),
+    "log": (Tensor.log, torch.log),
+    "sum": (Tensor.sum, torch.sum),
+}
+TAPE_OPERATORS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.MatMult: operator.matmul,
+}
+
+
+def _tape_values(text: str) -> dict[str, list | float]:
+    """ "x = 2, w = [1, -2]" read as Python reads dict(x=2, w=[1, -2])."""
+    call = ast.parse(f"dict({text})", mode="eval").body
+    assert isinstance(call, ast.Call) and not call.args, text
+    return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+
+
+def _evaluate(expression: str, leaves: dict, library: bool, probe: str | None = None):
+    """The expression evaluated by Python's own parser on ``leaves``; each
+    operation's result named u1, u2, ... in the order it is computed, as the
+    explorer names them. ``probe``: add a zero leaf to that result, whose
+    gradient is then the result's (backprop.autograd keeps only the leaves')."""
+    names: dict[int, str] = {}
+    results: dict[str, object] = {}
+    zero = None
+
+    def record(result):
+        nonlocal zero
+        if not (getattr(result, "requires_grad", False)):
+            return result
+        name = f"u{len(results) + 1}"
+        names[id(result)], results[name] = name, result
+        if name == probe:
+            zero = Tensor(torch.zeros_like(result.data), requires_grad=True)
+            return result + zero
+        return result
+
+    def walk(node: ast.expr):
+        match node:
+            case ast.BinOp(left=left, op=op, right=right):
+                a, b = walk(left), walk(right)
+                return record(TAPE_OPERATORS[type(op)](a, b))
+            case ast.UnaryOp(op=ast.USub(), operand=operand):
+                return record(-walk(operand))
+            case ast.Call(func=ast.Name(id=function), args=[argument]):
+                return record(
+                    TAPE_FUNCTIONS[function][0 if library else 1](walk(argument))
+                )
+            case ast.Name(id=name):
+                return leaves[name]
+            case ast.Constant(value=value):
+                return float(value)
+        raise AssertionError(f"{expression}: {ast.dump(node)}")
+
+    root = walk(ast.parse(expression, mode="eval").body)
+    return root, names, results, zero
+
+
+def _tape_case(expression: str, values_text: str) -> dict:
+    values = _tape_values(values_text)
+
+    def tensors(kind):
+        return {
+            name: kind(torch.tensor(v, dtype=torch.float64), requires_grad=True)
+            for name, v in values.items()
+        }
+
+    leaves = tensors(Tensor)
+    root, names, results, _ = _evaluate(expression, leaves, library=True)
+    root.backward()
+    names.update({id(leaf): name for name, leaf in leaves.items()})
+    tape = [names[id(node)] for node in root.tape()]
+    gradients = {
+        name: leaf.grad for name, leaf in leaves.items() if leaf.grad is not None
+    }
+    for name in results:  # each result's gradient, through a zero leaf added to it
+        probed = _evaluate(expression, tensors(Tensor), library=True, probe=name)
+        probed[0].backward()
+        gradients[name] = probed[3].grad
+
+    # Oracle: torch.autograd on the same expression, every result's grad retained.
+    torch_leaves = {
+        name: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+        for name, v in values.items()
+    }
+    torch_root, _, torch_results, _ = _evaluate(expression, torch_leaves, library=False)
+    for result in torch_results.values():
+        result.retain_grad()
+    torch_root.sum().backward()
+    expected = {name: t.grad for name, t in {**torch_leaves, **torch_results}.items()}
+    assert sorted(tape) == sorted(name for name, g in expected.items() if g is not None)
+    for name in tape:
+        torch.testing.assert_close(
+            gradients[name], expected[name], rtol=1e-12, atol=1e-12
+        )
+    # The tape is a topological order ending at the result.
+    position = {id(node): k for k, node in enumerate(root.tape())}
+    assert tape[-1] == names[id(root)]
+    for node in root.tape():
+        assert all(
+            position[id(p)] < position[id(node)]
+            for p in node.parents
+            if p.requires_grad
+        )
+
+    data = {name: t.data for name, t in {**leaves, **results}.items()}
+    ops = {name: t.op for name, t in results.items()}
+    return {
+        "expression": expression,
+        "values": values_text,
+        "tape": tape,
+        "nodes": {
+            name: {
+                "op": ops.get(name, ""),
+                "value": data[name].tolist(),
+                "grad": gradients[name].tolist(),
+            }
+            for name in tape
+        },
+    }
+
+
+def _tape_fixture() -> list[dict]:
+    return [_tape_case(e, v) for e, v in TAPE_PRESETS + TAPE_MORE]
+
+
 # --- running the JavaScript tests -------------------------------------------------
 
 
@@ -288,6 +593,8 @@ def write_fixtures(path: Path) -> None:
         "finiteDifferences": _fd_fixture(),
         "softmax": _softmax_fixture(),
         "attention": _attention_fixture(),
+        "conv": _conv_fixture(),
+        "tape": _tape_fixture(),
     }
     path.write_text(json.dumps(fixtures), encoding="utf-8")
 
@@ -314,6 +621,10 @@ def test_explorer_modules_agree_with_the_library(tmp_path):
     assert completed.returncode == 0, f"node --test failed:\n{output}"
     # Every fixture group was read, none skipped for want of the file.
     assert "# skipped 0" in output, output
+    sources = "\n".join(Path(f).read_text(encoding="utf-8") for f in test_files)
+    groups = json.loads(fixtures.read_text(encoding="utf-8"))
+    unread = [key for key in groups if f"fixtures.{key}" not in sources]
+    assert not unread, f"fixture groups no JS test reads: {unread}"
 
 
 # --- the explorers' OJS cells ---------------------------------------------------
@@ -335,13 +646,15 @@ def _ojs_code(page: Path) -> str:
     return re.sub(strings, '""', code)
 
 
-def test_the_five_posts_have_explorers():
+def test_the_seven_posts_have_explorers():
     assert [p.parent.name for p in EXPLORER_PAGES] == [
         "02-chain-rule",
         "04-bias-broadcasting",
         "07-softmax-cross-entropy",
         "08-gradient-checking",
+        "11-convolutions",
         "12-attention",
+        "14-your-own-autograd",
     ]
     for page in EXPLORER_PAGES:
         post = (page.parent / "index.qmd").read_text(encoding="utf-8")

@@ -189,7 +189,9 @@ EXPLORER_POSTS = [
     "04-bias-broadcasting",
     "07-softmax-cross-entropy",
     "08-gradient-checking",
+    "11-convolutions",
     "12-attention",
+    "14-your-own-autograd",
 ]
 
 

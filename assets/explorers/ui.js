@@ -191,7 +191,8 @@ export function attempt(compute, status) {
 
 // A captioned table. `columns`: header texts; `rows`: arrays of cells, the first
 // being the row's header. A cell is text, a node, or {content, style, className}.
-export function table({ caption, columns, rows }) {
+// `className` is added to the table's own classes.
+export function table({ caption, columns, rows, className = "" }) {
   const cell = (tag, value, attrs = {}) => {
     const plain = value === null || typeof value !== "object";
     if (!plain && !(value instanceof Node) && !Array.isArray(value)) {
@@ -208,7 +209,7 @@ export function table({ caption, columns, rows }) {
     { class: "explorer-table-wrap", tabindex: 0, role: "region", "aria-label": label },
     h(
       "table",
-      { class: "table table-sm explorer-table" },
+      { class: `table table-sm explorer-table ${className}`.trim() },
       h("caption", null, caption),
       h(
         "thead",
@@ -451,4 +452,171 @@ export function legend(items) {
       ),
     ),
   );
+}
+
+// Text that only assistive technology reads (Bootstrap's class): what a colour
+// or an outline says to the eye.
+export function srOnly(text) {
+  return h("span", { class: "visually-hidden" }, text);
+}
+
+// Step through 0..max with buttons, or with the arrow keys, Home and End while
+// any of the buttons has focus. The value is the current step; the line beside
+// the buttons says it in words (describe(step)), for the eye and the ear.
+export function stepper({ label, max, value = 0, describe = (k) => `step ${k} of ${max}` }) {
+  let step = Math.min(Math.max(0, value), max);
+  const shown = h("output", { class: "explorer-value" });
+  const wrapper = h("div", { class: "explorer-control explorer-stepper", role: "group", "aria-label": label });
+  const go = (k) => {
+    const next = Math.min(Math.max(0, k), max);
+    if (next === step) return;
+    step = next;
+    shown.textContent = describe(step);
+    wrapper.dispatchEvent(new Event("input", { bubbles: true }));
+  };
+  // The arrows are decoration: a button's name is its word.
+  const button = (before, word, after, target) => {
+    const arrow = (text) => (text ? h("span", { "aria-hidden": "true" }, text) : null);
+    const b = h("button", { type: "button" }, arrow(before), word, arrow(after));
+    b.addEventListener("click", () => go(target()));
+    return b;
+  };
+  const keys = {
+    ArrowLeft: () => step - 1,
+    ArrowUp: () => step - 1,
+    ArrowRight: () => step + 1,
+    ArrowDown: () => step + 1,
+    Home: () => 0,
+    End: () => max,
+  };
+  wrapper.addEventListener("keydown", (event) => {
+    if (!(event.key in keys)) return;
+    event.preventDefault();
+    go(keys[event.key]());
+  });
+  append(wrapper, [
+    h("span", { class: "explorer-stepper-label" }, label),
+    button(null, "start", null, () => 0),
+    button("◀ ", "back", null, () => step - 1),
+    button(null, "next", " ▶", () => step + 1),
+    button(null, "end", null, () => max),
+    shown,
+  ]);
+  shown.textContent = describe(step);
+  return asView(
+    wrapper,
+    () => step,
+    (k) => {
+      step = Math.min(Math.max(0, k), max);
+      shown.textContent = describe(step);
+    },
+  );
+}
+
+// A small directed graph drawn in columns: nodes [{id, column, label, sublabel,
+// className}] (column 0 on the left), edges [{from, to, className}] from input
+// to result. Within a column, nodes sit near the nodes they connect to (a few
+// rounds of averaging), so that few edges cross. Two edges between the same
+// nodes (x * x) are drawn as two curves; an edge that would run through a node
+// in a column it skips arcs over it.
+export function graphChart({ width, label, nodes, edges }) {
+  const columns = Math.max(...nodes.map((n) => n.column)) + 1;
+  const byColumn = Array.from({ length: columns }, () => []);
+  for (const node of nodes) byColumn[node.column].push(node.id);
+  const column = new Map(nodes.map((n) => [n.id, n.column]));
+  const rank = new Map();
+  const rerank = () =>
+    byColumn.forEach((ids) => ids.forEach((id, i) => rank.set(id, (i + 0.5) / ids.length)));
+  rerank();
+  const mean = (ids) => (ids.length ? ids.reduce((t, id) => t + rank.get(id), 0) / ids.length : null);
+  for (let round = 0; round < 4; round++) {
+    for (const ids of byColumn) {
+      const key = new Map(
+        ids.map((id) => {
+          const inputs = edges.filter((e) => e.to === id).map((e) => e.from);
+          const users = edges.filter((e) => e.from === id).map((e) => e.to);
+          return [id, mean(inputs) ?? mean(users) ?? rank.get(id)];
+        }),
+      );
+      ids.sort((p, q) => key.get(p) - key.get(q));
+      rerank();
+    }
+  }
+  const rows = Math.max(...byColumn.map((ids) => ids.length));
+  const boxW = 64;
+  const boxH = 38;
+  const w = Math.max(280, Math.min(Math.round(width || 640), 120 * columns + 20));
+  const gapX = columns > 1 ? (w - boxW - 20) / (columns - 1) : 0;
+  // Room above the nodes for arcs.
+  const top = 34;
+  const height = rows * 58 + top + 6;
+  const at = (id) => ({
+    x: 10 + boxW / 2 + column.get(id) * gapX,
+    y: top + rank.get(id) * (height - top - 6),
+  });
+  const svg = s("svg", {
+    class: "explorer-chart explorer-graph",
+    width: w,
+    height,
+    viewBox: `0 0 ${w} ${height}`,
+    role: "img",
+    "aria-label": label,
+  });
+  const seen = new Map();
+  for (const edge of edges) {
+    const key = `${edge.from}>${edge.to}`;
+    const k = seen.get(key) || 0;
+    seen.set(key, k + 1);
+    const twins = edges.filter((e) => e.from === edge.from && e.to === edge.to).length;
+    const a = at(edge.from);
+    const b = at(edge.to);
+    const x1 = a.x + boxW / 2;
+    const x2 = b.x - boxW / 2;
+    // Two edges between the same nodes bow apart. The middle of a quadratic
+    // curve is half-way to its control point: to pass a node it would run
+    // through, the control point goes twice the distance above it.
+    let bend = twins > 1 ? (k - (twins - 1) / 2) * 24 : 0;
+    for (const other of nodes) {
+      const c = other.column;
+      if (c <= column.get(edge.from) || c >= column.get(edge.to)) continue;
+      const o = at(other.id);
+      const lineY = a.y + ((o.x - a.x) / (b.x - a.x)) * (b.y - a.y);
+      if (Math.abs(lineY - o.y) < boxH / 2 + 6) {
+        bend = Math.min(bend, 2 * (o.y - boxH / 2 - 10 - lineY));
+      }
+    }
+    const cx = (x1 + x2) / 2;
+    const cy = (a.y + b.y) / 2 + bend;
+    // The arrowhead points along the curve's end: from the control point.
+    const length = Math.hypot(x2 - cx, b.y - cy) || 1;
+    const [dx, dy] = [(x2 - cx) / length, (b.y - cy) / length];
+    const base = [x2 - 8 * dx, b.y - 8 * dy];
+    const head = [[x2, b.y], [base[0] - 4 * dy, base[1] + 4 * dx], [base[0] + 4 * dy, base[1] - 4 * dx]];
+    const f = (v) => v.toFixed(1);
+    append(svg, [
+      s("path", {
+        class: `explorer-edge ${edge.className || ""}`,
+        d: `M${f(x1)},${f(a.y)} Q${f(cx)},${f(cy)} ${f(x2)},${f(b.y)}`,
+      }),
+      s("polygon", {
+        class: `explorer-arrow ${edge.className || ""}`,
+        points: head.map(([x, y]) => `${f(x)},${f(y)}`).join(" "),
+      }),
+    ]);
+  }
+  for (const node of nodes) {
+    const { x, y } = at(node.id);
+    append(svg, [
+      s(
+        "g",
+        { class: `explorer-node ${node.className || ""}` },
+        s("rect", { x: x - boxW / 2, y: y - boxH / 2, width: boxW, height: boxH, rx: 6 }),
+        s("text", { x, y: node.sublabel ? y - 4 : y, dy: "0.32em", "text-anchor": "middle" }, node.label),
+        node.sublabel
+          ? s("text", { x, y: y + 11, dy: "0.32em", "text-anchor": "middle", class: "explorer-node-sub" }, node.sublabel)
+          : null,
+      ),
+    ]);
+  }
+  return svg;
 }
