@@ -343,7 +343,9 @@ def gradcheck(
     Returns
     -------
     GradcheckResult
-        Printable as a table; ``result.assert_ok()`` raises on a mismatch.
+        Printable as a table, one row per input: ``max |Δ|`` and ``max rel``
+        against autograd and against finite differences, and the verdict;
+        ``result.assert_ok()`` raises on a mismatch.
 
     Raises
     ------
