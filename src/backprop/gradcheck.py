@@ -343,9 +343,9 @@ def gradcheck(
     Returns
     -------
     GradcheckResult
-        Printable as a table, one row per input: ``max |Δ|`` and ``max rel``
-        against autograd and against finite differences, and the verdict;
-        ``result.assert_ok()`` raises on a mismatch.
+        Printable as a table, one row per input: the largest absolute and
+        relative differences from autograd and from finite differences, and the
+        verdict; ``result.assert_ok()`` raises on a mismatch.
 
     Raises
     ------
