@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from backprop._checks import shape_str
 from backprop.gradcheck import GradcheckResult, gradcheck, numerical_grad
-from oracles import autograd_grads
+from oracles import autograd_grads, finite_difference_grads
 from strategies import (
     batch_shapes,
     dtypes,
@@ -442,7 +442,7 @@ def test_str_and_markdown_have_a_row_per_input() -> None:
         assert len(lines) == 2 + 3  # header, rule, one line per input
         assert re.match(
             r"input\s+shape\s+max \|Δ\| vs autograd\s+max rel vs autograd\s+max \|Δ\| "
-            r"vs finite diff\s+match$",
+            r"vs finite diff\s+max rel vs finite diff\s+match$",
             lines[0],
         )
         for line, name, t in zip(
@@ -464,6 +464,49 @@ def test_str_and_markdown_have_a_row_per_input() -> None:
         starts = [m.start() for m in re.finditer(r"(?<=  )\S", lines[1])]
         for line in lines[2:]:
             assert all(line[s - 2 : s] == "  " for s in starts)
+
+
+def _table_column(result: GradcheckResult, header: str) -> list[str]:
+    """The cells of one column of the Markdown table, one per input."""
+    rows = [
+        line.strip().removeprefix("| ").removesuffix(" |").split(" | ")
+        for line in result._repr_markdown_().strip().splitlines()
+    ]
+    headers = [cell.replace("\\|", "|") for cell in rows[0]]
+    return [row[headers.index(header)] for row in rows[2:]]
+
+
+@pytest.mark.parametrize("error", [0.0, 1e-5, 1e-3, 1.0])
+def test_table_shows_relative_error_against_finite_differences(error) -> None:
+    # A backward wrong by a known factor, tanh's derivative times (1 + error): its
+    # relative error max |a - b| / max |b| is `error` itself. The column must show it.
+    # A gradient far from 1 in size, so that the relative error differs from the
+    # absolute one.
+    x = make_tensor((3, 4), torch.float64, seed=11)
+    grad_out = 100 * make_tensor((3, 4), torch.float64, seed=12)
+
+    def backward(g, x):
+        return g * (1 - torch.tanh(x) ** 2) * (1 + error)
+
+    # Computed independently: an own finite-difference loop (tests/oracles.py).
+    (fd,) = finite_difference_grads(tanh, [x], grad_out)
+    expected = float((backward(grad_out, x) - fd).abs().max() / fd.abs().max())
+    assert math.isclose(expected, error, rel_tol=1e-3, abs_tol=1e-9)
+
+    result = gradcheck(tanh, backward, [x], grad_out=grad_out)
+    assert math.isclose(
+        result.rows[0].max_rel_finite_diff, expected, rel_tol=1e-4, abs_tol=1e-9
+    )
+    (shown,) = _table_column(result, "max rel vs finite diff")
+    if error == 0:
+        assert float(shown) < 1e-8  # a right gradient: the check's own rounding
+    else:
+        assert math.isclose(float(shown), error, rel_tol=0.06)  # two digits shown
+    # The text table shows the same number in the same column.
+    header, _, line = str(result).splitlines()
+    assert line[header.index("max rel vs finite diff") :].split()[0] == shown
+    # Rounding alone passes; a relative error of 1e-5 or more does not (rtol=1e-6).
+    assert bool(result) == (error == 0)
 
 
 def test_default_names_and_skipped_rows_in_table() -> None:
