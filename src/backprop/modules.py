@@ -73,7 +73,13 @@ __all__ = [
 # writes it, so the type checker is told about it once.
 def _grad(t: torch.Tensor) -> torch.Tensor:
     """``t.g``, the gradient a later layer stored on ``t``."""
-    g: torch.Tensor = t.g  # type: ignore[attr-defined]
+    g: torch.Tensor | None = getattr(t, "g", None)
+    if g is None:
+        raise RuntimeError(
+            f"the output (shape {shape_str(t)}) has no gradient .g: set out.g, the "
+            "gradient of the loss with respect to it, before backward() (the next "
+            "layer's backward() or the loss's sets it)"
+        )
     return g
 
 
@@ -146,9 +152,11 @@ class Module:
         return self.train(False)
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
-        self.args = args
-        self.out = self.forward(*args)
-        return self.out
+        out = self.forward(*args)
+        # Kept once the forward has succeeded: backward() never pairs one call's
+        # inputs with another call's output.
+        self.args, self.out = args, out
+        return out
 
     # Each subclass names its own inputs, e.g. forward(self, inp); `*args: Any`
     # lets the type checker accept any such signature in place of this one.
@@ -157,8 +165,32 @@ class Module:
         raise NotImplementedError
 
     def backward(self) -> None:
-        """Fill ``.g`` from ``self.out.g`` for the inputs of the last call."""
+        """Fill ``.g`` from ``self.out.g`` for the inputs of the last call.
+
+        Raises
+        ------
+        RuntimeError
+            If the module has not been called yet, or ``self.out.g`` is not set.
+        """
+        self._require_forward()
         self.bwd(self.out, *self.args)
+
+    def _require_forward(
+        self, caller: str | None = None, call: str = "out = layer(x)"
+    ) -> None:
+        """Raise a clear error if the module has not been called on an input yet.
+
+        ``backward()`` differentiates the last call, so it needs one. A subclass
+        that overrides ``backward()`` calls this first. ``caller`` names the
+        object whose ``backward()`` was called (by default, the module's class)
+        and ``call`` shows how to call it.
+        """
+        if not hasattr(self, "out"):
+            name = caller or type(self).__name__
+            raise RuntimeError(
+                f"{name}.backward() was called before any forward pass: call it on "
+                f"an input first ({call}); backward() differentiates the last call"
+            )
 
     def bwd(self, out: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """Read ``out.g`` and set ``.g`` on the inputs and parameters (a subclass's)."""
@@ -531,6 +563,7 @@ class Model:
         return self.loss(self.layers(x), target)
 
     def backward(self) -> None:
+        self.loss._require_forward("Model", call="loss = model(x, target)")
         self.loss.backward()
         self.layers.backward()
 
@@ -696,6 +729,8 @@ class BatchNorm1d(Module):
     an affine map per channel, so one example's output no longer depends on the
     rest of its batch, a batch of one works, and the backward has no batch
     coupling: ``inp.g`` is ``out.g`` times $\gamma / \sqrt{\hat\sigma^2 + \epsilon}$.
+    ``backward()`` differentiates the last call in the mode it ran in, even if
+    the mode has changed since.
 
     Parameters
     ----------
@@ -721,7 +756,8 @@ class BatchNorm1d(Module):
     ------
     ValueError
         For a non-positive ``c``, a ``momentum`` outside [0, 1], an input that is
-        not (n, c) or (n, c, L), or, in training mode, one value per channel.
+        not (n, c) or (n, c, L) with ``c`` channels, or, in training mode, one
+        value per channel.
 
     Examples
     --------
@@ -767,17 +803,23 @@ class BatchNorm1d(Module):
                 "BatchNorm1d expects inp of shape (n, c) or (n, c, L), "
                 f"got shape {shape_str(inp)}"
             )
+        require_float("inp", inp)
+        require_same_dtype(inp=inp, gamma=self.gamma)
+        if inp.shape[1] != self.gamma.shape[0]:
+            raise ValueError(
+                f"inp has {inp.shape[1]} channels (shape {shape_str(inp)}) but "
+                f"BatchNorm1d has {self.gamma.shape[0]}"
+            )
+        # backward() differentiates this forward even if the mode changes in between
+        # (bn.eval() before bn.backward()): record the mode, eps and, in evaluation,
+        # the statistics this forward uses.
+        self.saved_training, self.saved_eps = self.training, self.eps
         if not self.training:
-            require_float("inp", inp)
-            require_same_dtype(inp=inp, gamma=self.gamma)
-            if inp.shape[1] != self.gamma.shape[0]:
-                raise ValueError(
-                    f"inp has {inp.shape[1]} channels (shape {shape_str(inp)}) but "
-                    f"BatchNorm1d has {self.gamma.shape[0]}"
-                )
             scale, mean = self._eval_scale_shift(inp)
-            shape = (1, -1) + (1,) * (inp.ndim - 2)
-            return scale * (inp - mean) + self.beta.reshape(shape)
+            inv_sigma = torch.rsqrt(self.running_var + self.eps).reshape(mean.shape)
+            # A copy of the mean: a call in training mode updates it in place.
+            self.saved_stats = scale, mean.clone(), inv_sigma
+            return scale * (inp - mean) + self.beta.reshape(mean.shape)
         out = batchnorm(inp, self.gamma, self.beta, self.eps)  # checks the shapes
         axes = (0, *range(2, inp.ndim))
         m = inp.numel() // inp.shape[1]
@@ -791,15 +833,16 @@ class BatchNorm1d(Module):
         return out
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        if self.training:
-            grads = batchnorm_backward(_grad(out), inp, self.gamma, self.beta, self.eps)
+        if self.saved_training:  # the forward used the batch's statistics
+            grads = batchnorm_backward(
+                _grad(out), inp, self.gamma, self.beta, self.saved_eps
+            )
             for t, g in zip((inp, self.gamma, self.beta), grads, strict=True):
                 _set_grad(t, g)
             return
         # Evaluation: mean and sigma are constants, y = scale * (x - mean) + beta per
         # channel. Every value's gradient is its own out.g times its channel's scale.
-        scale, mean = self._eval_scale_shift(inp)
-        inv_sigma = torch.rsqrt(self.running_var + self.eps).reshape(mean.shape)
+        scale, mean, inv_sigma = self.saved_stats
         x_hat = (inp - mean) * inv_sigma
         axes = (0, *range(2, inp.ndim))
         grad_out = _grad(out)
@@ -1112,7 +1155,13 @@ class MultiHeadAttention(Module):
         q = self._split(lin(x, self.w_q, self.b_q))
         k = self._split(lin(x, self.w_k, self.b_k))
         v = self._split(lin(x, self.w_v, self.b_v))
-        merged = self._merge(attention(q, k, v, self._mask(x.shape[1], x.device)))
+        length = x.shape[1]
+        # The mask of this call: backward() uses it even if self.causal changes.
+        self.saved_mask = self._mask(length, x.device) if length else None
+        # T = 0: no position attends and none is attended to, so the heads are
+        # empty (N, h, 0, d_head), as torch's output is empty.
+        heads = attention(q, k, v, self.saved_mask) if length else v
+        merged = self._merge(heads)
         # Saved for the backward, as autograd saves what a backward formula reads.
         self.saved = q, k, v, merged
         return lin(merged, self.w_o, self.b_o)
@@ -1124,11 +1173,15 @@ class MultiHeadAttention(Module):
         )
         _set_grad(self.w_o, grad_w_o)
         _set_grad(self.b_o, grad_b_o)
-        mask = self._mask(x.shape[1], x.device)
         # lin_backward computes grad_x unless told not to (need_grad_x=False).
         assert grad_merged is not None
         grad_heads = self._split(grad_merged)  # the backward of merge is split
-        grad_q, grad_k, grad_v = attention_backward(grad_heads, q, k, v, mask)
+        if x.shape[1]:
+            grad_q, grad_k, grad_v = attention_backward(
+                grad_heads, q, k, v, self.saved_mask
+            )
+        else:  # T = 0: every gradient is empty
+            grad_q, grad_k, grad_v = grad_heads, grad_heads, grad_heads
         grad_x = torch.zeros_like(x)
         for grad_heads, w, b in (
             (grad_q, self.w_q, self.b_q),
