@@ -29,7 +29,15 @@ from typing import Any
 
 import torch
 
-from backprop._checks import require_float, require_ndim, require_same_dtype, shape_str
+from backprop._checks import (
+    as_int,
+    require_float,
+    require_int,
+    require_int_pair,
+    require_ndim,
+    require_same_dtype,
+    shape_str,
+)
 from backprop.attention import attention, attention_backward, causal_mask
 from backprop.conv import IntPair
 from backprop.functional import (
@@ -89,9 +97,8 @@ def _set_grad(t: torch.Tensor, g: torch.Tensor | None) -> None:
 
 
 def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+    """A positive integer as a Python int (numpy's integers too; not a bool)."""
+    return require_int(name, value, minimum=1)
 
 
 class Module:
@@ -265,8 +272,8 @@ class Lin(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        _positive_int("n_in", n_in)
-        _positive_int("n_out", n_out)
+        n_in = _positive_int("n_in", n_in)
+        n_out = _positive_int("n_out", n_out)
         if not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
         self.input_needs_grad = input_needs_grad
@@ -690,8 +697,8 @@ class Embedding(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        _positive_int("num", num)
-        _positive_int("dim", dim)
+        num = _positive_int("num", num)
+        dim = _positive_int("dim", dim)
         self.table = torch.randn(num, dim, generator=generator, dtype=dtype).to(device)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
@@ -778,7 +785,7 @@ class BatchNorm1d(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        _positive_int("c", c)
+        c = _positive_int("c", c)
         if (
             isinstance(momentum, bool)
             or not isinstance(momentum, int | float)
@@ -906,7 +913,7 @@ class LayerNorm(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        _positive_int("d", d)
+        d = _positive_int("d", d)
         self.eps = eps
         self.gamma = torch.ones(d, dtype=dtype, device=device)
         self.beta = torch.zeros(d, dtype=dtype, device=device)
@@ -988,11 +995,10 @@ class Conv2d(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        _positive_int("c_in", c_in)
-        _positive_int("c_out", c_out)
-        kernel = (
-            (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-        )
+        c_in = _positive_int("c_in", c_in)
+        c_out = _positive_int("c_out", c_out)
+        is_int = as_int(kernel_size) is not None  # numpy's integers too, not a bool
+        kernel = (kernel_size, kernel_size) if is_int else kernel_size
         if not (isinstance(kernel, tuple | list) and len(kernel) == 2):
             raise ValueError(
                 f"kernel_size must be an int or a pair of ints, got {kernel_size!r}"
@@ -1001,6 +1007,9 @@ class Conv2d(Module):
             _positive_int("kernel height", kernel[0]),
             _positive_int("kernel width", kernel[1]),
         )
+        # Checked now rather than at the first call; kept as given, for the repr.
+        require_int_pair("stride", stride, 1)
+        require_int_pair("padding", padding, 0)
         self.stride, self.padding = stride, padding
         fan_in = c_in * kh * kw
         w = torch.randn(c_out, c_in, kh, kw, generator=generator, dtype=dtype)
@@ -1106,8 +1115,8 @@ class MultiHeadAttention(Module):
         dtype: torch.dtype = torch.float32,
         generator: torch.Generator | None = None,
     ) -> None:
-        _positive_int("d_model", d_model)
-        _positive_int("n_heads", n_heads)
+        d_model = _positive_int("d_model", d_model)
+        n_heads = _positive_int("n_heads", n_heads)
         if d_model % n_heads != 0:
             raise ValueError(
                 "d_model must be a multiple of n_heads (each head gets "
