@@ -209,14 +209,17 @@ class Module:
 
 
 class Lin(Module):
-    r"""The linear layer $y = x w + b$: ``(..., n_in) -> (..., n_out)``.
+    r"""The linear layer $Y = XW + b$: ``(..., n_in) -> (..., n_out)``.
 
-    Backward (see `backprop.functional.lin_backward`), with $G$ = ``out.g`` and
-    the batch dimensions flattened into rows:
+    Backward (see `backprop.functional.lin_backward`), with $X$ the input
+    (``inp``), $W$ = ``w``, $G$ = ``out.g`` and the batch dimensions flattened
+    into rows:
 
-    $$\frac{\partial L}{\partial x} = G w^\top, \qquad
-    \frac{\partial L}{\partial w} = x^\top G, \qquad
-    \frac{\partial L}{\partial b} = \textstyle\sum_{\text{rows}} G.$$
+    $$\frac{\partial L}{\partial X} = G W^\top, \qquad
+    \frac{\partial L}{\partial W} = X^\top G, \qquad
+    \frac{\partial L}{\partial b} = \mathbf{1}^\top G,$$
+
+    where $\mathbf{1}^\top G$ sums the rows of $G$.
 
     With ``input_needs_grad=False`` (for a first layer, whose input is data)
     ``inp.g`` is not computed: for MNIST's 784 inputs that product costs as much
@@ -231,7 +234,7 @@ class Lin(Module):
     input_needs_grad : bool, optional
         False to skip the input's gradient (a first layer).
     generator : torch.Generator or None, optional
-        For the initial weights, Kaiming: $w \sim \mathcal{N}(0, 2 / n_{in})$.
+        For the initial weights, Kaiming: $W \sim \mathcal{N}(0, 2 / n_\text{in})$.
     dtype : torch.dtype, optional
         Floating-point dtype of the parameters.
     device : torch.device, str or None, optional
@@ -400,13 +403,14 @@ class ReLU(Module):
 
 
 class MSE(Module):
-    r"""Mean squared error, a loss: $L = \frac{1}{N} \sum_i (p_i - t_i)^2$.
+    r"""Mean squared error, a loss: the mean of $(\text{pred} - \text{target})^2$.
 
     ``MSE()(pred, target)``: ``pred`` and ``target`` must have the same shape
-    (any), with $N$ values each. A loss starts the backward chain
-    ($\partial L / \partial L = 1$), so ``backward()`` needs no upstream
-    gradient: it sets ``pred.g`` to $2 (p - t) / N$. The target gets no
-    gradient.
+    (any); $L$ averages over every one of their values. A loss starts the
+    backward chain ($\partial L / \partial L = 1$), so ``backward()`` needs no
+    upstream gradient: it sets ``pred.g`` to
+    $2 (\text{pred} - \text{target}) / (\text{number of values})$. The target
+    gets no gradient.
 
     Raises
     ------
@@ -437,9 +441,10 @@ class MSE(Module):
 class CrossEntropy(Module):
     r"""Mean cross-entropy, a loss: ``CrossEntropy()(logits, target)``.
 
-    ``logits`` has shape (n, c) and ``target`` holds n integer class indices,
-    shape (n,). ``backward()`` starts the chain, setting ``logits.g`` to
-    $(\operatorname{softmax}(z) - \operatorname{onehot}(t)) / n$.
+    ``logits`` has shape (N, C), $N$ examples and $C$ classes, and ``target``
+    holds the $N$ target classes $t_i$, integers of shape (N,). ``backward()``
+    starts the chain, setting ``logits.g`` to
+    $(\operatorname{softmax}(\text{logits}) - \operatorname{onehot}(t)) / N$.
 
     Raises
     ------
@@ -716,11 +721,11 @@ class Embedding(Module):
 
 
 class BatchNorm1d(Module):
-    r"""Batch normalisation of ``(n, c)`` or ``(n, c, L)`` inputs, per channel.
+    r"""Batch normalisation of ``(N, c)`` or ``(N, c, L)`` inputs, per channel.
 
     In training mode (the default, ``train()``) every call normalises with the
-    mean $\mu$ and biased variance $\sigma^2$ of its batch, the $m = n$ (or
-    $n L$) values of each channel, and updates the running statistics in place,
+    mean $\mu$ and biased variance $\sigma^2$ of its batch, the $m = N$ (or
+    $N L$) values of each channel, and updates the running statistics in place,
     with $\alpha$ = ``momentum``:
 
     $$\hat\mu \leftarrow (1 - \alpha) \hat\mu + \alpha \mu, \qquad
@@ -763,7 +768,7 @@ class BatchNorm1d(Module):
     ------
     ValueError
         For a non-positive ``c``, a ``momentum`` outside [0, 1], an input that is
-        not (n, c) or (n, c, L) with ``c`` channels, or, in training mode, one
+        not (N, c) or (N, c, L) with ``c`` channels, or, in training mode, one
         value per channel.
 
     Examples
@@ -868,7 +873,7 @@ class LayerNorm(Module):
     r"""Layer normalisation over the last dimension: ``(..., d) -> (..., d)``.
 
     $y = \gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta$ with $\mu$ and
-    $\sigma^2$ the mean and biased variance of each example's $d$ features.
+    $\sigma^2$ the mean and biased variance of each example's ``d`` features.
     Each example is normalised with its own statistics, so unlike batch norm it
     behaves the same in training and at inference.
 
@@ -934,7 +939,7 @@ class LayerNorm(Module):
 
 
 class Conv2d(Module):
-    r"""2-D convolution: ``(N, c_in, H, W) -> (N, c_out, Ho, Wo)``.
+    r"""2-D convolution: ``(N, c_in, h, w) -> (N, c_out, h_out, w_out)``.
 
     The forward and backward are `backprop.functional.conv2d` and
     `backprop.functional.conv2d_backward`.
@@ -951,8 +956,8 @@ class Conv2d(Module):
         Whether the layer has a bias ``b``.
     generator : torch.Generator or None, optional
         For the initial weights, Kaiming as in `Lin` with fan-in
-        $c_{in} k_h k_w$ (each output sums that many products):
-        $w \sim \mathcal{N}(0, 2 / (c_{in} k_h k_w))$.
+        $C_\text{in} k_h k_w$ (each output sums that many products):
+        $W \sim \mathcal{N}(0, 2 / (C_\text{in} k_h k_w))$.
     dtype : torch.dtype, optional
         Floating-point dtype of the parameters.
     device : torch.device, str or None, optional
@@ -1042,11 +1047,12 @@ class Conv2d(Module):
 class MultiHeadAttention(Module):
     """Multi-head self-attention on ``(N, T, d_model)``, with weights used as ``x @ w``.
 
-    With ``h = n_heads`` heads of ``d_head = d_model / h`` features each::
+    With ``n_heads`` heads of ``d = d_model / n_heads`` features each ($d$, a
+    head's dimension, as on the notation page)::
 
         q, k, v = x @ w_q + b_q,  x @ w_k + b_k,  x @ w_v + b_v     (N, T, d_model)
-        split:  (N, T, d_model) -> (N, T, h, d_head) -> (N, h, T, d_head)
-        heads = attention(q, k, v, mask) per head (batched)          (N, h, T, d_head)
+        split:  (N, T, d_model) -> (N, T, n_heads, d) -> (N, n_heads, T, d)
+        heads = attention(q, k, v, mask) per head (batched)       (N, n_heads, T, d)
         merge:  the reverse transpose and reshape                     (N, T, d_model)
         out   = merged @ w_o + b_o                                    (N, T, d_model)
 
@@ -1054,16 +1060,19 @@ class MultiHeadAttention(Module):
     projection; splitting the gradient into heads (the backward of a reshape and a
     transpose is the reverse reshape and transpose); ``attention_backward`` per
     head; merging; and ``lin_backward`` through each projection. ``x`` feeds q, k
-    and v, so its gradient is the sum of three::
+    and v, so its gradient is the sum of three, with ``grad_q`` the gradient of
+    the loss with respect to q (its heads merged back to (N, T, d_model)), and
+    likewise ``grad_k`` and ``grad_v``::
 
-        x.g = dQ @ w_qᵀ + dK @ w_kᵀ + dV @ w_vᵀ
+        x.g = grad_q @ w_qᵀ + grad_k @ w_kᵀ + grad_v @ w_vᵀ
 
     Equal to ``torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True)``
     with ``in_proj_weight = cat([w_q.T, w_k.T, w_v.T])``, ``in_proj_bias =
     cat([b_q, b_k, b_v])``, ``out_proj.weight = w_o.T`` and ``out_proj.bias = b_o``
     (torch stores weights as (out, in)); ``causal=True`` is its boolean
     ``attn_mask`` that is True above the diagonal (torch marks what is *forbidden*,
-    `backprop.attention.causal_mask` what is allowed).
+    `backprop.attention.causal_mask` what is allowed). As torch's, a sequence of
+    no positions (T = 0) gives an empty output and zero parameter gradients.
 
     Parameters
     ----------
