@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import io
 import math
+import re
+import tokenize
+from pathlib import Path
 
 import pytest
 import torch
@@ -292,3 +297,203 @@ def test_bad_operands_and_leaves():
         ag.Tensor(torch.tensor([1, 2]), requires_grad=True)
     with pytest.raises(TypeError, match=r"got str"):
         ag.Tensor(torch.ones(2)) + "1"
+
+
+# ----------------------------------------------- gradients of their own, in their dtype
+
+
+def _memory(tensors):
+    """The address of the memory behind each tensor (a view shares its base's)."""
+    return [t.untyped_storage().data_ptr() for t in tensors]
+
+
+def _keep_incoming_gradients(loss):
+    """Make every operation on the tape record the gradient it receives.
+
+    The list keeps them alive, so their memory cannot be reused by a later tensor
+    and mistaken for sharing.
+    """
+    received = []
+    for node in loss.tape():
+        if node._backward is not None:
+
+            def spy(g, backward=node._backward):
+                received.append(g)
+                return backward(g)
+
+            node._backward = spy
+    return received
+
+
+@settings(max_examples=150, deadline=None)
+@given(program=programs(), dtype=dtypes, seed=seeds)
+def test_no_gradient_shares_memory_with_another(program, dtype, seed):
+    # a + b hands the same gradient to a and b; each leaf must get its own, and none
+    # may be a gradient that an operation on the tape received either.
+    full, leaf_shapes, _, _ = program
+    leaves = [
+        ag.Tensor(make_tensor(s, dtype, seed=seed + i), requires_grad=True)
+        for i, s in enumerate(leaf_shapes)
+    ]
+    loss = _run(program, leaves, make_tensor(full, dtype, seed=seed + 99))
+    received = _keep_incoming_gradients(loss)
+    loss.backward()
+    leaf_memory = _memory(leaf.grad for leaf in leaves if leaf.grad is not None)
+    assert len(set(leaf_memory)) == len(leaf_memory), "two leaves share a .grad"
+    assert not set(leaf_memory) & set(_memory(received)), (
+        "a leaf's .grad is a gradient an operation received"
+    )
+
+
+def test_an_in_place_step_leaves_the_other_gradients_alone():
+    # p.data -= lr * p.grad; p.grad.zero_(), parameter by parameter, as a reader
+    # writes SGD by hand: with a.grad and b.grad one tensor, b would step by zero.
+    data = [torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0]), torch.tensor(2.0)]
+    ours = [ag.Tensor(d, requires_grad=True) for d in data]
+    theirs = [d.clone().requires_grad_() for d in data]
+    ((ours[0] + ours[1]) * ours[2] + ours[2]).sum().backward()
+    ((theirs[0] + theirs[1]) * theirs[2] + theirs[2]).sum().backward()
+    with torch.no_grad():
+        for mine, torch_p in zip(ours, theirs, strict=True):
+            mine.data -= 0.1 * mine.grad
+            mine.grad.zero_()
+            torch_p -= 0.1 * torch_p.grad
+            torch_p.grad.zero_()
+    for mine, torch_p in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(mine.data, torch_p.detach(), rtol=0, atol=0)
+
+
+def test_a_leaf_that_is_the_loss_and_accumulation_make_new_tensors():
+    x = ag.Tensor(torch.tensor(3.0), requires_grad=True)
+    x.backward()
+    first = x.grad
+    x.backward()
+    assert x.grad is not first and first.item() == 1.0 and x.grad.item() == 2.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    program=programs(),
+    leaf_dtypes=st.lists(dtypes, min_size=4, max_size=4),
+    constant_dtype=dtypes,
+    seed=seeds,
+)
+def test_each_gradient_has_its_tensors_dtype_like_torch(
+    program, leaf_dtypes, constant_dtype, seed
+):
+    # float32 and float64 leaves and constants mixed: torch promotes in the forward
+    # and casts every gradient back to the dtype of the tensor it belongs to.
+    full, leaf_shapes, _, _ = program
+    data = [
+        make_tensor(s, leaf_dtypes[i], seed=seed + i) for i, s in enumerate(leaf_shapes)
+    ]
+    constant = make_tensor(full, constant_dtype, seed=seed + 99)
+    leaves = [ag.Tensor(d, requires_grad=True) for d in data]
+    torch_leaves = [d.clone().requires_grad_() for d in data]
+    _run(program, leaves, constant).backward()
+    _run(program, torch_leaves, constant).backward()
+    for ours, theirs in zip(leaves, torch_leaves, strict=True):
+        if theirs.grad is None:
+            assert ours.grad is None
+            continue
+        assert ours.grad.dtype == theirs.grad.dtype == theirs.dtype
+        torch.testing.assert_close(ours.grad, theirs.grad, **tolerance(torch.float32))
+
+
+def test_a_float32_weight_times_a_float64_constant_gets_a_float32_gradient():
+    w = ag.Tensor(torch.tensor([1.0, 2.0]), requires_grad=True)
+    w_t = torch.tensor([1.0, 2.0], requires_grad=True)
+    c = torch.tensor([0.5, -3.0], dtype=torch.float64)
+    loss, loss_t = (w * c).sum(), (w_t * c).sum()
+    assert loss.dtype == loss_t.dtype == torch.float64
+    loss.backward()
+    loss_t.backward()
+    assert w.grad.dtype == w_t.grad.dtype == torch.float32
+    torch.testing.assert_close(w.grad, w_t.grad)
+
+
+# ---------------------------------------------------------- numbers: torch's promotion
+
+ELEMENTWISE = {
+    "t + s": lambda t, s: t + s,
+    "s + t": lambda t, s: s + t,
+    "t - s": lambda t, s: t - s,
+    "s - t": lambda t, s: s - t,
+    "t * s": lambda t, s: t * s,
+    "s * t": lambda t, s: s * t,
+}
+PROMOTION_DTYPES = [torch.bool, torch.uint8, torch.int32, torch.int64]
+PROMOTION_DTYPES += [torch.float16, torch.float32, torch.float64]
+
+
+@pytest.mark.parametrize("op", sorted(ELEMENTWISE))
+@pytest.mark.parametrize("dtype", PROMOTION_DTYPES, ids=str)
+@pytest.mark.parametrize("shape", [(3,), ()], ids=["vector", "0-dim"])
+@pytest.mark.parametrize("number", [2, -3, 0.5, 1e-3, True, False], ids=repr)
+def test_a_number_is_promoted_as_torch_promotes_it(op, dtype, shape, number):
+    # int tensor * 0.5 is float32, bool tensor * 3 is int64, float32 * 0.5 float32.
+    values = torch.tensor([1.7, 0.0, 2.6]) if shape else torch.tensor(2.6)
+    t = values.to(dtype) if dtype != torch.bool else values > 0
+    fn = ELEMENTWISE[op]
+    try:
+        expected = fn(t, number)
+    except RuntimeError as error:  # e.g. bool - bool: torch refuses, and so must we
+        with pytest.raises(RuntimeError, match=str(error).split(",")[0]):
+            fn(ag.Tensor(t), number)
+        return
+    leaves = [ag.Tensor(t)]
+    if dtype.is_floating_point:
+        leaves.append(ag.Tensor(t, requires_grad=True))  # the same on the tape
+    for leaf in leaves:
+        got = fn(leaf, number)
+        assert got.dtype == expected.dtype, (op, dtype, number)
+        if dtype == torch.float16 and isinstance(number, float):
+            # torch keeps the number in float32 while it computes; it is rounded
+            # to float16 here first: one rounding step apart at most.
+            torch.testing.assert_close(got.data, expected)
+        else:
+            assert torch.equal(got.data, expected), (op, dtype, number)
+
+
+@pytest.mark.parametrize("number", [2, 0.5, True], ids=repr)
+def test_gradients_through_a_number_match_torch(number):
+    x0 = torch.tensor([1.5, -2.0, 0.25])
+    x = ag.Tensor(x0, requires_grad=True)
+    x_t = x0.clone().requires_grad_()
+    for t in (x, x_t):
+        loss = (t * number + number) * (number + t) * (t + number)
+        if not isinstance(number, bool):  # torch refuses to subtract a bool
+            loss = loss * (t - number) + (number - t)
+        loss.sum().backward()
+    assert x.grad.dtype == x_t.grad.dtype
+    torch.testing.assert_close(x.grad, x_t.grad, rtol=0, atol=0)
+
+
+def _lines_of_code(path):
+    """Lines holding code: not blank, not only a comment, not part of a docstring."""
+    source = path.read_text()
+    docstrings = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.update(range(first.lineno, first.end_lineno + 1))
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT}
+    skip |= {tokenize.DEDENT, tokenize.ENDMARKER}
+    lines = set()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type not in skip:
+            lines.update(range(token.start[0], token.end[0] + 1))
+    return len(lines - docstrings)
+
+
+def test_post_14_says_how_long_the_module_is():
+    root = Path(__file__).resolve().parents[1]
+    post = (root / "posts/14-your-own-autograd/index.qmd").read_text()
+    claim = re.search(r"in about (\d+) lines of\s+`backprop\.autograd`", post)
+    assert claim, "post 14 no longer says how long backprop.autograd is"
+    measured = _lines_of_code(root / "src/backprop/autograd.py")
+    stated = int(claim.group(1))
+    assert abs(measured - stated) <= 0.1 * measured, (
+        f"post 14 says about {stated} lines of code; backprop.autograd has {measured}"
+    )

@@ -3,6 +3,7 @@ the digits."""
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backprop import modules
 from backprop.data import load_digits
 from backprop.functional import (
     cross_entropy,
@@ -381,6 +383,77 @@ def test_lin_rejects_bad_arguments():
         ValueError, match=r"pred has shape \(6, 1\) but target has shape \(6,\)"
     ):
         MSE()(torch.randn(6, 1), torch.randn(6))
+
+
+# --- backward() before a forward ---------------------------------------------
+
+# Classes whose constructor needs more than small ints; every other class in
+# modules.__all__ is built by _construct from its signature alone.
+SPECIAL_CONSTRUCTORS = {"Model": lambda: Model([ReLU()], MSE())}
+
+
+def _construct(cls):
+    """An instance made of small arguments: 4 for every required argument, a ReLU
+    where a module or a list of modules is asked for."""
+    if cls.__name__ in SPECIAL_CONSTRUCTORS:
+        return SPECIAL_CONSTRUCTORS[cls.__name__]()
+    args = []
+    for param in inspect.signature(cls).parameters.values():
+        if param.default is not param.empty or param.kind in (
+            param.VAR_POSITIONAL,
+            param.VAR_KEYWORD,
+        ):
+            continue
+        annotation = str(param.annotation)
+        if "Module" in annotation:
+            args.append([ReLU()] if "Sequence" in annotation else ReLU())
+        else:
+            args.append(4)
+    return cls(*args)
+
+
+WITH_BACKWARD = [
+    getattr(modules, name)
+    for name in modules.__all__
+    if inspect.isclass(getattr(modules, name))
+    and hasattr(getattr(modules, name), "backward")
+]
+
+
+def test_every_module_class_is_covered():
+    names = {cls.__name__ for cls in WITH_BACKWARD}
+    assert {"Module", "Model", "Lin", "BatchNorm1d", "MultiHeadAttention"} <= names
+
+
+@pytest.mark.parametrize("cls", WITH_BACKWARD, ids=lambda cls: cls.__name__)
+def test_backward_before_a_forward_says_what_to_do(cls):
+    try:
+        layer = _construct(cls)
+    except Exception as error:  # a new class whose constructor needs more
+        pytest.fail(f"add {cls.__name__} to SPECIAL_CONSTRUCTORS ({error})")
+    match = rf"^{cls.__name__}\.backward\(\) was called before any forward pass: "
+    match += r"call it on an input first \("
+    with pytest.raises(RuntimeError, match=match):
+        layer.backward()
+
+
+def test_backward_without_out_g_says_what_to_set():
+    layer = Lin(3, 2)
+    layer(torch.randn(4, 3))
+    match = r"the output \(shape \(4, 2\)\) has no gradient \.g: set out\.g"
+    with pytest.raises(RuntimeError, match=match):
+        layer.backward()
+
+
+def test_a_failed_forward_leaves_the_last_call_to_differentiate():
+    layer = Lin(3, 2)
+    x = torch.randn(4, 3)
+    out = layer(x)
+    with pytest.raises(ValueError, match="features"):
+        layer(torch.randn(5, 7))  # the wrong width: refused
+    out.g = torch.ones(4, 2)
+    layer.backward()  # still the call on x
+    torch.testing.assert_close(x.g, out.g @ layer.w.T)
 
 
 # --- SGD -------------------------------------------------------------------

@@ -379,6 +379,50 @@ def test_batchnorm1d_bad_momentum_and_channels():
     match = r"inp has 2 channels \(shape \(5, 2\)\) but BatchNorm1d has 3"
     with pytest.raises(ValueError, match=match):
         BatchNorm1d(3).eval()(torch.randn(5, 2))
+    # Training mode names the input too, not gamma.
+    with pytest.raises(ValueError, match=match):
+        BatchNorm1d(3)(torch.randn(5, 2))
+    match = r"inp has 5 channels \(shape \(4, 5, 2\)\) but BatchNorm1d has 3"
+    with pytest.raises(ValueError, match=match):
+        BatchNorm1d(3).train()(torch.randn(4, 5, 2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=shapes(min_dims=2, max_dims=3, max_side=5),
+    forward_in_training=st.booleans(),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+)
+def test_batchnorm1d_backward_differentiates_the_mode_its_forward_ran_in(
+    shape, forward_in_training, dtype, layout, seed
+):
+    # out = bn(x); bn.eval() (or bn.train()); bn.backward(): the gradient is the
+    # one of the forward that ran, with the statistics it used.
+    assume(shape[0] * math.prod(shape[2:]) >= 2)
+    c = shape[1]
+    layer = BatchNorm1d(c, dtype=dtype).train(forward_in_training)
+    layer.gamma += make_tensor((c,), dtype, seed=seed)
+    layer.beta += make_tensor((c,), dtype, seed=seed + 1)
+    layer.running_mean += make_tensor((c,), dtype, seed=seed + 2)
+    layer.running_var *= make_tensor((c,), dtype, seed=seed + 3).abs() + 0.5
+    running = layer.running_mean.clone(), layer.running_var.clone()
+    x = make_tensor(shape, dtype, layout, seed=seed + 4)
+    out = layer(x)
+    out.g = make_tensor(tuple(out.shape), dtype, seed=seed + 5)
+    layer.train(not forward_in_training)
+    layer.running_mean += 1.0  # changed after the forward: it must not matter
+    layer.running_var *= 2.0
+    layer.backward()
+
+    def torch_forward(x_, gamma_, beta_):
+        mean, var = (r.clone() for r in running)
+        return F.batch_norm(x_, mean, var, gamma_, beta_, forward_in_training)
+
+    expected = autograd_grads(torch_forward, [x, layer.gamma, layer.beta], out.g)
+    for got, e in zip((x.g, layer.gamma.g, layer.beta.g), expected, strict=True):
+        torch.testing.assert_close(got, e, **tolerance(dtype))
 
 
 # -------------------------------------------------------------- multi-head attention
@@ -485,3 +529,52 @@ def test_multihead_attention_bad_arguments():
         mha(torch.randn(2, 3, 4))
     with pytest.raises(ValueError, match=r"x must have 3 dim.*got shape \(3, 6\)"):
         mha(torch.randn(3, 6))
+
+
+def _torch_mha_grads(mha, x, grad_out, causal):
+    """torch's gradients for x and our eight parameters, in mha.parameters() order."""
+    theirs = _torch_mha(mha)
+    x_leaf = x.detach().clone().requires_grad_()
+    mask = _torch_causal_mask(x.shape[1]) if causal else None
+    out, _ = theirs(x_leaf, x_leaf, x_leaf, attn_mask=mask, need_weights=False)
+    out.backward(grad_out)
+    d_model = mha.w_q.shape[0]
+    w_in, b_in = theirs.in_proj_weight.grad, theirs.in_proj_bias.grad
+    params = []
+    for i in range(3):
+        rows = slice(i * d_model, (i + 1) * d_model)
+        params += [w_in[rows].T, b_in[rows]]
+    params += [theirs.out_proj.weight.grad.T, theirs.out_proj.bias.grad]
+    return out.detach(), x_leaf.grad, params
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(("n", "length"), [(2, 0), (0, 3), (0, 0)])
+def test_multihead_attention_on_no_positions_or_no_examples_matches_torch(
+    n, length, causal
+):
+    # torch returns an empty output and zero parameter gradients; so must we.
+    mha = _random_mha(6, 2, causal, torch.float64, 0)
+    x = torch.randn(n, length, 6, dtype=torch.float64)
+    out = mha(x)
+    out.g = torch.randn_like(out)
+    mha.backward()
+    expected, x_grad, param_grads = _torch_mha_grads(mha, x, out.g, causal)
+    assert out.shape == expected.shape == (n, length, 6)
+    assert x.g.shape == x_grad.shape
+    for got, e in zip([p.g for p in mha.parameters()], param_grads, strict=True):
+        torch.testing.assert_close(got, e, rtol=0, atol=0)  # zeros, both
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_multihead_attention_backward_uses_the_mask_of_its_forward(causal):
+    mha = _random_mha(6, 2, causal, torch.float64, 0)
+    x = torch.randn(2, 4, 6, dtype=torch.float64)
+    out = mha(x)
+    out.g = torch.randn_like(out)
+    mha.causal = not causal  # changed after the forward: it must not matter
+    mha.backward()
+    _, x_grad, param_grads = _torch_mha_grads(mha, x, out.g, causal)
+    assert_matches(x.g, x_grad)
+    for got, e in zip([p.g for p in mha.parameters()], param_grads, strict=True):
+        assert_matches(got, e)

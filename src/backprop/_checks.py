@@ -7,7 +7,9 @@ silent broadcast or an error from deep inside torch.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
+from typing import SupportsIndex
 
 import torch
 
@@ -96,6 +98,7 @@ def require_same_shape(
 
 def normalize_dim(name: str, dim: int, t: torch.Tensor) -> int:
     """A dimension index for ``t`` in ``[0, t.ndim)``, negative indices allowed."""
+    dim = require_int("dim", dim)
     if not -max(t.ndim, 1) <= dim < max(t.ndim, 1):
         raise ValueError(
             f"dim={dim} is out of range for {name} of shape {shape_str(t)}"
@@ -127,3 +130,52 @@ def require_shape(
             f"{name} must have shape {shape_str(shape)}{reason}, got shape "
             f"{shape_str(t)}"
         )
+
+
+def as_int(value: object) -> int | None:
+    """``value`` as a Python int if it is an integer, None otherwise.
+
+    An integer is anything ``operator.index`` accepts (an int, a ``numpy.int64``,
+    a one-element integer tensor) except a bool: ``True`` would pass for 1, a
+    kernel of size 1, which is a slip rather than an intent.
+    """
+    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
+        return None
+    if isinstance(value, torch.Tensor) and value.dtype == torch.bool:
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:  # numpy.bool_, or a tensor that is not one integer
+        return None
+
+
+def require_int(name: str, value: object, minimum: int | None = None) -> int:
+    """``value`` as a Python int, once it is an integer (see `as_int`), at least
+    ``minimum``; a ``ValueError`` naming ``name`` and the value otherwise."""
+    number = as_int(value)
+    if number is None or (minimum is not None and number < minimum):
+        kind = {1: "a positive int", 0: "a non-negative int", None: "an int"}.get(
+            minimum, f"an int of at least {minimum}"
+        )
+        got = f"{value!r} (a bool)" if isinstance(value, bool) else repr(value)
+        raise ValueError(f"{name} must be {kind}, got {got}")
+    return number
+
+
+def require_int_pair(name: str, value: object, minimum: int) -> tuple[int, int]:
+    """An int, or a pair of ints, as (vertical, horizontal) Python ints, each at
+    least ``minimum`` (a size, stride or padding of a convolution)."""
+    pair = (value, value) if as_int(value) is not None else value
+    numbers = (
+        [as_int(v) for v in pair]
+        if isinstance(pair, tuple | list) and len(pair) == 2
+        else [None]
+    )
+    if None in numbers:
+        got = f"{value!r} (a bool)" if isinstance(value, bool) else repr(value)
+        raise ValueError(f"{name} must be an int or a pair of ints, got {got}")
+    first, second = numbers
+    assert first is not None and second is not None
+    if min(first, second) < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return first, second

@@ -39,6 +39,7 @@ from torch import Tensor
 
 from backprop._checks import (
     require_float,
+    require_int,
     require_ndim,
     require_same_device,
     require_same_dtype,
@@ -91,10 +92,8 @@ def causal_mask(
             [ True,  True, False],
             [ True,  True,  True]])
     """
-    lk = lq if lk is None else lk
-    for name, size in (("lq", lq), ("lk", lk)):
-        if not isinstance(size, int) or size < 1:
-            raise ValueError(f"{name} must be a positive int, got {size!r}")
+    lq = require_int("lq", lq, minimum=1)
+    lk = lq if lk is None else require_int("lk", lk, minimum=1)
     return torch.ones(lq, lk, dtype=torch.bool, device=device).tril()
 
 
@@ -351,10 +350,7 @@ def attention_backward_blockwise(
     require_same_dtype(q=q, grad_out=grad_out)
     out_shape = (*q.shape[:-1], v.shape[-1])
     require_shape("grad_out", grad_out, out_shape, "the output's shape (..., Lq, dv)")
-    if isinstance(block_size, bool) or not isinstance(block_size, int):
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
-    if block_size < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    block_size = require_int("block_size", block_size, minimum=1)
 
     scale = 1 / math.sqrt(q.shape[-1])
     lq, lk = q.shape[-2], k.shape[-2]

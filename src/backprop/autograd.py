@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -65,9 +66,11 @@ class Tensor:
     data : torch.Tensor
         The values, any shape.
     grad : torch.Tensor or None
-        dL/d(data), same shape as ``data``, after ``loss.backward()``; None before.
-        Filled for leaves that require a gradient; like torch, it accumulates
-        over calls of ``backward()`` (set it to None between steps).
+        dL/d(data), same shape and dtype as ``data``, after ``loss.backward()``;
+        None before. Filled for leaves that require a gradient; like torch, it
+        accumulates over calls of ``backward()`` (set it to None between steps).
+        No two leaves share a ``.grad``'s memory, so updating one in place
+        (``p.grad.zero_()``) leaves the others as they are.
     requires_grad : bool
         True for leaves that asked for it and for every result computed from one.
 
@@ -318,29 +321,57 @@ class Tensor:
                 "computed from has requires_grad=True"
             )
         grads = {self: torch.ones_like(self.data)}
+        # How many tensors on the tape were handed each gradient's memory: a + b
+        # hands the gradient it received to both a and b, unchanged.
+        receivers = Counter([_storage(grads[self])])
         for node in reversed(self.tape()):
             g = grads.pop(node)  # complete: every use of node is later on the tape
             if node._backward is None:  # a leaf: keep its gradient
-                node.grad = g if node.grad is None else node.grad + g
+                if node.grad is not None:
+                    node.grad = node.grad + g  # out of place: a new tensor
+                elif receivers[_storage(g)] > 1:
+                    # Shared with another tensor: a copy of its own, as torch makes,
+                    # so that updating one .grad in place cannot change another.
+                    node.grad = g.clone()
+                else:
+                    node.grad = g
                 continue
             for parent, grad in zip(node._parents, node._backward(g), strict=True):
                 if parent.requires_grad and grad is not None:
+                    # Each gradient in its tensor's dtype, as torch casts them: a
+                    # float32 weight times a float64 constant gets a float32 .grad.
+                    grad = grad.to(parent.dtype)
                     # A tensor used several times: the gradients of its uses add up.
                     grads[parent] = grads[parent] + grad if parent in grads else grad
+                    receivers[_storage(grads[parent])] += 1
 
 
 # What may stand on either side of + - * @: numbers become constants.
-Operand = Tensor | torch.Tensor | float | int
+Operand = Tensor | torch.Tensor | float | int | bool
+
+
+def _storage(t: torch.Tensor) -> int:
+    """The address of the memory behind ``t``, the same for ``t`` and its views."""
+    return t.untyped_storage().data_ptr()
 
 
 def _lift(value: Operand, like: Tensor) -> Tensor:
-    """``value`` as a Tensor; a number becomes a constant of ``like``'s dtype."""
+    """``value`` as a Tensor; a number becomes a constant (shape ()) of the dtype
+    torch gives ``like.data`` combined with that number (its type promotion)."""
     if isinstance(value, Tensor):
         return value
     if isinstance(value, torch.Tensor):
         return Tensor(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return Tensor(torch.tensor(value, dtype=like.dtype, device=like.data.device))
+    if isinstance(value, bool | int | float):
+        # int tensor * 0.5 is float32 and bool tensor * 3 is int64, but a float32
+        # tensor * 0.5 stays float32: a number may raise the kind (bool < int <
+        # float), never the precision. A constant of that dtype (a bool stays a bool,
+        # which changes no dtype) gives like.data's operations the same result dtype.
+        # (float16 and bfloat16 round the number to their precision first; torch
+        # keeps it in float32 while it computes.)
+        is_bool = isinstance(value, bool)
+        dtype = torch.bool if is_bool else torch.result_type(like.data, value)
+        return Tensor(torch.tensor(value, dtype=dtype, device=like.data.device))
     raise TypeError(
         f"expected a Tensor, a torch.Tensor or a number, got {type(value).__name__}"
     )

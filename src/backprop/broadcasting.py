@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
-from backprop._checks import require_float, shape_str
+from backprop._checks import as_int, require_float, shape_str
 
 __all__ = ["broadcast_shape", "unbroadcast"]
 
@@ -36,9 +36,11 @@ def _as_shape(name: str, shape: Sequence[int] | torch.Size) -> tuple[int, ...]:
             f"got {type(shape).__name__}"
         )
     dims = tuple(shape)
-    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
+    # numpy's integers are ints, bools are not; each becomes a Python int.
+    sizes = tuple(n for n in map(as_int, dims) if n is not None and n >= 0)
+    if len(sizes) != len(dims):
         raise ValueError(f"{name} must hold non-negative ints, got {dims!r}")
-    return dims
+    return sizes
 
 
 def broadcast_shape(

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from backprop._checks import (
     require_float,
+    require_int_pair,
     require_ndim,
     require_same_dtype,
     require_shape,
@@ -48,14 +49,9 @@ IntPair = int | tuple[int, int]
 
 
 def _pair(name: str, value: IntPair, minimum: int) -> tuple[int, int]:
-    """An int or (int, int) as (vertical, horizontal), each at least ``minimum``."""
-    pair = (value, value) if isinstance(value, int) else value
-    is_pair = isinstance(pair, tuple | list) and len(pair) == 2
-    if not (is_pair and all(isinstance(v, int) for v in pair)):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-    return pair[0], pair[1]
+    """An int or (int, int) as (vertical, horizontal), each at least ``minimum``;
+    numpy's integers are ints, a bool is not."""
+    return require_int_pair(name, value, minimum)
 
 
 def _output_size(

@@ -31,6 +31,7 @@ from typing import NamedTuple
 import torch
 
 from backprop._checks import (
+    as_int,
     require_float,
     require_same_dtype,
     require_tensor,
@@ -282,6 +283,8 @@ def _shape_of(name: str, shape: Sequence[int]) -> tuple[int, ...]:
             f"{name} must be a sequence of sizes such as (64, 4096), got {shape!r}"
         )
     dims = tuple(shape)
-    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
+    # numpy's integers are ints, bools are not; each becomes a Python int.
+    sizes = tuple(n for n in map(as_int, dims) if n is not None and n >= 0)
+    if len(sizes) != len(dims):
         raise ValueError(f"{name} must hold non-negative integer sizes, got {dims!r}")
-    return dims
+    return sizes

@@ -29,7 +29,15 @@ from typing import Any
 
 import torch
 
-from backprop._checks import require_float, require_ndim, require_same_dtype, shape_str
+from backprop._checks import (
+    as_int,
+    require_float,
+    require_int,
+    require_int_pair,
+    require_ndim,
+    require_same_dtype,
+    shape_str,
+)
 from backprop.attention import attention, attention_backward, causal_mask
 from backprop.conv import IntPair
 from backprop.functional import (
@@ -73,7 +81,13 @@ __all__ = [
 # writes it, so the type checker is told about it once.
 def _grad(t: torch.Tensor) -> torch.Tensor:
     """``t.g``, the gradient a later layer stored on ``t``."""
-    g: torch.Tensor = t.g  # type: ignore[attr-defined]
+    g: torch.Tensor | None = getattr(t, "g", None)
+    if g is None:
+        raise RuntimeError(
+            f"the output (shape {shape_str(t)}) has no gradient .g: set out.g, the "
+            "gradient of the loss with respect to it, before backward() (the next "
+            "layer's backward() or the loss's sets it)"
+        )
     return g
 
 
@@ -83,9 +97,8 @@ def _set_grad(t: torch.Tensor, g: torch.Tensor | None) -> None:
 
 
 def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+    """A positive integer as a Python int (numpy's integers too; not a bool)."""
+    return require_int(name, value, minimum=1)
 
 
 class Module:
@@ -146,9 +159,11 @@ class Module:
         return self.train(False)
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
-        self.args = args
-        self.out = self.forward(*args)
-        return self.out
+        out = self.forward(*args)
+        # Kept once the forward has succeeded: backward() never pairs one call's
+        # inputs with another call's output.
+        self.args, self.out = args, out
+        return out
 
     # Each subclass names its own inputs, e.g. forward(self, inp); `*args: Any`
     # lets the type checker accept any such signature in place of this one.
@@ -157,8 +172,32 @@ class Module:
         raise NotImplementedError
 
     def backward(self) -> None:
-        """Fill ``.g`` from ``self.out.g`` for the inputs of the last call."""
+        """Fill ``.g`` from ``self.out.g`` for the inputs of the last call.
+
+        Raises
+        ------
+        RuntimeError
+            If the module has not been called yet, or ``self.out.g`` is not set.
+        """
+        self._require_forward()
         self.bwd(self.out, *self.args)
+
+    def _require_forward(
+        self, caller: str | None = None, call: str = "out = layer(x)"
+    ) -> None:
+        """Raise a clear error if the module has not been called on an input yet.
+
+        ``backward()`` differentiates the last call, so it needs one. A subclass
+        that overrides ``backward()`` calls this first. ``caller`` names the
+        object whose ``backward()`` was called (by default, the module's class)
+        and ``call`` shows how to call it.
+        """
+        if not hasattr(self, "out"):
+            name = caller or type(self).__name__
+            raise RuntimeError(
+                f"{name}.backward() was called before any forward pass: call it on "
+                f"an input first ({call}); backward() differentiates the last call"
+            )
 
     def bwd(self, out: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """Read ``out.g`` and set ``.g`` on the inputs and parameters (a subclass's)."""
@@ -170,14 +209,17 @@ class Module:
 
 
 class Lin(Module):
-    r"""The linear layer $y = x w + b$: ``(..., n_in) -> (..., n_out)``.
+    r"""The linear layer $Y = XW + b$: ``(..., n_in) -> (..., n_out)``.
 
-    Backward (see `backprop.functional.lin_backward`), with $G$ = ``out.g`` and
-    the batch dimensions flattened into rows:
+    Backward (see `backprop.functional.lin_backward`), with $X$ the input
+    (``inp``), $W$ = ``w``, $G$ = ``out.g`` and the batch dimensions flattened
+    into rows:
 
-    $$\frac{\partial L}{\partial x} = G w^\top, \qquad
-    \frac{\partial L}{\partial w} = x^\top G, \qquad
-    \frac{\partial L}{\partial b} = \textstyle\sum_{\text{rows}} G.$$
+    $$\frac{\partial L}{\partial X} = G W^\top, \qquad
+    \frac{\partial L}{\partial W} = X^\top G, \qquad
+    \frac{\partial L}{\partial b} = \mathbf{1}^\top G,$$
+
+    where $\mathbf{1}^\top G$ sums the rows of $G$.
 
     With ``input_needs_grad=False`` (for a first layer, whose input is data)
     ``inp.g`` is not computed: for MNIST's 784 inputs that product costs as much
@@ -192,7 +234,7 @@ class Lin(Module):
     input_needs_grad : bool, optional
         False to skip the input's gradient (a first layer).
     generator : torch.Generator or None, optional
-        For the initial weights, Kaiming: $w \sim \mathcal{N}(0, 2 / n_{in})$.
+        For the initial weights, Kaiming: $W \sim \mathcal{N}(0, 2 / n_\text{in})$.
     dtype : torch.dtype, optional
         Floating-point dtype of the parameters.
     device : torch.device, str or None, optional
@@ -233,8 +275,8 @@ class Lin(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        _positive_int("n_in", n_in)
-        _positive_int("n_out", n_out)
+        n_in = _positive_int("n_in", n_in)
+        n_out = _positive_int("n_out", n_out)
         if not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
         self.input_needs_grad = input_needs_grad
@@ -361,13 +403,14 @@ class ReLU(Module):
 
 
 class MSE(Module):
-    r"""Mean squared error, a loss: $L = \frac{1}{N} \sum_i (p_i - t_i)^2$.
+    r"""Mean squared error, a loss: the mean of $(\text{pred} - \text{target})^2$.
 
     ``MSE()(pred, target)``: ``pred`` and ``target`` must have the same shape
-    (any), with $N$ values each. A loss starts the backward chain
-    ($\partial L / \partial L = 1$), so ``backward()`` needs no upstream
-    gradient: it sets ``pred.g`` to $2 (p - t) / N$. The target gets no
-    gradient.
+    (any); $L$ averages over every one of their values. A loss starts the
+    backward chain ($\partial L / \partial L = 1$), so ``backward()`` needs no
+    upstream gradient: it sets ``pred.g`` to
+    $2 (\text{pred} - \text{target}) / (\text{number of values})$. The target
+    gets no gradient.
 
     Raises
     ------
@@ -398,9 +441,10 @@ class MSE(Module):
 class CrossEntropy(Module):
     r"""Mean cross-entropy, a loss: ``CrossEntropy()(logits, target)``.
 
-    ``logits`` has shape (n, c) and ``target`` holds n integer class indices,
-    shape (n,). ``backward()`` starts the chain, setting ``logits.g`` to
-    $(\operatorname{softmax}(z) - \operatorname{onehot}(t)) / n$.
+    ``logits`` has shape (N, C), $N$ examples and $C$ classes, and ``target``
+    holds the $N$ target classes $t_i$, integers of shape (N,). ``backward()``
+    starts the chain, setting ``logits.g`` to
+    $(\operatorname{softmax}(\text{logits}) - \operatorname{onehot}(t)) / N$.
 
     Raises
     ------
@@ -531,6 +575,7 @@ class Model:
         return self.loss(self.layers(x), target)
 
     def backward(self) -> None:
+        self.loss._require_forward("Model", call="loss = model(x, target)")
         self.loss.backward()
         self.layers.backward()
 
@@ -657,8 +702,8 @@ class Embedding(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        _positive_int("num", num)
-        _positive_int("dim", dim)
+        num = _positive_int("num", num)
+        dim = _positive_int("dim", dim)
         self.table = torch.randn(num, dim, generator=generator, dtype=dtype).to(device)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
@@ -676,11 +721,11 @@ class Embedding(Module):
 
 
 class BatchNorm1d(Module):
-    r"""Batch normalisation of ``(n, c)`` or ``(n, c, L)`` inputs, per channel.
+    r"""Batch normalisation of ``(N, c)`` or ``(N, c, L)`` inputs, per channel.
 
     In training mode (the default, ``train()``) every call normalises with the
-    mean $\mu$ and biased variance $\sigma^2$ of its batch, the $m = n$ (or
-    $n L$) values of each channel, and updates the running statistics in place,
+    mean $\mu$ and biased variance $\sigma^2$ of its batch, the $m = N$ (or
+    $N L$) values of each channel, and updates the running statistics in place,
     with $\alpha$ = ``momentum``:
 
     $$\hat\mu \leftarrow (1 - \alpha) \hat\mu + \alpha \mu, \qquad
@@ -696,6 +741,8 @@ class BatchNorm1d(Module):
     an affine map per channel, so one example's output no longer depends on the
     rest of its batch, a batch of one works, and the backward has no batch
     coupling: ``inp.g`` is ``out.g`` times $\gamma / \sqrt{\hat\sigma^2 + \epsilon}$.
+    ``backward()`` differentiates the last call in the mode it ran in, even if
+    the mode has changed since.
 
     Parameters
     ----------
@@ -721,7 +768,8 @@ class BatchNorm1d(Module):
     ------
     ValueError
         For a non-positive ``c``, a ``momentum`` outside [0, 1], an input that is
-        not (n, c) or (n, c, L), or, in training mode, one value per channel.
+        not (N, c) or (N, c, L) with ``c`` channels, or, in training mode, one
+        value per channel.
 
     Examples
     --------
@@ -742,7 +790,7 @@ class BatchNorm1d(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        _positive_int("c", c)
+        c = _positive_int("c", c)
         if (
             isinstance(momentum, bool)
             or not isinstance(momentum, int | float)
@@ -767,17 +815,23 @@ class BatchNorm1d(Module):
                 "BatchNorm1d expects inp of shape (n, c) or (n, c, L), "
                 f"got shape {shape_str(inp)}"
             )
+        require_float("inp", inp)
+        require_same_dtype(inp=inp, gamma=self.gamma)
+        if inp.shape[1] != self.gamma.shape[0]:
+            raise ValueError(
+                f"inp has {inp.shape[1]} channels (shape {shape_str(inp)}) but "
+                f"BatchNorm1d has {self.gamma.shape[0]}"
+            )
+        # backward() differentiates this forward even if the mode changes in between
+        # (bn.eval() before bn.backward()): record the mode, eps and, in evaluation,
+        # the statistics this forward uses.
+        self.saved_training, self.saved_eps = self.training, self.eps
         if not self.training:
-            require_float("inp", inp)
-            require_same_dtype(inp=inp, gamma=self.gamma)
-            if inp.shape[1] != self.gamma.shape[0]:
-                raise ValueError(
-                    f"inp has {inp.shape[1]} channels (shape {shape_str(inp)}) but "
-                    f"BatchNorm1d has {self.gamma.shape[0]}"
-                )
             scale, mean = self._eval_scale_shift(inp)
-            shape = (1, -1) + (1,) * (inp.ndim - 2)
-            return scale * (inp - mean) + self.beta.reshape(shape)
+            inv_sigma = torch.rsqrt(self.running_var + self.eps).reshape(mean.shape)
+            # A copy of the mean: a call in training mode updates it in place.
+            self.saved_stats = scale, mean.clone(), inv_sigma
+            return scale * (inp - mean) + self.beta.reshape(mean.shape)
         out = batchnorm(inp, self.gamma, self.beta, self.eps)  # checks the shapes
         axes = (0, *range(2, inp.ndim))
         m = inp.numel() // inp.shape[1]
@@ -791,15 +845,16 @@ class BatchNorm1d(Module):
         return out
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        if self.training:
-            grads = batchnorm_backward(_grad(out), inp, self.gamma, self.beta, self.eps)
+        if self.saved_training:  # the forward used the batch's statistics
+            grads = batchnorm_backward(
+                _grad(out), inp, self.gamma, self.beta, self.saved_eps
+            )
             for t, g in zip((inp, self.gamma, self.beta), grads, strict=True):
                 _set_grad(t, g)
             return
         # Evaluation: mean and sigma are constants, y = scale * (x - mean) + beta per
         # channel. Every value's gradient is its own out.g times its channel's scale.
-        scale, mean = self._eval_scale_shift(inp)
-        inv_sigma = torch.rsqrt(self.running_var + self.eps).reshape(mean.shape)
+        scale, mean, inv_sigma = self.saved_stats
         x_hat = (inp - mean) * inv_sigma
         axes = (0, *range(2, inp.ndim))
         grad_out = _grad(out)
@@ -818,7 +873,7 @@ class LayerNorm(Module):
     r"""Layer normalisation over the last dimension: ``(..., d) -> (..., d)``.
 
     $y = \gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta$ with $\mu$ and
-    $\sigma^2$ the mean and biased variance of each example's $d$ features.
+    $\sigma^2$ the mean and biased variance of each example's ``d`` features.
     Each example is normalised with its own statistics, so unlike batch norm it
     behaves the same in training and at inference.
 
@@ -863,7 +918,7 @@ class LayerNorm(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        _positive_int("d", d)
+        d = _positive_int("d", d)
         self.eps = eps
         self.gamma = torch.ones(d, dtype=dtype, device=device)
         self.beta = torch.zeros(d, dtype=dtype, device=device)
@@ -884,7 +939,7 @@ class LayerNorm(Module):
 
 
 class Conv2d(Module):
-    r"""2-D convolution: ``(N, c_in, H, W) -> (N, c_out, Ho, Wo)``.
+    r"""2-D convolution: ``(N, c_in, h, w) -> (N, c_out, h_out, w_out)``.
 
     The forward and backward are `backprop.functional.conv2d` and
     `backprop.functional.conv2d_backward`.
@@ -901,8 +956,8 @@ class Conv2d(Module):
         Whether the layer has a bias ``b``.
     generator : torch.Generator or None, optional
         For the initial weights, Kaiming as in `Lin` with fan-in
-        $c_{in} k_h k_w$ (each output sums that many products):
-        $w \sim \mathcal{N}(0, 2 / (c_{in} k_h k_w))$.
+        $C_\text{in} k_h k_w$ (each output sums that many products):
+        $W \sim \mathcal{N}(0, 2 / (C_\text{in} k_h k_w))$.
     dtype : torch.dtype, optional
         Floating-point dtype of the parameters.
     device : torch.device, str or None, optional
@@ -945,11 +1000,10 @@ class Conv2d(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        _positive_int("c_in", c_in)
-        _positive_int("c_out", c_out)
-        kernel = (
-            (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-        )
+        c_in = _positive_int("c_in", c_in)
+        c_out = _positive_int("c_out", c_out)
+        is_int = as_int(kernel_size) is not None  # numpy's integers too, not a bool
+        kernel = (kernel_size, kernel_size) if is_int else kernel_size
         if not (isinstance(kernel, tuple | list) and len(kernel) == 2):
             raise ValueError(
                 f"kernel_size must be an int or a pair of ints, got {kernel_size!r}"
@@ -958,6 +1012,9 @@ class Conv2d(Module):
             _positive_int("kernel height", kernel[0]),
             _positive_int("kernel width", kernel[1]),
         )
+        # Checked now rather than at the first call; kept as given, for the repr.
+        require_int_pair("stride", stride, 1)
+        require_int_pair("padding", padding, 0)
         self.stride, self.padding = stride, padding
         fan_in = c_in * kh * kw
         w = torch.randn(c_out, c_in, kh, kw, generator=generator, dtype=dtype)
@@ -990,11 +1047,12 @@ class Conv2d(Module):
 class MultiHeadAttention(Module):
     """Multi-head self-attention on ``(N, T, d_model)``, with weights used as ``x @ w``.
 
-    With ``h = n_heads`` heads of ``d_head = d_model / h`` features each::
+    With ``n_heads`` heads of ``d = d_model / n_heads`` features each ($d$, a
+    head's dimension, as on the notation page)::
 
         q, k, v = x @ w_q + b_q,  x @ w_k + b_k,  x @ w_v + b_v     (N, T, d_model)
-        split:  (N, T, d_model) -> (N, T, h, d_head) -> (N, h, T, d_head)
-        heads = attention(q, k, v, mask) per head (batched)          (N, h, T, d_head)
+        split:  (N, T, d_model) -> (N, T, n_heads, d) -> (N, n_heads, T, d)
+        heads = attention(q, k, v, mask) per head (batched)       (N, n_heads, T, d)
         merge:  the reverse transpose and reshape                     (N, T, d_model)
         out   = merged @ w_o + b_o                                    (N, T, d_model)
 
@@ -1002,16 +1060,19 @@ class MultiHeadAttention(Module):
     projection; splitting the gradient into heads (the backward of a reshape and a
     transpose is the reverse reshape and transpose); ``attention_backward`` per
     head; merging; and ``lin_backward`` through each projection. ``x`` feeds q, k
-    and v, so its gradient is the sum of three::
+    and v, so its gradient is the sum of three, with ``grad_q`` the gradient of
+    the loss with respect to q (its heads merged back to (N, T, d_model)), and
+    likewise ``grad_k`` and ``grad_v``::
 
-        x.g = dQ @ w_qᵀ + dK @ w_kᵀ + dV @ w_vᵀ
+        x.g = grad_q @ w_qᵀ + grad_k @ w_kᵀ + grad_v @ w_vᵀ
 
     Equal to ``torch.nn.MultiheadAttention(d_model, n_heads, batch_first=True)``
     with ``in_proj_weight = cat([w_q.T, w_k.T, w_v.T])``, ``in_proj_bias =
     cat([b_q, b_k, b_v])``, ``out_proj.weight = w_o.T`` and ``out_proj.bias = b_o``
     (torch stores weights as (out, in)); ``causal=True`` is its boolean
     ``attn_mask`` that is True above the diagonal (torch marks what is *forbidden*,
-    `backprop.attention.causal_mask` what is allowed).
+    `backprop.attention.causal_mask` what is allowed). As torch's, a sequence of
+    no positions (T = 0) gives an empty output and zero parameter gradients.
 
     Parameters
     ----------
@@ -1063,8 +1124,8 @@ class MultiHeadAttention(Module):
         dtype: torch.dtype = torch.float32,
         generator: torch.Generator | None = None,
     ) -> None:
-        _positive_int("d_model", d_model)
-        _positive_int("n_heads", n_heads)
+        d_model = _positive_int("d_model", d_model)
+        n_heads = _positive_int("n_heads", n_heads)
         if d_model % n_heads != 0:
             raise ValueError(
                 "d_model must be a multiple of n_heads (each head gets "
@@ -1112,7 +1173,13 @@ class MultiHeadAttention(Module):
         q = self._split(lin(x, self.w_q, self.b_q))
         k = self._split(lin(x, self.w_k, self.b_k))
         v = self._split(lin(x, self.w_v, self.b_v))
-        merged = self._merge(attention(q, k, v, self._mask(x.shape[1], x.device)))
+        length = x.shape[1]
+        # The mask of this call: backward() uses it even if self.causal changes.
+        self.saved_mask = self._mask(length, x.device) if length else None
+        # T = 0: no position attends and none is attended to, so the heads are
+        # empty (N, h, 0, d_head), as torch's output is empty.
+        heads = attention(q, k, v, self.saved_mask) if length else v
+        merged = self._merge(heads)
         # Saved for the backward, as autograd saves what a backward formula reads.
         self.saved = q, k, v, merged
         return lin(merged, self.w_o, self.b_o)
@@ -1124,11 +1191,15 @@ class MultiHeadAttention(Module):
         )
         _set_grad(self.w_o, grad_w_o)
         _set_grad(self.b_o, grad_b_o)
-        mask = self._mask(x.shape[1], x.device)
         # lin_backward computes grad_x unless told not to (need_grad_x=False).
         assert grad_merged is not None
         grad_heads = self._split(grad_merged)  # the backward of merge is split
-        grad_q, grad_k, grad_v = attention_backward(grad_heads, q, k, v, mask)
+        if x.shape[1]:
+            grad_q, grad_k, grad_v = attention_backward(
+                grad_heads, q, k, v, self.saved_mask
+            )
+        else:  # T = 0: every gradient is empty
+            grad_q, grad_k, grad_v = grad_heads, grad_heads, grad_heads
         grad_x = torch.zeros_like(x)
         for grad_heads, w, b in (
             (grad_q, self.w_q, self.b_q),
