@@ -417,3 +417,13 @@ def test_the_names_of_a_gradient_are_tabled_only_on_the_notation_page():
         "the table of a gradient's names (∂L/∂X, .g, grad_x, .grad) belongs on "
         f"notation.qmd only (#sec-four-names); found in {tabled}"
     )
+
+
+def test_softmax_explorer_numbers_logits_as_the_post_does():
+    # Post 7 writes the logits z_1 ... z_C; its explorer's sliders must say the same.
+    explorer = POSTS_DIR / "07-softmax-cross-entropy" / "_explorer.qmd"
+    labels = re.findall(r'label: "logit z(\w)"', explorer.read_text(encoding="utf-8"))
+    assert labels == list("₁₂₃₄"), (
+        f"the explorer labels its logits z{', z'.join(labels)}; the post writes "
+        "z₁ … z₄ (classes numbered from 1)"
+    )
