@@ -368,3 +368,62 @@ def test_no_cross_references_in_code(page):
         f"{page.relative_to(ROOT)} has cross-references inside code, where they show "
         f"literally (write the words instead): {found}"
     )
+
+
+# The derivative, ∂, the backward pass and the upstream gradient are defined in post 2
+# ("Derivatives and the chain rule"); post 1 comes before it and must not lean on them.
+BEFORE_DERIVATIVES = POSTS_DIR / "01-log-rules" / "index.qmd"
+DERIVATIVE_WORDS = re.compile(
+    r"\\partial|∂|\bderivatives?\b|upstream|backward pass|_backward\b|\.backward\("
+    r"|grad_out|\.grad\b|exercise(_gradient)?\(|check_(backward|gradient)\("
+)
+
+
+def test_post_1_uses_nothing_post_2_defines():
+    found = [
+        f"line {number}: {line.strip()[:70]!r}"
+        for number, line in enumerate(
+            BEFORE_DERIVATIVES.read_text(encoding="utf-8").splitlines(), start=1
+        )
+        if DERIVATIVE_WORDS.search(line)
+    ]
+    assert not found, (
+        "post 1 uses derivatives, the backward pass or the upstream gradient before "
+        f"post 2 defines them (move it to post 2 or later): {found}"
+    )
+
+
+# The four names of one gradient (maths, fast.ai's .g, grad_x, autograd's .grad) are
+# tabled once, on the notation page; a post links there instead of a table of its own.
+TABLE = re.compile(r"(?:^\|.*\n?)+", re.MULTILINE)
+
+
+def names_a_gradient_four_ways(table: str) -> bool:
+    return all(
+        re.search(pattern, table)
+        for pattern in (r"\\partial L", r"`\w+\.g`", r"`grad_\w+`", r"`\w+\.grad`")
+    )
+
+
+def test_the_names_of_a_gradient_are_tabled_only_on_the_notation_page():
+    tabled = [
+        page.relative_to(ROOT).as_posix()
+        for page in PAGES
+        if any(
+            names_a_gradient_four_ways(t.group()) for t in TABLE.finditer(body(page))
+        )
+    ]
+    assert tabled == ["notation.qmd"], (
+        "the table of a gradient's names (∂L/∂X, .g, grad_x, .grad) belongs on "
+        f"notation.qmd only (#sec-four-names); found in {tabled}"
+    )
+
+
+def test_softmax_explorer_numbers_logits_as_the_post_does():
+    # Post 7 writes the logits z_1 ... z_C; its explorer's sliders must say the same.
+    explorer = POSTS_DIR / "07-softmax-cross-entropy" / "_explorer.qmd"
+    labels = re.findall(r'label: "logit z(\w)"', explorer.read_text(encoding="utf-8"))
+    assert labels == list("₁₂₃₄"), (
+        f"the explorer labels its logits z{', z'.join(labels)}; the post writes "
+        "z₁ … z₄ (classes numbered from 1)"
+    )

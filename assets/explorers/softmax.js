@@ -1,10 +1,11 @@
 // Softmax with a temperature, cross-entropy for one target class, and its
 // gradient, for the explorer of post 7. Plain ES2020 module: no dependencies, no DOM.
 //
-// With logits z and temperature T the model's scores are u = z / T, and
+// With logits z and temperature τ the model's scores are u = z / τ, and
 //   p = softmax(u),   loss = −log p_target = logsumexp(u) − u_target,
-//   ∂loss/∂u = p − onehot(target),   ∂loss/∂z = (p − onehot(target)) / T.
-// At T = 1 the two gradients are the same; the post's formula is ∂loss/∂u.
+//   ∂loss/∂u = p − onehot(target),   ∂loss/∂z = (p − onehot(target)) / τ.
+// At τ = 1 the two gradients are the same; the post's formula is ∂loss/∂u.
+// Classes are indexed from 0 here, as in code; the page labels them 1 to C, as the post.
 
 function checkLogits(logits) {
   if (!Array.isArray(logits) || logits.length === 0) {
@@ -36,7 +37,7 @@ export function logsumexp(u) {
   return m + Math.log(total);
 }
 
-// softmax(z / T), stably (subtract the max first; the result is unchanged).
+// softmax(z / τ), stably (subtract the max first; the result is unchanged).
 export function softmax(logits, temperature = 1) {
   checkLogits(logits);
   checkTemperature(temperature);
