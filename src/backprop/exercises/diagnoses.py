@@ -38,7 +38,8 @@ class Verdict:
     key: str = ""  # the same mistake in several cases has the same key
     message: str = ""
     ratio: float = 1.0  # for key "factor": the candidate's answer over the right one
-    general: str = ""  # for key "factor": the description that does not name a factor
+    # For a factor or the sign: the description that does not name a factor.
+    general: str = ""
 
 
 def close(got: Tensor, want: Tensor, tolerance: tuple[float, float]) -> bool:
@@ -347,6 +348,7 @@ def judge(name: str, got: object, want: Tensor, case: Case) -> Verdict:
     if scale > 0 and want.numel() > 1:
         ratio = (g * want).sum().item() / scale
         if abs(ratio - 1) > 1e-3 and ratio != 0 and close(g, ratio * want, recognise):
+            general = _difference(name, g, want, dtype_note)
             if abs(ratio + 1) <= 1e-6:
                 return Verdict(
                     False,
@@ -354,9 +356,9 @@ def judge(name: str, got: object, want: Tensor, case: Case) -> Verdict:
                     f"{name} has the wrong sign: it is exactly minus the right answer. "
                     "Check the order of a subtraction (e.g. pred - target, not "
                     f"target - pred) or a stray minus.{dtype_note}",
+                    general=general,
                 )
             # Named in factor_groups, where every case's ratio is known.
-            general = _difference(name, g, want, dtype_note)
             return Verdict(False, "factor", dtype_note, ratio=ratio, general=general)
 
     rtol, atol = TOLERANCE[want.dtype]

@@ -300,8 +300,8 @@ def _general(
     """The general diagnoses of one gradient, one message per kind of mistake.
 
     When some cases can only be described in general terms ("does not match") and
-    others look like a constant factor, the factor is a coincidence of those cases:
-    the description that fits every case is given instead.
+    others look like a constant factor or the sign, that is a coincidence of those
+    cases: the description that fits every case is given instead.
     """
     keys = {found[name].key for found in verdicts if not found[name].ok}
     coincidence = "mismatch" in keys
@@ -311,10 +311,8 @@ def _general(
         verdict = found[name]
         if verdict.ok:
             continue
-        if verdict.key == "factor" and coincidence:
-            seen.setdefault("mismatch:" + str(number), (verdict.general, []))[1].append(
-                number
-            )
+        if verdict.key in ("factor", "sign") and coincidence:
+            seen.setdefault("mismatch", (verdict.general, []))[1].append(number)
         elif verdict.key == "factor":
             factors.append((number, case, verdict))
         else:
@@ -339,6 +337,11 @@ def check_backward(
     a single gradient bare (not in a tuple). Losses (``mse``, ``cross_entropy``)
     take only the forward's inputs. It is called with positional arguments only,
     and with copies, so changing an input in place does no harm.
+
+    A wrong answer that makes one of the layer's typical mistakes (its catalogue,
+    ``backprop.exercises.catalogues.CATALOGUES[name]``) on every case is named,
+    with a hint pointing back at the post that derives the layer; any other is
+    described in general terms (transposed, a factor, not summed, which entries).
 
     | name | candidate |
     |---|---|
