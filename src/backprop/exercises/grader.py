@@ -137,11 +137,9 @@ def _named(
     out = []
     for index, mistake in enumerate(catalogue.mistakes):
         affected = [
-            at
-            for at, grad in enumerate(grads)
-            if grad not in claimed and any(k[index].telling[at] for k in knowns)
+            at for at in range(len(grads)) if any(k[index].telling[at] for k in knowns)
         ]
-        if not affected:
+        if not affected or all(grads[at] in claimed for at in affected):
             continue
         fits = all(
             _matches(mistake, known[index], answer[at], at, case)
@@ -153,7 +151,7 @@ def _named(
         )
         if not fits:
             continue
-        names = [grads[at] for at in affected]
+        names = [grads[at] for at in affected if grads[at] not in claimed]
         claimed.update(names)
         numbers = [
             number
