@@ -21,7 +21,7 @@ they show the report and raise `ExerciseNotDone` until the answer is right,
 so that "Run all" in a notebook stops at the first unsolved exercise.
 
 Each exercise has a catalogue of typical wrong answers
-(`backprop.exercises.catalogues`): when an answer makes one of them on every case,
+(``backprop.exercises.catalogues``): when an answer makes one of them on every case,
 the report names it, with a hint pointing back at the post's section. A layer's
 catalogue goes with its name; a post's own exercise passes
 ``catalogue="<exercise>"`` to `check_gradient` / `exercise_gradient`.
@@ -30,7 +30,7 @@ The package is split along its seams: ``cases`` (one family of cases per layer),
 ``catalogues`` (the typical mistakes of each exercise), ``diagnoses`` (what kind
 of wrong a gradient is), ``runner`` (time limits, exceptions), ``report`` and
 ``grader`` (the functions below). Adding an exercise means adding one case family
-(or, for a post's own exercise, its `Example`) and one catalogue.
+(or, for a post's own exercise, its ``Example``) and one catalogue.
 
 Like `backprop.gradcheck`, this package is an oracle, so it calls
 ``torch.autograd``; the layers themselves never do.
