@@ -315,6 +315,13 @@ def _general(
             factors.append((number, case, verdict))
         else:
             seen.setdefault(verdict.key, (verdict.message, []))[1].append(number)
+    if "mismatch" in seen and len(seen["mismatch"][1]) > 1:
+        # Its counts, rows and ratio are those of one case; the others differ.
+        message, numbers = seen["mismatch"]
+        seen["mismatch"] = (
+            f"{message} (The numbers are case {numbers[0]}'s.)",
+            numbers,
+        )
     groups = list(seen.values()) + (factor_groups(name, factors) if factors else [])
     return [(name, message, numbers) for message, numbers in groups]
 

@@ -286,21 +286,25 @@ def _norm_mistakes(kind: str) -> tuple[Mistake, ...]:
     dim = 0 if kind == "batchnorm" else -1
 
     def grad_x_of(
-        how: str, axis: int = dim, no_eps: bool = False
+        how: str, axis: int = dim, no_eps: bool = False, x_hat_too: bool = False
     ) -> Callable[..., object]:
+        """The mistake in grad_x only, or (x_hat_too) in grad_gamma's x_hat too."""
+
         def answer(
             g: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
         ) -> tuple[Tensor, Tensor, Tensor]:
             e = 0.0 if no_eps else eps
             wrong = autograd(
-                lambda x: normalise(x, gamma, beta, axis, e, how), (x,), g
-            )[0]
+                lambda x, gamma, beta: normalise(x, gamma, beta, axis, e, how),
+                (x, gamma, beta),
+                g,
+            )
             right = autograd(
                 lambda x, gamma, beta: normalise(x, gamma, beta, dim, eps, "right"),
                 (x, gamma, beta),
                 g,
             )
-            return wrong, right[1], right[2]
+            return wrong[0], (wrong if x_hat_too else right)[1], right[2]
 
         return answer
 
@@ -322,6 +326,13 @@ def _norm_mistakes(kind: str) -> tuple[Mistake, ...]:
             "term)",
             _NORM_PATHS,
             grad_x_of("constant variance"),
+        ),
+        Mistake(
+            "x_hat and grad_x use the unbiased variance (dividing by m - 1)",
+            "the forward divides by m (x.var(unbiased=False)), and grad_gamma's x_hat "
+            "is the forward's; see 'Batch norm divides by m, and x.var() divides by "
+            "m - 1' in post 9",
+            grad_x_of("unbiased", x_hat_too=True),
         ),
         Mistake(
             "it is the gradient with the unbiased variance (dividing by m - 1)",
