@@ -487,7 +487,8 @@ def test_batchnorm_without_the_paths_through_mean_and_variance():
     ],
 )
 def test_batchnorm_known_mistakes(how, words):
-    from backprop.exercises import _autograd, _norm
+    from backprop.exercises.cases import autograd as _autograd
+    from backprop.exercises.cases import normalise as _norm
 
     def backward(g, x, gamma, beta, eps=1e-5):
         wrong = _autograd(lambda x: _norm(x, gamma, beta, 0, eps, how), (x,), g)[0]
@@ -518,7 +519,8 @@ def test_layernorm_with_gamma_factored_out_as_in_batchnorm():
 
 
 def test_layernorm_over_the_wrong_axis():
-    from backprop.exercises import _autograd, _norm
+    from backprop.exercises.cases import autograd as _autograd
+    from backprop.exercises.cases import normalise as _norm
 
     def backward(g, x, gamma, beta, eps=1e-5):
         # the statistics of batch norm (over the batch) instead of over each row

@@ -1,0 +1,498 @@
+"""The typical mistakes of each layer's backward, for `check_backward` and
+`exercise`: one catalogue per name of `backprop.exercises.LAYERS`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from backprop.exercises.cases import attention_forward, autograd, normalise
+from backprop.exercises.catalogues.parts import Catalogue, Mistake
+
+__all__ = ["LAYER_CATALOGUES", "embedding_assigned", "one_write_per_row", "onehot"]
+
+# --- linear layer: the bias is where the batch shows --------------------------------
+
+_BIAS = "see 'The gradient of the bias' in post 3 and 'The backward: where the forward "
+_BIAS += "copies, the backward sums' in post 4"
+
+
+def _lin_mistakes(out_in: bool) -> tuple[Mistake, ...]:
+    def right(grad_out: Tensor, x: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        if out_in:
+            return grad_out @ w, grad_out.T @ x
+        return grad_out @ w.T, x.T @ grad_out
+
+    return (
+        Mistake(
+            "it is not summed over the batch",
+            "b is added to every example of the batch (broadcast), so its gradient "
+            f"is the sum over the batch axis, grad_out.sum(0); {_BIAS}",
+            lambda g, x, w, b: (*right(g, x, w), g),
+        ),
+        Mistake(
+            "it sums grad_out over the features (axis 1) instead of over the batch "
+            "(axis 0)",
+            f"b is added to every row, so its gradient is grad_out.sum(0); {_BIAS}",
+            lambda g, x, w, b: (*right(g, x, w), g.sum(1)),
+        ),
+        Mistake(
+            "it sums grad_out over everything, to one number",
+            "b has one entry per output, and each gets the sum of its own column "
+            f"of grad_out, grad_out.sum(0); {_BIAS}",
+            lambda g, x, w, b: (*right(g, x, w), g.sum()),
+        ),
+    )
+
+
+# --- relu -------------------------------------------------------------------------
+
+_RELU_MISTAKES = (
+    Mistake(
+        "it is wrong only where x is exactly 0, relu's kink",
+        "torch.relu's gradient is 0 there, so pass grad_out where x > 0 (not x >= 0); "
+        "see '5. clamp_min(0) against ReLU at exactly 0' in post 13",
+        lambda g, x: g * (x >= 0),
+    ),
+    Mistake(
+        "it passes grad_out everywhere",
+        "relu's slope is 1 where x > 0 and 0 where x < 0: grad_out * (x > 0)",
+        lambda g, x: g,
+    ),
+    Mistake(
+        "it multiplies by relu(x) instead of relu's slope",
+        "the local derivative of relu is 1 where x > 0 and 0 elsewhere, not relu(x)",
+        lambda g, x: g * x.clamp_min(0),
+    ),
+)
+
+
+# --- mse ----------------------------------------------------------------------------
+
+_MSE_MISTAKES = (
+    Mistake(
+        "it divides by the rows (N) instead of by the number of values averaged",
+        "the mean runs over every value of pred, pred.numel() of them; see bug 2 "
+        "in post 13",
+        lambda p, t: 2 * (p - t) / p.shape[0],
+    ),
+    Mistake(
+        "it is the gradient of the mean absolute error",
+        "the derivative of a square e² is 2e, not the sign of e",
+        lambda p, t: torch.sign(p - t) / p.numel(),
+    ),
+)
+
+
+# --- logsumexp, softmax, log-softmax, cross-entropy -----------------------------------
+
+_OVERFLOW_HINT = (
+    "exp(800) overflows even float64, giving nan or inf: subtract each row's maximum "
+    "before exp"
+)
+
+
+def _unstable_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return x.exp() / x.exp().sum(dim, keepdim=True)
+
+
+_LOGSUMEXP_MISTAKES = (
+    Mistake(
+        "it takes exp of the raw x, which overflows for large x",
+        _OVERFLOW_HINT + " (the log-sum-exp trick, in post 2)",
+        lambda g, x: g[:, None] * _unstable_softmax(x),
+    ),
+    Mistake(
+        "the derivative of the log is missing",
+        "d ln(s)/ds = 1/s: divide exp(x) by the row's sum, which makes it a softmax "
+        "(the gradient of log-sum-exp, in post 2)",
+        lambda g, x: g[:, None] * (x - x.amax(-1, keepdim=True)).exp(),
+    ),
+    Mistake(
+        "the softmax runs over the batch (dim 0) instead of along the row (dim -1)",
+        "log-sum-exp reduces each row, so its gradient is the softmax of each row "
+        "(the gradient of log-sum-exp, in post 2)",
+        lambda g, x: g[:, None] * torch.softmax(x, dim=0),
+    ),
+)
+
+
+def _softmax_backward(g: Tensor, s: Tensor, dim: int = -1) -> Tensor:
+    return s * (g - (g * s).sum(dim, keepdim=True))
+
+
+_SOFTMAX_MISTAKES = (
+    Mistake(
+        "it uses only the diagonal of softmax's Jacobian, s(1 - s)",
+        "every output depends on every input of its row, so subtract "
+        "s * sum(grad_out * s) over the row; see 'Softmax, one row at a time' in "
+        "post 7",
+        lambda g, x: g * torch.softmax(x, -1) * (1 - torch.softmax(x, -1)),
+    ),
+    Mistake(
+        "the sum runs over the batch (dim 0) instead of along the row (dim -1)",
+        "dim -1 is the dimension softmax normalises; see 'Softmax, one row at a time' "
+        "in post 7",
+        lambda g, x: _softmax_backward(g, torch.softmax(x, -1), dim=0),
+    ),
+    Mistake(
+        "it takes exp of the raw x, which overflows for large x",
+        _OVERFLOW_HINT + "; see 'Never compute exp of raw logits' in post 7",
+        lambda g, x: _softmax_backward(g, _unstable_softmax(x)),
+    ),
+)
+
+_LOG_SOFTMAX_MISTAKES = (
+    Mistake(
+        "it uses only the diagonal of log-softmax's Jacobian, 1 - s",
+        "the LSE term is used by every output of the row: subtract s * sum(grad_out) "
+        "over the row; see 'logsumexp: its gradient is softmax' in post 7",
+        lambda g, x: g * (1 - torch.softmax(x, -1)),
+    ),
+    Mistake(
+        "the sum runs over the batch (dim 0) instead of along the row (dim -1)",
+        "dim -1 is the dimension log-softmax normalises; see 'logsumexp: its "
+        "gradient is softmax' in post 7",
+        lambda g, x: g - torch.softmax(x, -1) * g.sum(0, keepdim=True),
+    ),
+    Mistake(
+        "it takes exp of the raw x, which overflows for large x",
+        _OVERFLOW_HINT + "; see 'Never compute exp of raw logits' in post 7",
+        lambda g, x: g - _unstable_softmax(x) * g.sum(-1, keepdim=True),
+    ),
+)
+
+
+def onehot(target: Tensor, like: Tensor) -> Tensor:
+    return F.one_hot(target, like.shape[-1]).to(like.dtype)
+
+
+_CROSS_ENTROPY_MISTAKES = (
+    Mistake(
+        "the one-hot term is missing",
+        "the target's logit also gets -1/N directly from -log p[target]: "
+        "(softmax - onehot) / N; see 'Cross-entropy: most of the Jacobian cancels' "
+        "in post 7",
+        lambda z, t: torch.softmax(z, -1) / z.shape[0],
+    ),
+    Mistake(
+        "it takes exp of the raw logits, which overflows for large logits",
+        _OVERFLOW_HINT + "; see 'Never compute exp of raw logits' in post 7",
+        lambda z, t: (_unstable_softmax(z) - onehot(t, z)) / z.shape[0],
+    ),
+)
+
+
+# --- embedding ----------------------------------------------------------------------
+
+
+def _lookups(grad_out: Tensor, idx: Tensor, table: Tensor) -> tuple[Tensor, Tensor]:
+    return idx.reshape(-1), grad_out.reshape(-1, table.shape[1])
+
+
+def embedding_assigned(grad_out: Tensor, idx: Tensor, table: Tensor) -> Tensor:
+    flat, rows = _lookups(grad_out, idx, table)
+    grad_table = torch.zeros_like(table)
+    grad_table[flat] += rows  # a repeated row keeps one of its writes
+    return grad_table
+
+
+def one_write_per_row(
+    got: Tensor, grad_out: Tensor, idx: Tensor, table: Tensor
+) -> bool:
+    """Every row is right, except repeated rows, which hold one of their lookups."""
+    flat, rows = _lookups(grad_out, idx, table)
+    got = got.to(table.dtype)
+    tolerance = 1e-6 if table.dtype == torch.float64 else 1e-3
+    scale = max(rows.abs().max().item(), 1e-12) if rows.numel() else 1.0
+    repeated = False
+    for row in range(table.shape[0]):
+        mine = rows[flat == row]
+        if len(mine) == 0:
+            candidates = torch.zeros_like(table[row])[None]
+        elif len(mine) == 1:
+            candidates = mine
+        else:
+            repeated = True
+            candidates = mine
+        differences = (candidates - got[row]).abs().amax(-1)
+        if not bool((differences <= tolerance * scale).any()):
+            return False
+    return repeated
+
+
+def _embedding_unused_not_zero(grad_out: Tensor, idx: Tensor, table: Tensor) -> Tensor:
+    flat, rows = _lookups(grad_out, idx, table)
+    grad_table = torch.full_like(table, 0.5)  # torch.empty: whatever was in memory
+    grad_table[flat] = 0
+    return grad_table.index_add_(0, flat, rows)
+
+
+def _wrong_only_on_unused(
+    got: Tensor, grad_out: Tensor, idx: Tensor, table: Tensor
+) -> bool:
+    flat, rows = _lookups(grad_out, idx, table)
+    right = torch.zeros_like(table).index_add_(0, flat, rows)
+    tolerance = 1e-6 if table.dtype == torch.float64 else 1e-3
+    scale = max(right.abs().max().item(), 1e-12)
+    wrong = (got.to(table.dtype) - right).abs().amax(-1) > tolerance * scale
+    used = torch.zeros(table.shape[0], dtype=torch.bool)
+    used[flat] = True
+    return bool(wrong.any()) and not bool((wrong & used).any())
+
+
+_EMBEDDING_MISTAKES = (
+    Mistake(
+        "it is wrong only on rows looked up more than once",
+        "such a row gets the sum of the gradients of all its lookups; accumulate "
+        "(+=, index_add_) instead of assigning (=): with a tensor of indices, "
+        "grad[idx] += g assigns too, one write per row; see '`grad[idx] += g` does "
+        "not accumulate' in post 10 and bug 9 in post 13",
+        embedding_assigned,
+        matches=one_write_per_row,
+    ),
+    Mistake(
+        "it is the right answer plus the table itself",
+        "start the gradient from zeros (torch.zeros_like(table)), not from a copy of "
+        "the table; see 'The backward is a scatter-add' in post 10",
+        lambda g, i, t: t + torch.zeros_like(t).index_add_(*_index_rows(g, i, t)),
+    ),
+    Mistake(
+        "it is wrong only on rows never looked up",
+        "their gradient is 0, so start from torch.zeros, not torch.empty; see 'The "
+        "backward is a scatter-add' in post 10",
+        _embedding_unused_not_zero,
+        matches=_wrong_only_on_unused,
+    ),
+)
+
+
+def _index_rows(
+    grad_out: Tensor, idx: Tensor, table: Tensor
+) -> tuple[int, Tensor, Tensor]:
+    flat, rows = _lookups(grad_out, idx, table)
+    return 0, flat, rows
+
+
+# --- batch norm and layer norm ----------------------------------------------------
+
+_NORM_PATHS = "see 'Three ways for x_i to reach the loss' in post 9"
+
+
+def _norm_mistakes(kind: str) -> tuple[Mistake, ...]:
+    dim = 0 if kind == "batchnorm" else -1
+
+    def grad_x_of(
+        how: str, axis: int = dim, no_eps: bool = False, x_hat_too: bool = False
+    ) -> Callable[..., object]:
+        """The mistake in grad_x only, or (x_hat_too) in grad_gamma's x_hat too."""
+
+        def answer(
+            g: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
+        ) -> tuple[Tensor, Tensor, Tensor]:
+            e = 0.0 if no_eps else eps
+            wrong = autograd(
+                lambda x, gamma, beta: normalise(x, gamma, beta, axis, e, how),
+                (x, gamma, beta),
+                g,
+            )
+            right = autograd(
+                lambda x, gamma, beta: normalise(x, gamma, beta, dim, eps, "right"),
+                (x, gamma, beta),
+                g,
+            )
+            return wrong[0], (wrong if x_hat_too else right)[1], right[2]
+
+        return answer
+
+    other = "over the batch (dim 0)" if kind == "layernorm" else "over a row (dim 1)"
+    mistakes = [
+        Mistake(
+            "it has only the direct path, gamma * grad_out / sigma",
+            "x also moves the mean and the variance, and those two paths add the "
+            f"terms -mean(h) and -x_hat * mean(h * x_hat); {_NORM_PATHS}",
+            grad_x_of("constant stats"),
+        ),
+        Mistake(
+            "the path through the mean is missing (the -mean(h) term)",
+            _NORM_PATHS,
+            grad_x_of("constant mean"),
+        ),
+        Mistake(
+            "the path through the variance is missing (the -x_hat * mean(h * x_hat) "
+            "term)",
+            _NORM_PATHS,
+            grad_x_of("constant variance"),
+        ),
+        Mistake(
+            "x_hat and grad_x use the unbiased variance (dividing by m - 1)",
+            "the forward divides by m (x.var(unbiased=False)), and grad_gamma's x_hat "
+            "is the forward's; see 'Batch norm divides by m, and x.var() divides by "
+            "m - 1' in post 9",
+            grad_x_of("unbiased", x_hat_too=True),
+        ),
+        Mistake(
+            "it is the gradient with the unbiased variance (dividing by m - 1)",
+            "the forward divides by m; see 'Batch norm divides by m, and x.var() "
+            "divides by m - 1' in post 9",
+            grad_x_of("unbiased"),
+        ),
+        Mistake(
+            "it is the gradient without eps",
+            "keep eps inside the square root, sigma = sqrt(var + eps), in the "
+            "backward too; see 'Why each feature's gradient sums to zero' in post 9",
+            grad_x_of("right", no_eps=True),
+        ),
+        Mistake(
+            f"it is the gradient of a normalisation {other}",
+            f"{kind} takes its mean and variance over dim {dim}; see 'Batch norm's "
+            "formula with the axis changed is not layer norm's' in post 9",
+            grad_x_of("right", axis=1 - dim % 2),
+        ),
+    ]
+    if kind == "layernorm":
+        mistakes.append(
+            Mistake(
+                "gamma is factored out of the means as in batch norm",
+                "in layer norm gamma varies along the normalised dimension: take the "
+                "means of h = grad_out * gamma; see '8. Layer norm with gamma pulled "
+                "out of the means' in post 13",
+                _layernorm_gamma_outside,
+            )
+        )
+    return tuple(mistakes)
+
+
+def _layernorm_gamma_outside(
+    g: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
+) -> tuple[Tensor, Tensor, Tensor]:
+    inv_sigma = torch.rsqrt(x.var(-1, keepdim=True, unbiased=False) + eps)
+    x_hat = (x - x.mean(-1, keepdim=True)) * inv_sigma
+    centred = g - g.mean(-1, keepdim=True) - x_hat * (g * x_hat).mean(-1, keepdim=True)
+    return gamma * inv_sigma * centred, (g * x_hat).sum(0), g.sum(0)
+
+
+# --- convolution ------------------------------------------------------------------
+
+_CONV = "see 'The backward, from the linear layer' in post 11"
+
+
+def _conv_right(
+    g: Tensor, x: Tensor, w: Tensor, b: Tensor, stride: int, padding: int
+) -> list[Tensor]:
+    return autograd(
+        lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding), (x, w, b), g
+    )
+
+
+def _conv_padded_grad(
+    g: Tensor, x: Tensor, w: Tensor, b: Tensor, stride: int, padding: int
+) -> tuple[Tensor, ...]:
+    padded = F.pad(x, (padding,) * 4)
+    return tuple(
+        autograd(lambda x, w, b: F.conv2d(x, w, b, stride=stride), (padded, w, b), g)
+    )
+
+
+def _conv_stride_ignored(
+    g: Tensor, x: Tensor, w: Tensor, b: Tensor, stride: int, padding: int
+) -> tuple[Tensor, ...]:
+    def dense(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+        return F.conv2d(x, w, b, padding=padding)
+
+    spread = torch.zeros_like(dense(x, w, b))
+    spread[..., : g.shape[-2], : g.shape[-1]] = g  # window (i, j) starts at row i
+    return tuple(autograd(dense, (x, w, b), spread))
+
+
+def _conv_flipped(
+    g: Tensor, x: Tensor, w: Tensor, b: Tensor, stride: int, padding: int
+) -> tuple[Tensor, ...]:
+    grad_x, grad_w, grad_b = _conv_right(g, x, w, b, stride, padding)
+    return grad_x, grad_w.flip(-2, -1), grad_b
+
+
+_CONV_MISTAKES = (
+    Mistake(
+        "it is the right answer with the kernel flipped",
+        "the forward is a cross-correlation (no flip), so grad_w correlates the input "
+        "patches with grad_out, without flipping; see 'Strictly, a correlation' in "
+        "post 11",
+        _conv_flipped,
+    ),
+    Mistake(
+        "it is the gradient of the zero-padded image",
+        "the padding is a constant, not an input: cut its rows and columns off, "
+        f"grad_x_bar[:, :, p:p + H, p:p + W]; {_CONV}",
+        _conv_padded_grad,
+    ),
+    Mistake(
+        "the stride is left out of the backward",
+        "window (i, j) starts at row stride * i and column stride * j of the padded "
+        f"image, in the backward as in the forward; {_CONV}",
+        _conv_stride_ignored,
+    ),
+)
+
+
+# --- attention ----------------------------------------------------------------------
+
+
+def _attention_with(
+    g: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, how: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    scale = q.shape[-1] ** -0.5
+    scores = q @ k.transpose(-2, -1) * scale
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    p = torch.softmax(scores, dim=-1)
+    grad_v = p.transpose(-2, -1) @ g
+    grad_p = g @ v.transpose(-2, -1)
+    if how == "diagonal":
+        grad_s = p * (1 - p) * grad_p
+    else:  # the softmax's sum over the queries
+        grad_s = p * (grad_p - (grad_p * p).sum(-2, keepdim=True))
+    return grad_s @ k * scale, grad_s.transpose(-2, -1) @ q * scale, grad_v
+
+
+_ATTENTION = "see 'The backward pass, one step at a time' in post 12"
+
+_ATTENTION_MISTAKES = (
+    Mistake(
+        "it is the gradient without the mask",
+        "recompute the scores with the mask in the backward too (masked scores get "
+        "probability 0 and so no gradient); see 'The causal mask' in post 12",
+        lambda g, q, k, v, mask=None: tuple(autograd(attention_forward, (q, k, v), g)),
+    ),
+    Mistake(
+        "it uses only the diagonal of softmax's Jacobian, P(1 - P)",
+        "each probability depends on every score of its row: subtract "
+        f"P * sum(grad_P * P) over the row; {_ATTENTION}",
+        lambda g, q, k, v, mask=None: _attention_with(g, q, k, v, mask, "diagonal"),
+    ),
+    Mistake(
+        "the softmax's sum runs over the queries (dim -2) instead of the keys (dim -1)",
+        f"softmax normalises each query's row of scores, over the keys; {_ATTENTION}",
+        lambda g, q, k, v, mask=None: _attention_with(g, q, k, v, mask, "queries"),
+    ),
+)
+
+
+LAYER_CATALOGUES: dict[str, Catalogue] = {
+    "lin": Catalogue("post 3", _lin_mistakes(out_in=False)),
+    "lin_out_in": Catalogue("post 3", _lin_mistakes(out_in=True)),
+    "relu": Catalogue("post 13", _RELU_MISTAKES),
+    "mse": Catalogue("post 6", _MSE_MISTAKES),
+    "logsumexp": Catalogue("post 2", _LOGSUMEXP_MISTAKES),
+    "softmax": Catalogue("post 7", _SOFTMAX_MISTAKES),
+    "log_softmax": Catalogue("post 7", _LOG_SOFTMAX_MISTAKES),
+    "cross_entropy": Catalogue("post 7", _CROSS_ENTROPY_MISTAKES),
+    "embedding": Catalogue("post 10", _EMBEDDING_MISTAKES),
+    "batchnorm": Catalogue("post 9", _norm_mistakes("batchnorm")),
+    "layernorm": Catalogue("post 9", _norm_mistakes("layernorm")),
+    "conv2d": Catalogue("post 11", _CONV_MISTAKES),
+    "attention": Catalogue("post 12", _ATTENTION_MISTAKES),
+}

@@ -1,0 +1,779 @@
+"""The typical mistakes of the posts' own exercises, for `check_gradient` and
+`exercise_gradient` with ``catalogue="<name>"``: one catalogue per exercise cell,
+each with the post's forward and inputs (an `Example`) to grade its mistakes on."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from backprop.exercises.cases import attention_forward, autograd, normalise
+from backprop.exercises.catalogues.layers import (
+    embedding_assigned,
+    one_write_per_row,
+    onehot,
+)
+from backprop.exercises.catalogues.parts import Catalogue, Example, Mistake
+
+__all__ = ["POST_CATALOGUES"]
+
+f64 = torch.float64
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --- post 2: softplus -------------------------------------------------------------
+
+_CHAIN = "see 'The chain rule: derivatives of a chain multiply' in post 2"
+
+
+def _softplus_example() -> Example:
+    def softplus(x: Tensor) -> Tensor:
+        return torch.log(1 + torch.exp(x)).sum()
+
+    return Example(softplus, [torch.linspace(-4, 4, 9, dtype=f64)], ["x"])
+
+
+_SOFTPLUS = Catalogue(
+    "post 2",
+    (
+        Mistake(
+            "dy/du alone: du/dx = e^x is missing",
+            f"the derivatives of a chain multiply, (1/u) * e^x; {_CHAIN}",
+            lambda x: 1 / (1 + x.exp()),
+        ),
+        Mistake(
+            "du/dx alone: the derivative of ln, 1/u, is missing",
+            f"the derivatives of a chain multiply, (1/u) * e^x; {_CHAIN}",
+            lambda x: x.exp(),
+        ),
+        Mistake(
+            "dy/du and du/dx are added instead of multiplied",
+            _CHAIN,
+            lambda x: 1 / (1 + x.exp()) + x.exp(),
+        ),
+        Mistake(
+            "ln's slope is taken at x instead of at u = 1 + e^x",
+            "d ln(u)/du = 1/u, at the inner function's value; see 'The derivative of "
+            "ln' in post 2",
+            lambda x: x.exp() / x,
+        ),
+    ),
+    _softplus_example,
+)
+
+
+# --- post 2: a skip connection ----------------------------------------------------
+
+_PATHS_ADD = "see 'When paths meet, gradients add' in post 2"
+
+
+def _skip_example() -> Example:
+    def skip_loss(x: Tensor, w: Tensor, t: Tensor) -> Tensor:
+        return ((w * x + x - t) ** 2).sum()
+
+    values = ([1.5, -0.5, 2.0, 0.3], [-2.0, 0.7, 1.1, -0.4], [1.0, 0.2, -1.0, 0.5])
+    inputs = [torch.tensor(v, dtype=f64) for v in values]
+    return Example(skip_loss, inputs, ["x", "w", "t"])
+
+
+def _skip_residual(x: Tensor, w: Tensor, t: Tensor) -> Tensor:
+    return 2 * (w * x + x - t)
+
+
+_SKIP = Catalogue(
+    "post 2",
+    (
+        Mistake(
+            "the direct path of x (the skip connection) is missing",
+            "x reaches the sum twice, through u = w x and directly, and the gradients "
+            f"of the two paths add: grad_r * (w + 1); {_PATHS_ADD}",
+            lambda x, w, t: (
+                _skip_residual(x, w, t) * w,
+                _skip_residual(x, w, t) * x,
+                -_skip_residual(x, w, t),
+            ),
+        ),
+        Mistake(
+            "the path of x through the product w x is missing",
+            "x reaches the sum twice, through u = w x and directly, and the gradients "
+            f"of the two paths add: grad_r * (w + 1); {_PATHS_ADD}",
+            lambda x, w, t: (
+                _skip_residual(x, w, t),
+                _skip_residual(x, w, t) * x,
+                -_skip_residual(x, w, t),
+            ),
+        ),
+        Mistake(
+            "the minus sign of t is missing",
+            "t is subtracted, so its local derivative is -1: grad_t = -grad_r; see "
+            "'A small graph, by hand' in post 2",
+            lambda x, w, t: (
+                _skip_residual(x, w, t) * (w + 1),
+                _skip_residual(x, w, t) * x,
+                _skip_residual(x, w, t),
+            ),
+        ),
+        Mistake(
+            "the 2 of the square is missing",
+            "the derivative of r² is 2r, the first step back from L; see 'A small "
+            "graph, by hand' in post 2",
+            lambda x, w, t: (
+                (w * x + x - t) * (w + 1),
+                (w * x + x - t) * x,
+                -(w * x + x - t),
+            ),
+        ),
+    ),
+    _skip_example,
+)
+
+
+# --- post 4: centring, and a scale and shift -----------------------------------------
+
+_SUMS = "see 'The backward: where the forward copies, the backward sums' in post 4"
+
+
+def _centre_example() -> Example:
+    def centre(y: Tensor) -> Tensor:
+        return y - y.mean(0)
+
+    return Example(centre, [torch.randn(5, 3, dtype=f64, generator=_gen(4))], ["y"])
+
+
+_CENTRE = Catalogue(
+    "post 4",
+    (
+        Mistake(
+            "it has only the direct path: the path through the mean is missing",
+            "Y[i, k] also moves the mean of column k, which every row subtracts: add "
+            f"-grad_out.sum(0) / N to every row; {_SUMS}",
+            lambda g, y: g,
+        ),
+        Mistake(
+            "the 1/N of the mean is missing",
+            "the mean is a sum divided by N, and so is its backward: "
+            f"-grad_out.sum(0) / N; {_SUMS}",
+            lambda g, y: g - g.sum(0),
+        ),
+        Mistake(
+            "the path through the mean sums over the wrong axis (along the rows)",
+            "the mean runs down each column, over the batch (dim 0), so its backward "
+            f"sums grad_out over dim 0; {_SUMS}",
+            lambda g, y: g - g.mean(1, keepdim=True),
+        ),
+        Mistake(
+            "the path through the mean has the wrong sign",
+            f"the mean is subtracted, so its path brings -grad_out.sum(0) / N; {_SUMS}",
+            lambda g, y: g + g.sum(0) / y.shape[0],
+        ),
+        Mistake(
+            "the path through the mean is not summed over the column",
+            "every entry of column k moves its mean, so each row gets the column's "
+            f"sum of grad_out, divided by N: -grad_out.sum(0) / N; {_SUMS}",
+            lambda g, y: g - g / y.shape[0],
+        ),
+    ),
+    _centre_example,
+)
+
+
+def _scale_shift_example() -> Example:
+    def scale_shift(y: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+        return y * gamma + beta
+
+    gen = _gen(5)
+    inputs = [torch.randn(s, dtype=f64, generator=gen) for s in [(5, 3), (3,), (3,)]]
+    return Example(scale_shift, inputs, ["y", "gamma", "beta"])
+
+
+_SCALE_SHIFT = Catalogue(
+    "post 4",
+    (
+        Mistake(
+            "grad_gamma is not summed over the batch",
+            "gamma[k] multiplies Y[i, k] in every row i, one path per row: "
+            f"(grad_out * y).sum(0); {_SUMS}",
+            lambda g, y, gamma, beta: (g * gamma, g * y, g.sum(0)),
+        ),
+        Mistake(
+            "grad_gamma multiplies by gamma instead of by y",
+            "the local derivative of y * gamma with respect to gamma is the other "
+            f"factor, y: (grad_out * y).sum(0); {_SUMS}",
+            lambda g, y, gamma, beta: (g * gamma, (g * gamma).sum(0), g.sum(0)),
+        ),
+        Mistake(
+            "grad_y leaves gamma out",
+            "the local derivative of y * gamma with respect to y is gamma, broadcast "
+            f"like the forward's: grad_out * gamma; {_SUMS}",
+            lambda g, y, gamma, beta: (g, (g * y).sum(0), g.sum(0)),
+        ),
+        Mistake(
+            "grad_beta averages over the batch instead of summing",
+            "beta is copied to every row, so its gradient sums them; see 'Do not "
+            "divide the bias gradient by the batch size' in post 4",
+            lambda g, y, gamma, beta: (g * gamma, (g * y).sum(0), g.mean(0)),
+        ),
+    ),
+    _scale_shift_example,
+)
+
+
+# --- post 5: a Jacobian-vector product, and the Gram matrix ---------------------------
+
+_JVP = "see 'Elementwise functions have diagonal Jacobians' in post 5"
+
+
+def _jvp_example() -> Example:
+    def tanh_layer(x: Tensor, w: Tensor) -> Tensor:
+        return torch.tanh(x @ w)
+
+    gen = _gen(5)
+    x, w, v = (
+        torch.randn(s, dtype=f64, generator=gen) for s in [(3, 4), (4, 2), (3, 4)]
+    )
+    return Example(tanh_layer, [x, w], ["x", "w"], along=v)
+
+
+def _tanh_slope(x: Tensor, w: Tensor) -> Tensor:
+    return 1 - torch.tanh(x @ w) ** 2
+
+
+_JVP_CATALOGUE = Catalogue(
+    "post 5",
+    (
+        Mistake(
+            "tanh's slope is missing: it is the JVP of x @ w alone",
+            "after x @ w moves by v @ w, tanh scales each entry by its slope, "
+            f"1 - tanh(x @ w)²; {_JVP}",
+            lambda x, w, v: v @ w,
+        ),
+        Mistake(
+            "it moves x @ w by x @ w instead of by v @ w",
+            "moving x along v moves x @ w by v @ w (the linear layer's Jacobian "
+            "applied to v); see 'The Jacobian of a linear layer' in post 5",
+            lambda x, w, v: _tanh_slope(x, w) * (x @ w),
+        ),
+        Mistake(
+            "tanh's slope is taken at v @ w instead of at x @ w",
+            f"the slope is the derivative at the point, x @ w; {_JVP}",
+            lambda x, w, v: _tanh_slope(v, w) * (v @ w),
+        ),
+        Mistake(
+            "tanh's slope is written 1 - tanh instead of 1 - tanh²",
+            f"d tanh(z)/dz = 1 - tanh(z)²; {_JVP}",
+            lambda x, w, v: (1 - torch.tanh(x @ w)) * (v @ w),
+        ),
+    ),
+    _jvp_example,
+)
+
+_GRAM = "see 'The shortcut: let the shapes decide' in post 5"
+
+
+def _gram_example() -> Example:
+    def gram(x: Tensor) -> Tensor:
+        return x.T @ x
+
+    return Example(gram, [torch.randn(4, 3, dtype=f64, generator=_gen(6))], ["x"])
+
+
+_GRAM_CATALOGUE = Catalogue(
+    "post 5",
+    (
+        Mistake(
+            "only the path through B = x: the term from A = x.T is missing",
+            "x is used twice, so the gradients of the two uses add: "
+            f"x @ grad_out + (grad_out @ x.T).T; {_GRAM}",
+            lambda g, x: x @ g,
+        ),
+        Mistake(
+            "only the path through A = x.T: the term from B = x is missing",
+            "x is used twice, so the gradients of the two uses add: "
+            f"x @ grad_out + (grad_out @ x.T).T; {_GRAM}",
+            lambda g, x: (g @ x.T).T,
+        ),
+        Mistake(
+            "it is 2 x @ grad_out: the two paths are taken as equal",
+            "the paths give x @ grad_out and x @ grad_out.T, equal only when grad_out "
+            f"is symmetric; {_GRAM}",
+            lambda g, x: 2 * x @ g,
+        ),
+    ),
+    _gram_example,
+)
+
+
+# --- post 6: a shortcut -----------------------------------------------------------
+
+_SHORTCUT = "see 'Your turn' in post 6 and 'When paths meet, gradients add' in post 2"
+
+
+def _shortcut_example() -> Example:
+    gen = _gen(6)
+    x = torch.randn(4, 12, dtype=f64, generator=gen)
+    target = torch.randn(4, 1, dtype=f64, generator=gen)
+
+    def shortcut_loss(
+        x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, v: Tensor
+    ) -> Tensor:
+        hidden = torch.relu(x @ w1 + b1)
+        return ((hidden @ w2 + b2 + x @ v - target) ** 2).mean()
+
+    shapes = [(12, 10), (10,), (10, 1), (1,), (12, 1)]
+    params = [torch.randn(s, dtype=f64, generator=gen) / 3 for s in shapes]
+    return Example(shortcut_loss, [x, *params], ["x", "w1", "b1", "w2", "b2", "v"])
+
+
+def _loss_gradient(x: Tensor, grad_v: Tensor) -> Tensor:
+    """dL/dP, from grad_v = x.T @ dL/dP: x has independent rows (fewer than columns).
+
+    The post's loss holds its target, which the catalogue cannot see; this recovers
+    the one number per example that the target decides.
+    """
+    return torch.linalg.lstsq(x.T, grad_v).solution
+
+
+def _shortcut_one_path(
+    right: tuple[Tensor, ...], x: Tensor, *params: Tensor
+) -> tuple[Tensor, ...]:
+    grad_x, *rest = right
+    v = params[-1]
+    return (grad_x - _loss_gradient(x, rest[-1]) @ v.T, *rest)
+
+
+def _shortcut_v_from_hidden(
+    right: tuple[Tensor, ...], x: Tensor, w1: Tensor, b1: Tensor, *params: Tensor
+) -> tuple[Tensor, ...]:
+    hidden = torch.relu(x @ w1 + b1)
+    return (*right[:-1], hidden.T @ _loss_gradient(x, right[-1]))
+
+
+_SHORTCUT_CATALOGUE = Catalogue(
+    "post 6",
+    (
+        Mistake(
+            "the second path into X, through X V, is missing",
+            "X reaches P through W1 and through V, and the two paths' gradients add: "
+            f"grad_x = grad_z @ w1.T + grad_p @ v.T; {_SHORTCUT}",
+            _shortcut_one_path,
+            needs_right=True,
+        ),
+        Mistake(
+            "V's gradient uses the hidden activations instead of X",
+            "X V is a linear layer whose input is X, so grad_v = x.T @ grad_p; see "
+            "'The backward pass, one layer at a time' in post 6",
+            _shortcut_v_from_hidden,
+            needs_right=True,
+        ),
+        Mistake(
+            "the 1/N of the mean squared error is missing",
+            "grad_p = 2 (P - T) / N, and every gradient after it inherits the 1/N; see "
+            "'The backward pass, one layer at a time' in post 6",
+            lambda right, x, *params: tuple(g * x.shape[0] for g in right),
+            needs_right=True,
+        ),
+    ),
+    _shortcut_example,
+)
+
+
+# --- post 7: label smoothing ------------------------------------------------------
+
+_SMOOTH = "see 'Cross-entropy: most of the Jacobian cancels' in post 7"
+_EPSILON = 0.1
+
+
+def _smoothing_example() -> Example:
+    def smoothed_ce(logits: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(logits, target, label_smoothing=_EPSILON)
+
+    gen = _gen(7)
+    logits = torch.randn(6, 4, dtype=f64, generator=gen)
+    target = torch.randint(0, 4, (6,), generator=gen)
+    return Example(smoothed_ce, [logits, target], ["logits", "target"])
+
+
+def _smoothed(z: Tensor, t: Tensor, q: Tensor) -> Tensor:
+    return (torch.softmax(z, -1) - q) / z.shape[0]
+
+
+_LABEL_SMOOTHING = Catalogue(
+    "post 7",
+    (
+        Mistake(
+            "it is the plain cross-entropy gradient, without the smoothing",
+            "the target distribution is q = (1 - ε) onehot + ε / C, and the gradient "
+            f"is (softmax - q) / N; {_SMOOTH}",
+            lambda z, t: _smoothed(z, t, onehot(t, z)),
+        ),
+        Mistake(
+            "the ε / C of the smoothed target is left out",
+            "q = (1 - ε) onehot + ε / C gives every class ε / C, and q sums to 1; "
+            f"{_SMOOTH}",
+            lambda z, t: _smoothed(z, t, (1 - _EPSILON) * onehot(t, z)),
+        ),
+        Mistake(
+            "the target's 1 - ε is left out: q = onehot + ε / C",
+            "the target class gets 1 - ε + ε / C, so that q sums to 1; " + _SMOOTH,
+            lambda z, t: _smoothed(z, t, onehot(t, z) + _EPSILON / z.shape[1]),
+        ),
+        Mistake(
+            "the 1/N of the mean over the batch is missing",
+            "the loss is the mean over the batch, so each example's gradient is "
+            f"divided by N; {_SMOOTH}",
+            lambda z, t: _smoothed(z, t, _smooth_q(z, t)) * z.shape[0],
+        ),
+    ),
+    _smoothing_example,
+)
+
+
+def _smooth_q(z: Tensor, t: Tensor) -> Tensor:
+    return (1 - _EPSILON) * onehot(t, z) + _EPSILON / z.shape[1]
+
+
+# --- post 8: the maximum of each row ----------------------------------------------
+
+_KINKS = "see 'Checking functions with kinks' in post 8"
+
+
+def _row_max_example() -> Example:
+    def row_max(x: Tensor) -> Tensor:
+        return x.amax(dim=1)
+
+    return Example(row_max, [torch.randn(3, 5, dtype=f64, generator=_gen(8))], ["x"])
+
+
+def _is_max(x: Tensor, dim: int) -> Tensor:
+    return (x == x.amax(dim=dim, keepdim=True)).to(x.dtype)
+
+
+_ROW_MAX = Catalogue(
+    "post 8",
+    (
+        Mistake(
+            "the maximum is taken down the columns (dim 0) instead of along each row",
+            f"row_max reduces dim 1, so each row's gradient goes to its own largest "
+            f"entry; {_KINKS}",
+            lambda g, x: _is_max(x, 0) * g[:, None],
+        ),
+        Mistake(
+            "the row's gradient is spread evenly over the row, as for a mean",
+            f"only the largest entry moves the max: its slope is 1, the others' 0; "
+            f"{_KINKS}",
+            lambda g, x: g[:, None].expand_as(x) / x.shape[1],
+        ),
+        Mistake(
+            "every entry of the row gets the row's gradient",
+            "the max moves with its largest entry only; the other entries have slope "
+            f"0; {_KINKS}",
+            lambda g, x: g[:, None].expand_as(x).clone(),
+        ),
+        Mistake(
+            "it is the softmax of the row, the gradient of log-sum-exp",
+            "log-sum-exp is a smooth maximum; the max itself has slope 1 at the "
+            f"largest entry and 0 elsewhere; {_KINKS}",
+            lambda g, x: torch.softmax(x, 1) * g[:, None],
+        ),
+    ),
+    _row_max_example,
+)
+
+
+# --- post 9: batch norm at inference ----------------------------------------------
+
+_EVAL = "see 'Batch norm at inference' in post 9"
+
+
+def _batchnorm_eval_example() -> Example:
+    gen = _gen(9)
+    running_mean = torch.randn(3, dtype=f64, generator=gen)
+    running_var = torch.rand(3, dtype=f64, generator=gen) + 0.5
+
+    def batchnorm_eval(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+        return F.batch_norm(
+            x, running_mean, running_var, gamma, beta, training=False, eps=1e-5
+        )
+
+    x = torch.randn(5, 3, dtype=f64, generator=gen) * 2 + 1
+    gamma, beta = (torch.randn(3, dtype=f64, generator=gen) for _ in range(2))
+    return Example(batchnorm_eval, [x, gamma, beta], ["x", "gamma", "beta"])
+
+
+def _batch_statistics(
+    g: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, how: str
+) -> tuple[Tensor, ...]:
+    return tuple(
+        autograd(
+            lambda x, gamma, beta: normalise(x, gamma, beta, 0, 1e-5, how),
+            (x, gamma, beta),
+            g,
+        )
+    )
+
+
+_BATCHNORM_EVAL = Catalogue(
+    "post 9",
+    (
+        Mistake(
+            "it is the training-mode backward, with the paths through the batch's "
+            "mean and variance",
+            "in eval mode mu and sigma are the running statistics, constants: only "
+            f"the direct path is left, gamma / sigma_bar * grad_out; {_EVAL}",
+            lambda g, x, gamma, beta: _batch_statistics(g, x, gamma, beta, "right"),
+        ),
+        Mistake(
+            "it normalises with the batch's statistics instead of the running ones",
+            "in eval mode x_hat = (x - running_mean) / sqrt(running_var + eps), for "
+            f"grad_x and grad_gamma alike; {_EVAL}",
+            lambda g, x, gamma, beta: _batch_statistics(
+                g, x, gamma, beta, "constant stats"
+            ),
+        ),
+        Mistake(
+            "grad_x leaves gamma out",
+            "y = gamma * x_hat + beta, so grad_x = gamma / sigma_bar * grad_out; "
+            + _EVAL,
+            lambda right, g, x, gamma, beta: (right[0] / gamma, right[1], right[2]),
+            needs_right=True,
+        ),
+        Mistake(
+            "grad_gamma multiplies grad_out by x instead of by x_hat",
+            "gamma multiplies the normalised x_hat, so grad_gamma = "
+            f"(grad_out * x_hat).sum(0); {_EVAL}",
+            lambda right, g, x, gamma, beta: (right[0], (g * x).sum(0), right[2]),
+            needs_right=True,
+        ),
+    ),
+    _batchnorm_eval_example,
+)
+
+
+# --- post 10: a bag of words ------------------------------------------------------
+
+_BAG = "see 'Batches, and the layer as a module' in post 10"
+
+
+def _bag_example() -> Example:
+    def bag_of_words(idx: Tensor, table: Tensor) -> Tensor:
+        return table[idx].mean(dim=1)
+
+    idx = torch.tensor([[3, 1, 3, 0], [2, 2, 5, 1], [4, 0, 1, 1]])
+    table = torch.randn(6, 5, dtype=f64, generator=_gen(10))
+    return Example(bag_of_words, [idx, table], ["idx", "table"])
+
+
+def _bag(g: Tensor, idx: Tensor, table: Tensor, per_position: Tensor) -> Tensor:
+    rows = per_position.reshape(-1, table.shape[1])
+    return torch.zeros_like(table).index_add_(0, idx.reshape(-1), rows)
+
+
+def _bag_assigned(g: Tensor, idx: Tensor, table: Tensor) -> Tensor:
+    per_position = (g / idx.shape[1])[:, None, :].expand(*idx.shape, -1)
+    return embedding_assigned(per_position, idx, table)
+
+
+def _bag_one_write(got: Tensor, g: Tensor, idx: Tensor, table: Tensor) -> bool:
+    per_position = (g / idx.shape[1])[:, None, :].expand(*idx.shape, -1)
+    return one_write_per_row(got, per_position, idx, table)
+
+
+_BAG_OF_WORDS = Catalogue(
+    "post 10",
+    (
+        Mistake(
+            "the 1/T of the mean is missing",
+            "the mean hands each of a sentence's T positions 1/T of its gradient; "
+            + _BAG,
+            lambda g, idx, table: _bag(
+                g, idx, table, g[:, None, :].expand(*idx.shape, -1)
+            ),
+        ),
+        Mistake(
+            "it is wrong only on tokens a sentence uses twice",
+            "a repeated token's row gets the sum over all its positions; grad[idx] = "
+            f"and grad[idx] += keep one write per row: use index_add_; {_BAG}",
+            _bag_assigned,
+            matches=_bag_one_write,
+        ),
+        Mistake(
+            "it divides by the batch size B instead of the sentence length T",
+            f"the mean runs over the T positions of each sentence (dim 1); {_BAG}",
+            lambda g, idx, table: _bag(
+                g, idx, table, (g / idx.shape[0])[:, None, :].expand(*idx.shape, -1)
+            ),
+        ),
+    ),
+    _bag_example,
+)
+
+
+# --- post 12: self-attention ------------------------------------------------------
+
+_THREE_USES = "see 'X is used three times' in post 12"
+
+
+def _self_attention_example() -> Example:
+    def self_attention(x: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor) -> Tensor:
+        return attention_forward(x @ w_q, x @ w_k, x @ w_v)
+
+    gen = _gen(12)
+    shapes = [(5, 6), (6, 4), (6, 4), (6, 3)]
+    inputs = [torch.randn(s, dtype=f64, generator=gen) for s in shapes]
+    return Example(self_attention, inputs, ["x", "w_q", "w_k", "w_v"])
+
+
+def _self_attention_parts(
+    g: Tensor, x: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    grads = autograd(attention_forward, (x @ w_q, x @ w_k, x @ w_v), g)
+    return grads[0], grads[1], grads[2]
+
+
+def _self_attention_x(
+    g: Tensor, x: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor, uses: str
+) -> tuple[Tensor, ...]:
+    grad_q, grad_k, grad_v = _self_attention_parts(g, x, w_q, w_k, w_v)
+    terms = {"q": grad_q @ w_q.T, "k": grad_k @ w_k.T, "v": grad_v @ w_v.T}
+    grad_x = sum((terms[use] for use in uses), torch.zeros_like(x))
+    return grad_x, x.T @ grad_q, x.T @ grad_k, x.T @ grad_v
+
+
+_SELF_ATTENTION = Catalogue(
+    "post 12",
+    (
+        Mistake(
+            "x's gradient has only the path through V",
+            "x is used three times, as Q, K and V: add the three paths' gradients, "
+            f"grad_q @ w_q.T + grad_k @ w_k.T + grad_v @ w_v.T; {_THREE_USES}",
+            lambda g, x, w_q, w_k, w_v: _self_attention_x(g, x, w_q, w_k, w_v, "v"),
+        ),
+        Mistake(
+            "x's gradient has only the path through Q",
+            "x is used three times, as Q, K and V: add the three paths' gradients; "
+            + _THREE_USES,
+            lambda g, x, w_q, w_k, w_v: _self_attention_x(g, x, w_q, w_k, w_v, "q"),
+        ),
+        Mistake(
+            "x's gradient misses the path through K",
+            "x is used three times, as Q, K and V: add the three paths' gradients; "
+            + _THREE_USES,
+            lambda g, x, w_q, w_k, w_v: _self_attention_x(g, x, w_q, w_k, w_v, "qv"),
+        ),
+        Mistake(
+            "x's gradient misses the path through V",
+            "x is used three times, as Q, K and V: add the three paths' gradients; "
+            + _THREE_USES,
+            lambda g, x, w_q, w_k, w_v: _self_attention_x(g, x, w_q, w_k, w_v, "qk"),
+        ),
+        Mistake(
+            "x's gradient misses the path through Q",
+            "x is used three times, as Q, K and V: add the three paths' gradients; "
+            + _THREE_USES,
+            lambda g, x, w_q, w_k, w_v: _self_attention_x(g, x, w_q, w_k, w_v, "kv"),
+        ),
+    ),
+    _self_attention_example,
+)
+
+
+# --- post 14: tanh and division on the tape ---------------------------------------
+
+_TAPE = "see 'Your turn' in post 14"
+
+
+def _tanh_example() -> Example:
+    return Example(
+        torch.tanh, [torch.randn(3, 4, dtype=f64, generator=_gen(14))], ["x"]
+    )
+
+
+_TANH = Catalogue(
+    "post 14",
+    (
+        Mistake(
+            "it is 1 - tanh(x)² without grad_out",
+            "backward(g) gets the upstream gradient g: return g * (1 - out**2); "
+            + _TAPE,
+            lambda g, x: 1 - torch.tanh(x) ** 2,
+        ),
+        Mistake(
+            "tanh's derivative is written 1 - tanh(x)",
+            f"d tanh(x)/dx = 1 - tanh(x)²; {_TAPE}",
+            lambda g, x: g * (1 - torch.tanh(x)),
+        ),
+        Mistake(
+            "tanh's derivative is written 1 - x²",
+            "the derivative is 1 - tanh(x)², in terms of the output out, not of the "
+            f"input x; {_TAPE}",
+            lambda g, x: g * (1 - x**2),
+        ),
+        Mistake(
+            "tanh's derivative is written 1 + tanh(x)²",
+            f"d tanh(x)/dx = 1 - tanh(x)²: tanh is flat far from 0; {_TAPE}",
+            lambda g, x: g * (1 + torch.tanh(x) ** 2),
+        ),
+    ),
+    _tanh_example,
+)
+
+
+def _divide_example() -> Example:
+    def divide(a: Tensor, b: Tensor) -> Tensor:
+        return a / b
+
+    gen = _gen(15)
+    a = torch.randn(3, 4, dtype=f64, generator=gen)
+    b = torch.rand(4, dtype=f64, generator=gen) + 0.5
+    return Example(divide, [a, b], ["a", "b"])
+
+
+_DIVIDE = Catalogue(
+    "post 14",
+    (
+        Mistake(
+            "b's gradient is not summed over the rows it was copied to",
+            "b was broadcast down the rows of a, so its gradient sums over them "
+            f"(unbroadcast), as __mul__ does; {_TAPE}",
+            lambda g, a, b: (g / b, -g * a / b**2),
+        ),
+        Mistake(
+            "b's gradient has the wrong sign",
+            f"d(a / b)/db = -a / b²; {_TAPE}",
+            lambda g, a, b: (g / b, (g * a / b**2).sum(0)),
+        ),
+        Mistake(
+            "b's gradient is -a / b instead of -a / b²",
+            f"d(1/b)/db = -1/b²; {_TAPE}",
+            lambda g, a, b: (g / b, (-g * a / b).sum(0)),
+        ),
+        Mistake(
+            "a's gradient multiplies by b instead of dividing",
+            f"d(a / b)/da = 1 / b; {_TAPE}",
+            lambda g, a, b: (g * b, (-g * a / b**2).sum(0)),
+        ),
+    ),
+    _divide_example,
+)
+
+
+POST_CATALOGUES: dict[str, Catalogue] = {
+    "softplus": _SOFTPLUS,
+    "skip": _SKIP,
+    "centre": _CENTRE,
+    "scale-shift": _SCALE_SHIFT,
+    "jvp": _JVP_CATALOGUE,
+    "gram": _GRAM_CATALOGUE,
+    "shortcut": _SHORTCUT_CATALOGUE,
+    "label-smoothing": _LABEL_SMOOTHING,
+    "row-max": _ROW_MAX,
+    "batchnorm-eval": _BATCHNORM_EVAL,
+    "bag-of-words": _BAG_OF_WORDS,
+    "self-attention": _SELF_ATTENTION,
+    "tanh": _TANH,
+    "divide": _DIVIDE,
+}
