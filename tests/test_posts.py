@@ -24,14 +24,18 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+import psutil
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from site_sources import post_paths
 
-# Each post must run in seconds on a CPU; this bound leaves room for a slow CI machine.
+# Each post must run in seconds on a CPU. The bound is on the kernel's processor time
+# (all its threads, on up to 2 cores), not on the clock, so that a machine busy with
+# other work does not fail it; scripts/bench_render.py reports the clock time.
 POST_TIME_BUDGET_S = 60
+POST_CPU_BUDGET_S = 2 * POST_TIME_BUDGET_S
 CELL_TIMEOUT_S = 120
 
 POSTS = post_paths()
@@ -166,6 +170,7 @@ class Execution:
     nb: nbformat.NotebookNode
     error: str | None = None
     elapsed: float = 0.0
+    cpu_seconds: float = 0.0
     exercise_failures: list[str] = field(default_factory=list)
 
 
@@ -220,6 +225,11 @@ def _check_exercises(client, nb, exercises: list[Exercise]) -> list[str]:
     return failures
 
 
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def execute_post(post: Path) -> Execution:
     """Run a post (skipping eval: false cells), then its stubs; once per session."""
     if post in _EXECUTED:
@@ -235,13 +245,16 @@ def execute_post(post: Path) -> Execution:
         resources={"metadata": {"path": str(post.parent)}},
     )
     with client.setup_kernel():
+        kernel = psutil.Process(client.km.provisioner.process.pid)
         started = time.perf_counter()
+        cpu_started = _cpu_seconds(kernel)
         try:
             for index, cell in enumerate(list(nb.cells)):
                 client.execute_cell(cell, index)
         except CellExecutionError as error:
             execution.error = str(error)
         execution.elapsed = time.perf_counter() - started
+        execution.cpu_seconds = _cpu_seconds(kernel) - cpu_started
         if execution.error is None:
             execution.exercise_failures = _check_exercises(client, nb, exercises)
     _EXECUTED[post] = execution
@@ -290,10 +303,11 @@ def test_post_executes_cleanly(post):
             problems += _lines_too_wide(output, describe(cell, number))
             problems += _figure_too_wide(output, describe(cell, number))
     assert not problems, f"{post.parent.name}:\n" + "\n\n".join(problems)
-    assert execution.elapsed < POST_TIME_BUDGET_S, (
-        f"{post.parent.name} took {execution.elapsed:.1f} s to execute; "
-        "posts must run in "
-        f"seconds (budget {POST_TIME_BUDGET_S} s)"
+    assert execution.cpu_seconds < POST_CPU_BUDGET_S, (
+        f"{post.parent.name} took {execution.cpu_seconds:.1f} s of processor time "
+        f"({execution.elapsed:.1f} s on the clock); posts must run in seconds "
+        f"(budget {POST_CPU_BUDGET_S} s of processor time: {POST_TIME_BUDGET_S} s "
+        "on 2 cores)"
     )
 
 
