@@ -313,17 +313,18 @@ def _norm_mistakes(kind: str) -> tuple[Mistake, ...]:
         Mistake(
             "it has only the direct path, gamma * grad_out / sigma",
             "x also moves the mean and the variance, and those two paths add the "
-            f"terms -mean(h) and -x_hat * mean(h * x_hat); {_NORM_PATHS}",
+            "terms -mean(grad_x_hat) and -x_hat * mean(grad_x_hat * x_hat), with "
+            f"grad_x_hat = gamma * grad_out; {_NORM_PATHS}",
             grad_x_of("constant stats"),
         ),
         Mistake(
-            "the path through the mean is missing (the -mean(h) term)",
+            "the path through the mean is missing (the -mean(grad_x_hat) term)",
             _NORM_PATHS,
             grad_x_of("constant mean"),
         ),
         Mistake(
-            "the path through the variance is missing (the -x_hat * mean(h * x_hat) "
-            "term)",
+            "the path through the variance is missing (the "
+            "-x_hat * mean(grad_x_hat * x_hat) term)",
             _NORM_PATHS,
             grad_x_of("constant variance"),
         ),
@@ -358,8 +359,8 @@ def _norm_mistakes(kind: str) -> tuple[Mistake, ...]:
             Mistake(
                 "gamma is factored out of the means as in batch norm",
                 "in layer norm gamma varies along the normalised dimension: take the "
-                "means of h = grad_out * gamma; see '8. Layer norm with gamma pulled "
-                "out of the means' in post 13",
+                "means of grad_x_hat = grad_out * gamma; see '8. Layer norm with "
+                "gamma pulled out of the means' in post 13",
                 _layernorm_gamma_outside,
             )
         )

@@ -232,10 +232,10 @@ def _jvp_example() -> Example:
         return torch.tanh(x @ w)
 
     gen = _gen(5)
-    x, w, v = (
+    x, w, u = (
         torch.randn(s, dtype=f64, generator=gen) for s in [(3, 4), (4, 2), (3, 4)]
     )
-    return Example(tanh_layer, [x, w], ["x", "w"], along=v)
+    return Example(tanh_layer, [x, w], ["x", "w"], along=u)
 
 
 def _tanh_slope(x: Tensor, w: Tensor) -> Tensor:
@@ -247,31 +247,31 @@ _JVP_CATALOGUE = Catalogue(
     (
         Mistake(
             "tanh's slope is missing: it is the JVP of x @ w alone",
-            "after x @ w moves by v @ w, tanh scales each entry by its slope, "
+            "after x @ w moves by u @ w, tanh scales each entry by its slope, "
             f"1 - tanh(x @ w)²; {_JVP}",
-            lambda x, w, v: v @ w,
+            lambda x, w, u: u @ w,
         ),
         Mistake(
-            "it moves x @ w by x @ w instead of by v @ w",
-            "moving x along v moves x @ w by v @ w (the linear layer's Jacobian "
-            "applied to v); see 'The Jacobian of a linear layer' in post 5",
-            lambda x, w, v: _tanh_slope(x, w) * (x @ w),
+            "it moves x @ w by x @ w instead of by u @ w",
+            "moving x along u moves x @ w by u @ w (the linear layer's Jacobian "
+            "applied to u); see 'The Jacobian of a linear layer' in post 5",
+            lambda x, w, u: _tanh_slope(x, w) * (x @ w),
         ),
         Mistake(
-            "tanh's slope is taken at v @ w instead of at x @ w",
+            "tanh's slope is taken at u @ w instead of at x @ w",
             f"the slope is the derivative at the point, x @ w; {_JVP}",
-            lambda x, w, v: _tanh_slope(v, w) * (v @ w),
+            lambda x, w, u: _tanh_slope(u, w) * (u @ w),
         ),
         Mistake(
             "tanh's slope is written 1 - tanh instead of 1 - tanh²",
             f"d tanh(z)/dz = 1 - tanh(z)²; {_JVP}",
-            lambda x, w, v: (1 - torch.tanh(x @ w)) * (v @ w),
+            lambda x, w, u: (1 - torch.tanh(x @ w)) * (u @ w),
         ),
     ),
     _jvp_example,
 )
 
-_GRAM = "see 'The shortcut: let the shapes decide' in post 5"
+_GRAM = "see 'The shapes only check' in post 5"
 
 
 def _gram_example() -> Example:
@@ -318,34 +318,35 @@ def _shortcut_example() -> Example:
     target = torch.randn(4, 1, dtype=f64, generator=gen)
 
     def shortcut_loss(
-        x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, v: Tensor
+        x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, w_s: Tensor
     ) -> Tensor:
         hidden = torch.relu(x @ w1 + b1)
-        return ((hidden @ w2 + b2 + x @ v - target) ** 2).mean()
+        return ((hidden @ w2 + b2 + x @ w_s - target) ** 2).mean()
 
     shapes = [(12, 10), (10,), (10, 1), (1,), (12, 1)]
     params = [torch.randn(s, dtype=f64, generator=gen) / 3 for s in shapes]
-    return Example(shortcut_loss, [x, *params], ["x", "w1", "b1", "w2", "b2", "v"])
+    return Example(shortcut_loss, [x, *params], ["x", "w1", "b1", "w2", "b2", "w_s"])
 
 
-def _loss_gradient(x: Tensor, grad_v: Tensor) -> Tensor:
-    """dL/dP, from grad_v = x.T @ dL/dP: x has independent rows (fewer than columns).
+def _loss_gradient(x: Tensor, grad_w_s: Tensor) -> Tensor:
+    """dL/dY_hat, from grad_w_s = x.T @ dL/dY_hat: x has independent rows (fewer
+    than columns).
 
     The post's loss holds its target, which the catalogue cannot see; this recovers
     the one number per example that the target decides.
     """
-    return torch.linalg.lstsq(x.T, grad_v).solution
+    return torch.linalg.lstsq(x.T, grad_w_s).solution
 
 
 def _shortcut_one_path(
     right: tuple[Tensor, ...], x: Tensor, *params: Tensor
 ) -> tuple[Tensor, ...]:
     grad_x, *rest = right
-    v = params[-1]
-    return (grad_x - _loss_gradient(x, rest[-1]) @ v.T, *rest)
+    w_s = params[-1]
+    return (grad_x - _loss_gradient(x, rest[-1]) @ w_s.T, *rest)
 
 
-def _shortcut_v_from_hidden(
+def _shortcut_w_s_from_hidden(
     right: tuple[Tensor, ...], x: Tensor, w1: Tensor, b1: Tensor, *params: Tensor
 ) -> tuple[Tensor, ...]:
     hidden = torch.relu(x @ w1 + b1)
@@ -356,23 +357,23 @@ _SHORTCUT_CATALOGUE = Catalogue(
     "post 6",
     (
         Mistake(
-            "the second path into X, through X V, is missing",
-            "X reaches P through W1 and through V, and the two paths' gradients add: "
-            f"grad_x = grad_z @ w1.T + grad_p @ v.T; {_SHORTCUT}",
+            "the second path into X, through X W_s, is missing",
+            "X reaches Ŷ through W1 and through W_s, and the two paths' gradients add: "
+            f"grad_x = grad_z @ w1.T + grad_y_hat @ w_s.T; {_SHORTCUT}",
             _shortcut_one_path,
             needs_right=True,
         ),
         Mistake(
-            "V's gradient uses the hidden activations instead of X",
-            "X V is a linear layer whose input is X, so grad_v = x.T @ grad_p; see "
-            "'The backward pass, one layer at a time' in post 6",
-            _shortcut_v_from_hidden,
+            "W_s's gradient uses the hidden activations instead of X",
+            "X W_s is a linear layer whose input is X, so grad_w_s = x.T @ grad_y_hat; "
+            "see 'The backward pass, one layer at a time' in post 6",
+            _shortcut_w_s_from_hidden,
             needs_right=True,
         ),
         Mistake(
             "the 1/N of the mean squared error is missing",
-            "grad_p = 2 (P - T) / N, and every gradient after it inherits the 1/N; see "
-            "'The backward pass, one layer at a time' in post 6",
+            "grad_y_hat = 2 (Ŷ - t) / N, and every gradient after it inherits the 1/N; "
+            "see 'The backward pass, one layer at a time' in post 6",
             lambda right, x, *params: tuple(g * x.shape[0] for g in right),
             needs_right=True,
         ),
