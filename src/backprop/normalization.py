@@ -12,17 +12,19 @@ scale and shift it:
 Batch norm averages over the batch (one mu, sigma per channel); layer norm averages
 over the features of each example (one mu, sigma per example).
 
-The backward. With ``h = dL/dx_hat`` (= grad_out * gamma) and means taken over the
-same m values the forward averaged,
+The backward. With ``grad_x_hat = dL/dx_hat`` (= grad_out * gamma) and means taken
+over the same m values the forward averaged,
 
-    dL/dx = (1 / sigma) * (h - mean(h) - x_hat * mean(h * x_hat))
+    dL/dx = (1 / sigma) * (grad_x_hat - mean(grad_x_hat)
+                           - x_hat * mean(grad_x_hat * x_hat))
 
-Why three terms: ``x`` reaches ``x_hat`` directly (h / sigma), through ``mu``
-(every value shifts the mean: -mean(h) / sigma) and through ``var`` (every value
-moves sigma: -x_hat * mean(h * x_hat) / sigma). The formula holds exactly with
-eps > 0. Two consequences the tests check: dL/dx sums to zero over the normalised
-axes (shifting all of them by the same amount changes nothing), and, for eps = 0,
-it is orthogonal to x_hat (scaling them changes nothing).
+Why three terms: ``x`` reaches ``x_hat`` directly (grad_x_hat / sigma), through
+``mu`` (every value shifts the mean: -mean(grad_x_hat) / sigma) and through ``var``
+(every value moves sigma: -x_hat * mean(grad_x_hat * x_hat) / sigma). The formula
+holds exactly with eps > 0. Two consequences the tests check: dL/dx sums to zero
+over the normalised axes (shifting all of them by the same amount changes
+nothing), and, for eps = 0, it is orthogonal to x_hat (scaling them changes
+nothing).
 
 Following the functional convention, a backward receives only the forward's
 inputs, so it recomputes mu, sigma and x_hat (``_normalize``) rather than caching.
@@ -278,17 +280,17 @@ def layernorm_backward(
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""The gradients of `layernorm` with respect to ``x``, ``gamma`` and ``beta``.
 
-    With $g$ = ``grad_out``, $h = g \gamma$ (that is, $\partial L / \partial \hat x$)
-    and means over the last dimension:
+    With $g$ = ``grad_out``, $\hat g = g \gamma$ (that is,
+    $\partial L / \partial \hat x$, ``grad_x_hat``) and means over the last dimension:
 
     $$
     \frac{\partial L}{\partial x} = \frac{1}{\sigma}
-      \Big(h - \overline{h} - \hat x \, \overline{h \hat x}\Big);
+      \Big(\hat g - \overline{\hat g} - \hat x \, \overline{\hat g \hat x}\Big);
     $$
 
     $\partial L / \partial \beta$ and $\partial L / \partial \gamma$ sum $g$ and
     $g \hat x$ over every leading dimension. Unlike batch norm, $\gamma$ varies
-    along the averaged axis, so it stays inside the means (as $h$).
+    along the averaged axis, so it stays inside the means (as $\hat g$).
 
     Parameters
     ----------
@@ -329,8 +331,8 @@ def layernorm_backward(
     features = x.shape[-1]
     grad_beta = grad_out.reshape(-1, features).sum(dim=0)
     grad_gamma = (grad_out * x_hat).reshape(-1, features).sum(dim=0)
-    h = grad_out * gamma
-    mean_h = h.mean(dim=-1, keepdim=True)
-    mean_h_xhat = (h * x_hat).mean(dim=-1, keepdim=True)
-    grad_x = inv_sigma * (h - mean_h - x_hat * mean_h_xhat)
+    grad_x_hat = grad_out * gamma
+    through_mean = grad_x_hat.mean(dim=-1, keepdim=True)
+    through_variance = x_hat * (grad_x_hat * x_hat).mean(dim=-1, keepdim=True)
+    grad_x = inv_sigma * (grad_x_hat - through_mean - through_variance)
     return grad_x, grad_gamma, grad_beta

@@ -497,11 +497,11 @@ def check_gradient(
 
     >>> def tanh_layer(x, w):
     ...     return torch.tanh(x @ w)
-    >>> def jvp_without_slope(x, w, v):
-    ...     return v @ w
-    >>> x, w, v = torch.randn(3, 4), torch.randn(4, 2), torch.randn(3, 4)
+    >>> def jvp_without_slope(x, w, u):
+    ...     return u @ w
+    >>> x, w, u = torch.randn(3, 4), torch.randn(4, 2), torch.randn(3, 4)
     >>> report = check_gradient(
-    ...     tanh_layer, jvp_without_slope, [x, w], along=v, catalogue="jvp"
+    ...     tanh_layer, jvp_without_slope, [x, w], along=u, catalogue="jvp"
     ... )
     >>> "tanh's slope is missing" in str(report)
     True
