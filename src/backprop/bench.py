@@ -74,6 +74,7 @@ __all__ = [
     "manual_step",
     "max_abs_difference",
     "measure_memory",
+    "peak_memory",
     "recomputed_forward_seconds",
     "time_transformer",
     "time_variants",
@@ -342,6 +343,31 @@ def _memory_in_subprocess(variant: str, n: int, case: str = "mlp") -> dict[str, 
     if done.returncode != 0:
         raise RuntimeError(f"memory measurement of {variant} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def peak_memory(variant: str, n: int, case: str = "mlp") -> dict[str, float]:
+    """`measure_memory` of one variant, run in a fresh Python process.
+
+    Parameters
+    ----------
+    variant : str
+        A key of `VARIANTS`, or of `TRANSFORMER_VARIANTS` with ``case="transformer"``.
+    n : int
+        Number of inputs (sequences for the transformer).
+    case : {"mlp", "transformer"}, default "mlp"
+        Which model.
+
+    Returns
+    -------
+    dict of str to float
+        As `measure_memory`: ``setup_mib`` and ``peak_mib``.
+
+    Raises
+    ------
+    RuntimeError
+        If the process fails.
+    """
+    return _memory_in_subprocess(variant, n, case)
 
 
 def max_abs_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
