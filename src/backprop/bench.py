@@ -38,7 +38,8 @@ modules against autograd's. It reports the forward and the backward apart, and
 how long the manual backward spends repeating forward work that autograd keeps
 from its forward instead (each attention's softmax, each GELU's tanh, each
 layer norm's statistics, the loss's softmax): measured by running exactly those
-forwards again on the saved inputs.
+forwards again on the saved inputs. And the other side of that trade: the
+activations each keeps from its forward for its backward, in MiB.
 
 This module is a benchmark against autograd, so it uses autograd; the library
 itself never does. The last line printed is ``manual/autograd time ratio: X.XX``
@@ -54,13 +55,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 
 from backprop.attention import attention
 from backprop.functional import cross_entropy, gelu, layernorm, lin, mse, relu
-from backprop.modules import MSE, Lin, Model, ReLU
+from backprop.modules import MSE, Lin, Model, Module, ReLU
 from backprop.transformer import TinyGPT, TokenCrossEntropy, TransformerBlock
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "TRANSFORMER_VARIANTS",
     "VARIANTS",
     "autograd_step",
+    "kept_for_backward_mib",
     "main",
     "make_problem",
     "make_step",
@@ -632,6 +634,85 @@ def recomputed_forward_seconds(n: int, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
+def _storages(tensors: Iterable[torch.Tensor]) -> dict[int, int]:
+    """Bytes of each distinct storage behind ``tensors``, by its address."""
+    return {
+        t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors
+    }
+
+
+def _kept_by_modules(module: object) -> list[torch.Tensor]:
+    """Every tensor a module tree keeps between its forward and its backward."""
+    kept: list[torch.Tensor] = []
+    stack, seen = [module], set()
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        for name, value in vars(obj).items():
+            values = value if isinstance(value, list | tuple) else [value]
+            for v in values:
+                if isinstance(v, torch.Tensor) and name in ("args", "out", "saved"):
+                    kept.append(v)
+                elif isinstance(v, Module):
+                    stack.append(v)
+    return kept
+
+
+def kept_for_backward_mib(variant: str, n: int) -> float:
+    """MiB of activations kept from the forward pass for the backward, one variant.
+
+    For ``"manual"``: every tensor the modules keep (their inputs, outputs and
+    saved intermediates); for ``"autograd"``: every tensor autograd saves for
+    its backward (collected with ``torch.autograd.graph.saved_tensors_hooks``).
+    Tensors sharing memory count once; the parameters and the batch itself are
+    left out (both variants hold them anyway). Unlike `measure_memory`, this
+    runs in the current process and does not depend on the allocator.
+
+    Parameters
+    ----------
+    variant : str
+        A key of `TRANSFORMER_VARIANTS`.
+    n : int
+        Sequences in the batch.
+
+    Returns
+    -------
+    float
+        MiB.
+
+    Examples
+    --------
+    >>> kept_for_backward_mib("manual", 4) > 0
+    True
+    """
+    gpt, tokens, targets = _tiny_gpt_problem(n)
+    exclude = _storages([*gpt.parameters(), tokens, targets])
+    saved: list[torch.Tensor] = []
+    if variant == "manual":
+        model = Model([gpt], TokenCrossEntropy())
+        model(tokens, targets)
+        saved = _kept_by_modules(model.layers)
+        saved += _kept_by_modules(model.loss)
+    elif variant == "autograd":
+        for p in gpt.parameters():
+            p.requires_grad_(True)
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            saved.append(t)
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            TokenCrossEntropy()(gpt(tokens), targets)
+    else:
+        raise ValueError(
+            f"variant must be one of {', '.join(TRANSFORMER_VARIANTS)}, got {variant!r}"
+        )
+    storages = _storages(saved)
+    return sum(b for ptr, b in storages.items() if ptr not in exclude) / 2**20
+
+
 def time_transformer(n: int, repeats: int) -> dict[str, dict[str, float]]:
     """Median seconds of the forward, the backward and the whole step, per variant.
 
@@ -712,6 +793,11 @@ def _main_transformer(n: int, repeats: int) -> None:
     print(
         "forward work the manual backward repeats (softmaxes, tanh, layer norm "
         f"statistics), which autograd saved: {1000 * recomputed:.1f} ms per step"
+    )
+    kept = {v: kept_for_backward_mib(v, n) for v in TRANSFORMER_VARIANTS}
+    print(
+        "activations kept for the backward: "
+        f"manual {kept['manual']:.1f} MiB, autograd {kept['autograd']:.1f} MiB"
     )
     ratio = result["manual"]["step"] / result["autograd"]["step"]
     print(f"manual/autograd time ratio: {ratio:.2f}")
