@@ -627,3 +627,81 @@ def test_layer_norm_reference_is_torchs():
         residual_layernorm(x, gamma, beta), x + layernorm(x, gamma, beta)
     )
     assert math.isclose(1e-5, torch.nn.LayerNorm(5).eps)
+
+
+def test_tiny_gpt_takes_non_contiguous_tokens():
+    config = dict(
+        n=3,
+        length=4,
+        vocab=6,
+        n_heads=2,
+        d_model=4,
+        d_ff=5,
+        n_layers=1,
+        causal=False,
+        tie_weights=True,
+        approximate="none",
+        seed=8,
+    )
+    gpt = _random_gpt(config)
+    base = torch.randint(6, (4, 3), generator=torch.Generator().manual_seed(1))
+    tokens = base.T  # (3, 4), not contiguous
+    assert not tokens.is_contiguous()
+    grad = make_tensor((3, 4, 6), f64, seed=2)
+    results = []
+    for t in (tokens, tokens.contiguous()):
+        logits = gpt(t)
+        logits.g = grad
+        gpt.backward()
+        results.append((logits.clone(), [p.g.clone() for p in gpt.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0], **tolerance(f64))
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(a, b, **tolerance(f64))
+
+
+def test_training_with_our_gradients_follows_autograds_run():
+    # AdamW on our .g and on autograd's gradients, from the same weights and data:
+    # the same parameters after every step, to float64 rounding. Except the key
+    # bias b_k: its gradient is zero (a softmax ignores a constant added to a row of
+    # scores), both backwards return rounding noise of about 1e-17, and Adam divides
+    # that noise by itself plus eps, so b_k moves by up to lr * 1e-17 / eps per step,
+    # differently in each run. b_k changes no output, so the losses stay equal.
+    config = dict(
+        n=4,
+        length=5,
+        vocab=6,
+        n_heads=2,
+        d_model=8,
+        d_ff=12,
+        n_layers=2,
+        causal=True,
+        tie_weights=False,
+        approximate="tanh",
+        seed=9,
+    )
+    ours, theirs = _random_gpt(config), _random_gpt(config)
+    model = Model([ours], TokenCrossEntropy())
+    opt_ours = AdamW(ours.parameters(), lr=1e-2)
+    opt_theirs = AdamW(theirs.parameters(), lr=1e-2)
+    for step in range(5):
+        tokens, targets = _tokens(config, 10 + step), _tokens(config, 20 + step)
+        model(tokens, targets)
+        model.backward()
+        params = theirs.parameters()
+        for p in params:
+            p.requires_grad_(True)
+        loss = TokenCrossEntropy()(theirs(tokens), targets)
+        grads = torch.autograd.grad(loss, params)
+        for p, g in zip(params, grads, strict=True):
+            p.requires_grad_(False)
+            p.g = g
+        opt_ours.step()
+        opt_theirs.step()
+        theirs_named = theirs.named_parameters()
+        for name, a in ours.named_parameters().items():
+            b = theirs_named[name]
+            if name.endswith("attn.b_k"):
+                assert (a - b).abs().max() < (step + 1) * 1e-2 * 1e-16 / 1e-8
+            else:
+                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=name)
+        torch.testing.assert_close(ours(tokens), theirs(tokens), rtol=1e-12, atol=1e-12)
