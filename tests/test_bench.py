@@ -14,7 +14,12 @@ import sys
 import pytest
 import torch
 
-from backprop.bench import make_problem, make_step
+from backprop.bench import (
+    kept_for_backward_mib,
+    make_problem,
+    make_step,
+    transformer_step,
+)
 
 RATIO_LINE = re.compile(r"manual/autograd time ratio: (\d+\.\d\d)")
 DIFFERENCE_LINE = re.compile(
@@ -91,3 +96,56 @@ def test_bench_rejects_bad_sizes():
     )
     assert done.returncode != 0
     assert "--n and --repeats must be positive, got 0 and 10" in done.stderr
+
+
+def test_bench_transformer_output_with_small_sizes():
+    lines = run_bench(
+        "--case", "transformer", "--n", "4", "--repeats", "2", timeout=300
+    )
+    assert RATIO_LINE.fullmatch(lines[-1]), lines[-1]
+    assert float(RATIO_LINE.fullmatch(lines[-1]).group(1)) > 0
+    (difference,) = [
+        float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith("max |grad difference| manual vs autograd (all parameters)")
+    ]
+    assert 0 <= difference < 1e-5
+    (recomputed,) = [line for line in lines if line.startswith("forward work")]
+    assert float(recomputed.split(": ")[1].split()[0]) > 0
+    (kept,) = [line for line in lines if line.startswith("activations kept")]
+    manual_mib, autograd_mib = (float(x) for x in re.findall(r"(\d+\.\d) MiB", kept))
+    assert 0 < manual_mib < autograd_mib
+    for label in ("manual (backprop.transformer)", "autograd (same forward)"):
+        (row,) = [line for line in lines if line.startswith(label)]
+        forward, backward, step, peak, _passes = map(float, row.split()[-5:])
+        assert min(forward, backward, step, peak) > 0
+
+
+def test_bench_transformer_variants_compute_the_same_gradients():
+    gradients = {}
+    for variant in ("manual", "autograd"):
+        forward, backward, grads = transformer_step(variant, n=3)
+        for _ in range(2):  # a second step must not accumulate
+            forward()
+            backward()
+        gradients[variant] = grads()
+    assert len(gradients["manual"]) == 37
+    for got, expected in zip(gradients["manual"], gradients["autograd"], strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_bench_transformer_rejects_an_unknown_variant():
+    with pytest.raises(ValueError, match="variant must be one of manual, autograd"):
+        transformer_step("autograd_data", n=2)
+
+
+def test_kept_for_backward_grows_with_the_batch_and_is_smaller_by_hand():
+    small = {v: kept_for_backward_mib(v, 8) for v in ("manual", "autograd")}
+    large = {v: kept_for_backward_mib(v, 32) for v in ("manual", "autograd")}
+    for variant in ("manual", "autograd"):
+        # Activations are per sequence: four times the batch, about four times
+        # the memory (the causal masks and other small tensors do not grow).
+        assert 3.5 < large[variant] / small[variant] <= 4.0 + 1e-9
+    assert large["manual"] < large["autograd"]
+    with pytest.raises(ValueError, match="variant must be one of manual, autograd"):
+        kept_for_backward_mib("jax", 2)

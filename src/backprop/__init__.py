@@ -16,6 +16,7 @@ Modules, one per concept:
 - `backprop.exercises` — the grader of the posts' exercises
 - `backprop.autograd` — a small reverse-mode autograd on a tape
 - `backprop.modules` — ``Module`` classes with ``.g`` gradients, SGD
+- `backprop.transformer` — a small GPT from those modules, and AdamW
 - `backprop.data` — handwritten digits, offline
 - `backprop.plots` — the figures' shared style
 - `backprop.bench` — ``python -m backprop.bench``: our backward timed against autograd's

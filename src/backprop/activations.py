@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from backprop._checks import require_float, require_same_dtype, shape_str
 
-__all__ = ["relu", "relu_backward"]
+__all__ = ["gelu", "gelu_backward", "relu", "relu_backward"]
 
 
 def relu(x: torch.Tensor) -> torch.Tensor:
@@ -77,3 +79,117 @@ def relu_backward(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             "relu is elementwise, so its output, and the gradient of it, has x's shape"
         )
     return torch.where(x > 0, grad_out, 0.0)
+
+
+_GELU_KINDS = ("tanh", "none")
+_TANH_C = math.sqrt(2 / math.pi)  # the tanh approximation's constant
+_TANH_A = 0.044715
+
+
+def _check_approximate(approximate: str) -> None:
+    if approximate not in _GELU_KINDS:
+        raise ValueError(
+            f"approximate must be 'tanh' or 'none' (torch.nn.GELU's values), "
+            f"got {approximate!r}"
+        )
+
+
+def gelu(x: torch.Tensor, approximate: str = "tanh") -> torch.Tensor:
+    r"""The Gaussian error linear unit, $x \, \Phi(x)$, elementwise.
+
+    $\Phi$ is the standard normal distribution function. ``approximate="none"``
+    computes it exactly, $\Phi(x) = \tfrac12 (1 + \operatorname{erf}(x / \sqrt2))$;
+    ``approximate="tanh"`` (GPT-2's choice) uses
+
+    $$\operatorname{gelu}(x) \approx \tfrac12 x \left(1 + \tanh u\right), \qquad
+    u = \sqrt{2/\pi} \, (x + 0.044715 \, x^3).$$
+
+    Equal to ``torch.nn.GELU(approximate=...)`` with the same argument.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Floating-point tensor of any shape.
+    approximate : {"tanh", "none"}, default "tanh"
+        The tanh approximation, or the exact erf form.
+
+    Returns
+    -------
+    torch.Tensor
+        The shape of ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not floating-point or ``approximate`` is neither value.
+
+    Examples
+    --------
+    >>> gelu(torch.tensor([-3.0, 0.0, 3.0]), approximate="none")
+    tensor([-0.0040,  0.0000,  2.9960])
+    """
+    require_float("x", x)
+    _check_approximate(approximate)
+    if approximate == "none":
+        return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+    # Out of place, so that autograd can differentiate it as the reference.
+    return 0.5 * x * (1 + torch.tanh(_TANH_C * (x + _TANH_A * x**3)))
+
+
+def gelu_backward(
+    grad_out: torch.Tensor, x: torch.Tensor, approximate: str = "tanh"
+) -> torch.Tensor:
+    r"""The gradient of `gelu`: ``grad_out`` times its local derivative.
+
+    By the product rule, $\frac{d}{dx} x \Phi(x) = \Phi(x) + x \, \varphi(x)$, with
+    $\varphi(x) = e^{-x^2/2} / \sqrt{2\pi}$ the normal density (the exact form).
+    For the tanh form, with $t = \tanh u$ and $\tanh' = 1 - \tanh^2$,
+
+    $$\frac{d}{dx} \operatorname{gelu}(x) = \tfrac12 (1 + t)
+    + \tfrac12 x \, (1 - t^2) \sqrt{2/\pi} \, (1 + 3 \cdot 0.044715 \, x^2).$$
+
+    Parameters
+    ----------
+    grad_out : torch.Tensor
+        $\partial L / \partial \operatorname{gelu}(x)$, the shape of ``x``.
+    x : torch.Tensor
+        The forward's input.
+    approximate : {"tanh", "none"}, default "tanh"
+        As in the forward.
+
+    Returns
+    -------
+    torch.Tensor
+        $\partial L / \partial x$, the shape of ``x``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes or dtypes differ, a tensor is not floating-point, or
+        ``approximate`` is neither value.
+
+    Examples
+    --------
+    >>> gelu_backward(torch.ones(1), torch.zeros(1))  # slope 1/2 at 0
+    tensor([0.5000])
+    """
+    require_float("grad_out", grad_out)
+    require_float("x", x)
+    require_same_dtype(grad_out=grad_out, x=x)
+    _check_approximate(approximate)
+    if grad_out.shape != x.shape:
+        raise ValueError(
+            f"grad_out has shape {shape_str(grad_out)} but x has shape {shape_str(x)}; "
+            "gelu is elementwise, so its output, and the gradient of it, has x's shape"
+        )
+    if approximate == "none":
+        cdf = 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+        density = torch.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)
+        return grad_out * (cdf + x * density)
+    # The same formula, arranged so that each line is one pass over the tensor
+    # (the backward runs on the largest activations of a transformer).
+    x_squared = x * x
+    t = torch.tanh(x * (_TANH_C + _TANH_C * _TANH_A * x_squared))
+    du_dx = x_squared.mul_(3 * _TANH_C * _TANH_A).add_(_TANH_C)  # reuses x_squared
+    slope = (1 - t * t).mul_(du_dx).mul_(x).add_(t).add_(1).mul_(0.5)
+    return slope.mul_(grad_out)

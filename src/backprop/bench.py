@@ -31,6 +31,16 @@ again alone in a fresh subprocess, which reads
 resident memory. Reported: that peak, and the peak minus the mark once data and
 weights are ready (what the passes themselves add).
 
+``python -m backprop.bench --case transformer`` times the same two ways on a
+small GPT (`backprop.transformer.TinyGPT`, 2 blocks, float32, batch of 256
+sequences of 15 tokens), both on its forward code: the manual backward of the
+modules against autograd's. It reports the forward and the backward apart, and
+how long the manual backward spends repeating forward work that autograd keeps
+from its forward instead (each attention's softmax, each GELU's tanh, each
+layer norm's statistics, the loss's softmax): measured by running exactly those
+forwards again on the saved inputs. And the other side of that trade: the
+activations each keeps from its forward for its backward, in MiB.
+
 This module is a benchmark against autograd, so it uses autograd; the library
 itself never does. The last line printed is ``manual/autograd time ratio: X.XX``
 (against the course's check).
@@ -45,23 +55,32 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 
-from backprop.functional import lin, mse, relu
-from backprop.modules import MSE, Lin, Model, ReLU
+from backprop.attention import attention
+from backprop.functional import cross_entropy, gelu, layernorm, lin, mse, relu
+from backprop.modules import MSE, Lin, Model, Module, ReLU
+from backprop.transformer import TinyGPT, TokenCrossEntropy, TransformerBlock
 
 __all__ = [
+    "TRANSFORMER",
+    "TRANSFORMER_VARIANTS",
     "VARIANTS",
     "autograd_step",
+    "kept_for_backward_mib",
     "main",
     "make_problem",
     "make_step",
     "manual_step",
     "max_abs_difference",
     "measure_memory",
+    "peak_memory",
+    "recomputed_forward_seconds",
+    "time_transformer",
     "time_variants",
+    "transformer_step",
 ]
 
 N_IN, N_HIDDEN, N_OUT = 784, 50, 1
@@ -271,7 +290,7 @@ def _max_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def measure_memory(variant: str, n: int) -> dict[str, float]:
+def measure_memory(variant: str, n: int, case: str = "mlp") -> dict[str, float]:
     """Peak resident memory of a process that sets up one variant and runs a few steps.
 
     Run it in a fresh process (``--memory-of``): ``ru_maxrss`` is a high-water
@@ -282,9 +301,11 @@ def measure_memory(variant: str, n: int) -> dict[str, float]:
     Parameters
     ----------
     variant : str
-        A key of `VARIANTS`.
+        A key of `VARIANTS` (or of `TRANSFORMER_VARIANTS` for the transformer).
     n : int
-        Number of inputs.
+        Number of inputs (sequences for the transformer).
+    case : {"mlp", "transformer"}, default "mlp"
+        Which model.
 
     Returns
     -------
@@ -293,18 +314,28 @@ def measure_memory(variant: str, n: int) -> dict[str, float]:
         ``peak_mib``, the mark after the steps.
     """
     torch.set_num_threads(THREADS)
-    step, _grads = make_step(variant, n)
+    if case == "transformer":
+        forward, backward, _grads = transformer_step(variant, n)
+
+        def step() -> None:
+            forward()
+            backward()
+
+    else:
+        step, _grads = make_step(variant, n)
     setup_mib = _max_rss_mib()
     for _ in range(WARMUP + 2):
         step()
     return {"setup_mib": setup_mib, "peak_mib": _max_rss_mib()}
 
 
-def _memory_in_subprocess(variant: str, n: int) -> dict[str, float]:
+def _memory_in_subprocess(variant: str, n: int, case: str = "mlp") -> dict[str, float]:
     command = [
         sys.executable,
         "-m",
         "backprop.bench",
+        "--case",
+        case,
         "--memory-of",
         variant,
         "--n",
@@ -314,6 +345,31 @@ def _memory_in_subprocess(variant: str, n: int) -> dict[str, float]:
     if done.returncode != 0:
         raise RuntimeError(f"memory measurement of {variant} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def peak_memory(variant: str, n: int, case: str = "mlp") -> dict[str, float]:
+    """`measure_memory` of one variant, run in a fresh Python process.
+
+    Parameters
+    ----------
+    variant : str
+        A key of `VARIANTS`, or of `TRANSFORMER_VARIANTS` with ``case="transformer"``.
+    n : int
+        Number of inputs (sequences for the transformer).
+    case : {"mlp", "transformer"}, default "mlp"
+        Which model.
+
+    Returns
+    -------
+    dict of str to float
+        As `measure_memory`: ``setup_mib`` and ``peak_mib``.
+
+    Raises
+    ------
+    RuntimeError
+        If the process fails.
+    """
+    return _memory_in_subprocess(variant, n, case)
 
 
 def max_abs_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -362,24 +418,38 @@ def main(argv: list[str] | None = None) -> None:
         ),
     )
     parser.add_argument(
-        "--n", type=int, default=50_000, help="number of inputs (default 50000)"
+        "--case",
+        choices=["mlp", "transformer"],
+        default="mlp",
+        help="the course's MLP (default) or a small GPT",
+    )
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="number of inputs (default 50000; 256 sequences for the transformer)",
     )
     parser.add_argument(
         "--repeats", type=int, default=10, help="timed steps per variant (default 10)"
     )
     parser.add_argument(
         "--memory-of",
-        choices=list(VARIANTS),
+        choices=sorted({*VARIANTS, *TRANSFORMER_VARIANTS}),
         help="only measure one variant's peak memory (JSON)",
     )
     args = parser.parse_args(argv)
+    if args.n is None:
+        args.n = TRANSFORMER["n"] if args.case == "transformer" else 50_000
     if args.n < 1 or args.repeats < 1:
         parser.error(
             f"--n and --repeats must be positive, got {args.n} and {args.repeats}"
         )
 
     if args.memory_of is not None:  # a worker process: report as one JSON line
-        print(json.dumps(measure_memory(args.memory_of, args.n)))
+        print(json.dumps(measure_memory(args.memory_of, args.n, args.case)))
+        return
+    if args.case == "transformer":
+        _main_transformer(args.n, args.repeats)
         return
 
     memory = {variant: _memory_in_subprocess(variant, args.n) for variant in VARIANTS}
@@ -413,6 +483,324 @@ def main(argv: list[str] | None = None) -> None:
     as_data = medians["manual"] / medians["autograd_data"]
     print(f"manual/autograd (input as data) time ratio: {as_data:.2f}")
     print(f"manual/autograd time ratio: {medians['manual'] / medians['autograd']:.2f}")
+
+
+# ---------------------------------------------------------------- the transformer
+
+TRANSFORMER = {
+    "vocab": 10,
+    "length": 15,
+    "d_model": 48,
+    "n_heads": 4,
+    "d_ff": 192,
+    "n_layers": 2,
+    "n": 256,
+}
+"""The transformer case: `TinyGPT`'s sizes, and the default batch ``n``."""
+
+TRANSFORMER_VARIANTS = {
+    "manual": "manual (backprop.transformer)",
+    "autograd": "autograd (same forward)",
+}
+"""The transformer case's variants, by key, with the label each is printed with."""
+
+
+def _tiny_gpt_problem(n: int) -> tuple[TinyGPT, torch.Tensor, torch.Tensor]:
+    c = TRANSFORMER
+    generator = torch.Generator().manual_seed(0)
+    gpt = TinyGPT(
+        c["vocab"],
+        c["length"],
+        c["d_model"],
+        c["n_heads"],
+        c["d_ff"],
+        c["n_layers"],
+        generator=generator,
+    )
+    tokens = torch.randint(c["vocab"], (n, c["length"]), generator=generator)
+    targets = torch.randint(c["vocab"], (n, c["length"]), generator=generator)
+    return gpt, tokens, targets
+
+
+def transformer_step(variant: str, n: int) -> tuple[Step, Step, Grads]:
+    """The seeded `TinyGPT` case's forward pass (with the loss) and backward pass.
+
+    Parameters
+    ----------
+    variant : str
+        ``"manual"`` (``model.backward()``) or ``"autograd"`` (the same forward
+        on parameters that require gradients, then ``loss.backward()``).
+    n : int
+        Sequences in the batch.
+
+    Returns
+    -------
+    forward : callable
+        The forward pass and the loss.
+    backward : callable
+        The backward pass of the last forward.
+    grads : callable
+        The parameters' gradients after the last backward.
+
+    Raises
+    ------
+    ValueError
+        If ``variant`` is not a key of `TRANSFORMER_VARIANTS`.
+
+    Examples
+    --------
+    >>> forward, backward, grads = transformer_step("manual", n=2)
+    >>> forward()
+    >>> backward()
+    >>> len(grads())
+    37
+    """
+    if variant not in TRANSFORMER_VARIANTS:
+        raise ValueError(
+            f"variant must be one of {', '.join(TRANSFORMER_VARIANTS)}, got {variant!r}"
+        )
+    gpt, tokens, targets = _tiny_gpt_problem(n)
+    loss_fn = TokenCrossEntropy()
+    params = gpt.parameters()
+    if variant == "manual":
+        model = Model([gpt], loss_fn)
+
+        def forward() -> None:
+            model(tokens, targets)
+
+        return forward, model.backward, lambda: _module_grads(model)
+
+    for p in params:
+        p.requires_grad_(True)
+    losses: list[torch.Tensor] = []
+
+    def autograd_forward() -> None:
+        for p in params:
+            p.grad = None  # start afresh, as the manual version does
+        losses[:] = [loss_fn(gpt(tokens), targets)]
+
+    def autograd_backward() -> None:
+        torch.autograd.backward(losses.pop())
+
+    return autograd_forward, autograd_backward, lambda: _autograd_grads(tuple(params))
+
+
+def recomputed_forward_seconds(n: int, repeats: int = 5) -> float:
+    """Median seconds of the forward work that the manual backward repeats.
+
+    The hand-written backwards take the forward's inputs, not its intermediate
+    results, so they compute again what autograd saved in its forward: each
+    attention's scores and softmax (`backprop.functional.attention_backward`),
+    each GELU's tanh, each layer norm's mean and variance, the loss's softmax.
+    This times exactly those forwards, run again on the inputs the modules
+    saved after one step.
+
+    Parameters
+    ----------
+    n : int
+        Sequences in the batch.
+    repeats : int, default 5
+        Timed repetitions; the median is returned.
+
+    Returns
+    -------
+    float
+        Seconds per step.
+    """
+    gpt, tokens, targets = _tiny_gpt_problem(n)
+    model = Model([gpt], TokenCrossEntropy())
+    model(tokens, targets)
+    # (forward, its inputs) pairs: what each hand-written backward computes again.
+    work: list[tuple[Callable[..., object], tuple[object, ...]]] = []
+    for block in gpt.blocks.layers:
+        assert isinstance(block, TransformerBlock)
+        q, k, v, _merged = block.attention.saved
+        work.append(
+            (attention, (q, k, v, block.attention._mask(q.shape[-2], q.device)))
+        )
+        for norm in (block.ln1, block.ln2):
+            work.append((layernorm, (norm.args[0], norm.gamma, norm.beta)))
+        work.append((gelu, (block.up.out,)))
+    final = gpt.ln_f
+    work.append((layernorm, (final.args[0], final.gamma, final.beta)))
+    logits = gpt.out.reshape(-1, gpt.out.shape[-1])
+    work.append((cross_entropy, (logits, targets.reshape(-1))))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for function, inputs in work:
+            function(*inputs)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _storages(tensors: Iterable[torch.Tensor]) -> dict[int, int]:
+    """Bytes of each distinct storage behind ``tensors``, by its address."""
+    return {
+        t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors
+    }
+
+
+def _kept_by_modules(module: object) -> list[torch.Tensor]:
+    """Every tensor a module tree keeps between its forward and its backward."""
+    kept: list[torch.Tensor] = []
+    stack, seen = [module], set()
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        for name, value in vars(obj).items():
+            values = value if isinstance(value, list | tuple) else [value]
+            for v in values:
+                if isinstance(v, torch.Tensor) and name in ("args", "out", "saved"):
+                    kept.append(v)
+                elif isinstance(v, Module):
+                    stack.append(v)
+    return kept
+
+
+def kept_for_backward_mib(variant: str, n: int) -> float:
+    """MiB of activations kept from the forward pass for the backward, one variant.
+
+    For ``"manual"``: every tensor the modules keep (their inputs, outputs and
+    saved intermediates); for ``"autograd"``: every tensor autograd saves for
+    its backward (collected with ``torch.autograd.graph.saved_tensors_hooks``).
+    Tensors sharing memory count once; the parameters and the batch itself are
+    left out (both variants hold them anyway). Unlike `measure_memory`, this
+    runs in the current process and does not depend on the allocator.
+
+    Parameters
+    ----------
+    variant : str
+        A key of `TRANSFORMER_VARIANTS`.
+    n : int
+        Sequences in the batch.
+
+    Returns
+    -------
+    float
+        MiB.
+
+    Examples
+    --------
+    >>> kept_for_backward_mib("manual", 4) > 0
+    True
+    """
+    gpt, tokens, targets = _tiny_gpt_problem(n)
+    exclude = _storages([*gpt.parameters(), tokens, targets])
+    saved: list[torch.Tensor] = []
+    if variant == "manual":
+        model = Model([gpt], TokenCrossEntropy())
+        model(tokens, targets)
+        saved = _kept_by_modules(model.layers)
+        saved += _kept_by_modules(model.loss)
+    elif variant == "autograd":
+        for p in gpt.parameters():
+            p.requires_grad_(True)
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            saved.append(t)
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            TokenCrossEntropy()(gpt(tokens), targets)
+    else:
+        raise ValueError(
+            f"variant must be one of {', '.join(TRANSFORMER_VARIANTS)}, got {variant!r}"
+        )
+    storages = _storages(saved)
+    return sum(b for ptr, b in storages.items() if ptr not in exclude) / 2**20
+
+
+def time_transformer(n: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Median seconds of the forward, the backward and the whole step, per variant.
+
+    The variants take turns, a step each per round, after warm-up steps.
+
+    Parameters
+    ----------
+    n : int
+        Sequences in the batch.
+    repeats : int
+        Timed steps per variant.
+
+    Returns
+    -------
+    dict
+        ``{variant: {"forward": s, "backward": s, "step": s}}`` and, under
+        ``"difference"``, ``{"max_abs": d}``: the largest gradient difference.
+    """
+    steps = {v: transformer_step(v, n) for v in TRANSFORMER_VARIANTS}
+    for _ in range(WARMUP):
+        for forward, backward, _grads in steps.values():
+            forward()
+            backward()
+    times: dict[str, dict[str, list[float]]] = {
+        v: {"forward": [], "backward": [], "step": []} for v in TRANSFORMER_VARIANTS
+    }
+    for _ in range(repeats):
+        for variant, (forward, backward, _grads) in steps.items():
+            start = time.perf_counter()
+            forward()
+            middle = time.perf_counter()
+            backward()
+            end = time.perf_counter()
+            times[variant]["forward"].append(middle - start)
+            times[variant]["backward"].append(end - middle)
+            times[variant]["step"].append(end - start)
+    result = {
+        v: {part: statistics.median(t) for part, t in parts.items()}
+        for v, parts in times.items()
+    }
+    grads = {v: g() for v, (_f, _b, g) in steps.items()}
+    result["difference"] = {
+        "max_abs": max_abs_difference(grads["manual"], grads["autograd"])
+    }
+    return result
+
+
+def _main_transformer(n: int, repeats: int) -> None:
+    memory = {
+        v: _memory_in_subprocess(v, n, "transformer") for v in TRANSFORMER_VARIANTS
+    }
+    torch.set_num_threads(THREADS)
+    result = time_transformer(n, repeats)
+    recomputed = recomputed_forward_seconds(n, repeats)
+    c = TRANSFORMER
+    print(
+        f"TinyGPT: {c['n_layers']} blocks, d_model {c['d_model']}, "
+        f"{c['n_heads']} heads, d_ff {c['d_ff']}, vocab {c['vocab']}; {n} float32 "
+        f"sequences of {c['length']} tokens, {THREADS} threads; median of {repeats} "
+        f"steps after {WARMUP} warm-up steps"
+    )
+    width = max(map(len, TRANSFORMER_VARIANTS.values()))
+    print(
+        f"{'variant':<{width}}  {'forward ms':>10}  {'backward ms':>11}  "
+        f"{'step ms':>7}  {'peak MiB':>8}  {'passes MiB':>10}"
+    )
+    for variant, label in TRANSFORMER_VARIANTS.items():
+        t, m = result[variant], memory[variant]
+        print(
+            f"{label:<{width}}  {1000 * t['forward']:>10.1f}  "
+            f"{1000 * t['backward']:>11.1f}  {1000 * t['step']:>7.1f}  "
+            f"{m['peak_mib']:>8.0f}  {m['peak_mib'] - m['setup_mib']:>10.0f}"
+        )
+    print(
+        "max |grad difference| manual vs autograd (all parameters): "
+        f"{result['difference']['max_abs']:.3e}"
+    )
+    print(
+        "forward work the manual backward repeats (softmaxes, tanh, layer norm "
+        f"statistics), which autograd saved: {1000 * recomputed:.1f} ms per step"
+    )
+    kept = {v: kept_for_backward_mib(v, n) for v in TRANSFORMER_VARIANTS}
+    print(
+        "activations kept for the backward: "
+        f"manual {kept['manual']:.1f} MiB, autograd {kept['autograd']:.1f} MiB"
+    )
+    ratio = result["manual"]["step"] / result["autograd"]["step"]
+    print(f"manual/autograd time ratio: {ratio:.2f}")
 
 
 if __name__ == "__main__":

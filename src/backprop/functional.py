@@ -19,7 +19,7 @@ Each function is defined in the module of its concept (`backprop.linear`,
 import them from.
 """
 
-from backprop.activations import relu, relu_backward
+from backprop.activations import gelu, gelu_backward, relu, relu_backward
 from backprop.attention import attention, attention_backward
 from backprop.broadcasting import unbroadcast
 from backprop.conv import conv2d, conv2d_backward
@@ -52,6 +52,8 @@ __all__ = [
     "cross_entropy_backward",
     "embedding",
     "embedding_backward",
+    "gelu",
+    "gelu_backward",
     "layernorm",
     "layernorm_backward",
     "lin",

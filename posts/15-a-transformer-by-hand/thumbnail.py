@@ -1,0 +1,58 @@
+"""Thumbnail for post 15: the small GPT's loss, with our gradients and with autograd's."""
+
+from pathlib import Path
+
+import torch
+
+from backprop import plots
+from backprop.modules import Model
+from backprop.transformer import AdamW, TinyGPT, TokenCrossEntropy
+
+torch.set_num_threads(1)
+f64 = torch.float64
+n_digits, vocab, steps = 8, 10, 120
+
+
+def sorting_batch(n, generator):
+    digits = torch.randint(vocab, (n, n_digits), generator=generator)
+    sequence = torch.cat([digits, digits.sort(dim=1).values], dim=1)
+    inputs, targets = sequence[:, :-1], sequence[:, 1:].clone()
+    targets[:, : n_digits - 1] = -1
+    return inputs, targets
+
+
+def train(use_autograd):
+    gen = torch.Generator().manual_seed(0)
+    gpt = TinyGPT(vocab, 2 * n_digits - 1, 48, 4, 192, 2, generator=gen, dtype=f64)
+    model = Model([gpt], TokenCrossEntropy())
+    optimiser = AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    batches = torch.Generator().manual_seed(5)
+    curve = []
+    for _ in range(steps):
+        inputs, targets = sorting_batch(64, batches)
+        if use_autograd:
+            params = gpt.parameters()
+            for p in params:
+                p.requires_grad_(True)
+            loss = TokenCrossEntropy()(gpt(inputs), targets)
+            grads = torch.autograd.grad(loss, params)
+            for p, g in zip(params, grads, strict=True):
+                p.requires_grad_(False)
+                p.g = g
+        else:
+            loss = model(inputs, targets)
+            model.backward()
+        optimiser.step()
+        curve.append(loss.item())
+    return curve
+
+
+fig, ax = plots.subplots(height=3.2)
+ax.plot(train(False), label="our backward", linewidth=3)
+ax.plot(train(True), "--", label="autograd", color=plots.PALETTE["orange"])
+ax.set_yscale("log")
+ax.set_xlabel("step", fontsize=9)
+ax.set_ylabel("loss", fontsize=9)
+ax.set_title("a small GPT learns to sort, on hand-written gradients", fontsize=9)
+ax.legend(fontsize=8)
+plots.save_thumbnail(fig, Path(__file__).with_name("thumbnail.png"))
