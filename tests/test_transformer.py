@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 from backprop.exercises import check_gradient
 from backprop.exercises.catalogues import CATALOGUES
 from backprop.functional import embedding_backward, gelu, gelu_backward, layernorm
-from backprop.modules import LayerNorm, Lin, Model, Sequential
+from backprop.modules import AdamW, LayerNorm, Lin, Model, Sequential
 from backprop.transformer import (
     GELU,
-    AdamW,
     Residual,
     TinyGPT,
     TokenCrossEntropy,
