@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backprop import modules
+from backprop import modules, transformer
 from backprop.data import load_digits
 from backprop.functional import (
     cross_entropy,
@@ -388,7 +388,8 @@ def test_lin_rejects_bad_arguments():
 # --- backward() before a forward ---------------------------------------------
 
 # Classes whose constructor needs more than small ints; every other class in
-# modules.__all__ is built by _construct from its signature alone.
+# modules.__all__ and transformer.__all__ is built by _construct from its signature
+# alone.
 SPECIAL_CONSTRUCTORS = {"Model": lambda: Model([ReLU()], MSE())}
 
 
@@ -412,17 +413,20 @@ def _construct(cls):
     return cls(*args)
 
 
+# Every class with a backward() (not the optimisers, which have none).
 WITH_BACKWARD = [
-    getattr(modules, name)
-    for name in modules.__all__
-    if inspect.isclass(getattr(modules, name))
-    and hasattr(getattr(modules, name), "backward")
+    getattr(module, name)
+    for module in (modules, transformer)
+    for name in module.__all__
+    if inspect.isclass(getattr(module, name))
+    and hasattr(getattr(module, name), "backward")
 ]
 
 
 def test_every_module_class_is_covered():
     names = {cls.__name__ for cls in WITH_BACKWARD}
     assert {"Module", "Model", "Lin", "BatchNorm1d", "MultiHeadAttention"} <= names
+    assert {"Residual", "TransformerBlock", "TinyGPT", "TokenCrossEntropy"} <= names
 
 
 @pytest.mark.parametrize("cls", WITH_BACKWARD, ids=lambda cls: cls.__name__)

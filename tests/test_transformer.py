@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backprop.exercises import check_gradient
+from backprop.exercises.catalogues import CATALOGUES
 from backprop.functional import embedding_backward, gelu, gelu_backward, layernorm
-from backprop.modules import LayerNorm, Lin, Model, Sequential
+from backprop.modules import AdamW, LayerNorm, Lin, Model, Sequential
 from backprop.transformer import (
     GELU,
-    AdamW,
     Residual,
     TinyGPT,
     TokenCrossEntropy,
@@ -509,16 +509,13 @@ def test_adamw_errors():
         AdamW([w]).step()
 
 
-# ----------------------------------------------- the post's exercise, and mistakes
-
-
-def residual_layernorm(x, gamma, beta):
-    """The exercise's function: y = x + layernorm(x), over the last dimension."""
-    return x + F.layer_norm(x, x.shape[-1:], gamma, beta)
+# ------------------------------------------------------------ the post's exercise
+# Its typical mistakes are in the grader's catalogue, "residual-layernorm", and
+# tests/test_catalogues.py feeds each of them to the grader.
 
 
 def residual_layernorm_backward(grad_out, x, gamma, beta):
-    """The solution: the identity path plus layer norm's backward."""
+    """The post's solution: the identity path plus layer norm's backward."""
     mean = x.mean(-1, keepdim=True)
     inv_std = 1 / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
     x_hat = (x - mean) * inv_std
@@ -530,101 +527,26 @@ def residual_layernorm_backward(grad_out, x, gamma, beta):
     )
     rows = tuple(range(x.ndim - 1))
     return grad_out + grad_ln, (grad_out * x_hat).sum(rows), grad_out.sum(rows)
-
-
-# Typical mistakes, as functions of the same inputs; the grader must flag each.
-def mistake_residual_path_dropped(grad_out, x, gamma, beta):
-    """Only the layer norm's gradient: the identity path's grad_out is lost."""
-    grad_x, grad_gamma, grad_beta = residual_layernorm_backward(
-        grad_out, x, gamma, beta
-    )
-    return grad_x - grad_out, grad_gamma, grad_beta
-
-
-def mistake_mean_path_missing(grad_out, x, gamma, beta):
-    """Layer norm's backward without the path through the mean."""
-    mean = x.mean(-1, keepdim=True)
-    inv_std = 1 / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
-    x_hat = (x - mean) * inv_std
-    g_hat = grad_out * gamma
-    grad_ln = inv_std * (g_hat - x_hat * (g_hat * x_hat).mean(-1, keepdim=True))
-    rows = tuple(range(x.ndim - 1))
-    return grad_out + grad_ln, (grad_out * x_hat).sum(rows), grad_out.sum(rows)
-
-
-def mistake_variance_path_missing(grad_out, x, gamma, beta):
-    """Layer norm's backward treating the standard deviation as a constant."""
-    mean = x.mean(-1, keepdim=True)
-    inv_std = 1 / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
-    x_hat = (x - mean) * inv_std
-    g_hat = grad_out * gamma
-    grad_ln = inv_std * (g_hat - g_hat.mean(-1, keepdim=True))
-    rows = tuple(range(x.ndim - 1))
-    return grad_out + grad_ln, (grad_out * x_hat).sum(rows), grad_out.sum(rows)
-
-
-def mistake_gamma_not_summed(grad_out, x, gamma, beta):
-    """gamma's gradient summed over the last row only (the batch of 1 case)."""
-    grad_x, _, grad_beta = residual_layernorm_backward(grad_out, x, gamma, beta)
-    mean = x.mean(-1, keepdim=True)
-    x_hat = (x - mean) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
-    return grad_x, (grad_out * x_hat).reshape(-1, x.shape[-1])[-1], grad_beta
-
-
-def mistake_gamma_forgotten(grad_out, x, gamma, beta):
-    """grad_out passed into layer norm's backward without the factor gamma."""
-    mean = x.mean(-1, keepdim=True)
-    inv_std = 1 / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
-    x_hat = (x - mean) * inv_std
-    g_hat = grad_out
-    grad_ln = inv_std * (
-        g_hat
-        - g_hat.mean(-1, keepdim=True)
-        - x_hat * (g_hat * x_hat).mean(-1, keepdim=True)
-    )
-    rows = tuple(range(x.ndim - 1))
-    return grad_out + grad_ln, (grad_out * x_hat).sum(rows), grad_out.sum(rows)
-
-
-MISTAKES = [
-    mistake_residual_path_dropped,
-    mistake_mean_path_missing,
-    mistake_variance_path_missing,
-    mistake_gamma_not_summed,
-    mistake_gamma_forgotten,
-]
-
-
-def _exercise_inputs():
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 3, 5, generator=gen, dtype=f64) * 2 + 1
-    gamma = torch.randn(5, generator=gen, dtype=f64)
-    beta = torch.randn(5, generator=gen, dtype=f64)
-    return [x, gamma, beta]
 
 
 def test_exercise_solution_passes_the_grader():
+    example = CATALOGUES["residual-layernorm"].example()
     report = check_gradient(
-        residual_layernorm,
+        example.forward,
         residual_layernorm_backward,
-        _exercise_inputs(),
-        names=["x", "gamma", "beta"],
+        example.inputs,
+        names=example.names,
+        catalogue="residual-layernorm",
     )
     assert report.ok, str(report)
 
 
-@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda f: f.__name__)
-def test_exercise_mistakes_are_caught(mistake):
-    report = check_gradient(
-        residual_layernorm, mistake, _exercise_inputs(), names=["x", "gamma", "beta"]
-    )
-    assert not report.ok
-
-
 def test_layer_norm_reference_is_torchs():
-    x, gamma, beta = _exercise_inputs()
+    # The catalogue's forward is torch's layer norm; the post's is the library's.
+    example = CATALOGUES["residual-layernorm"].example()
+    x, gamma, beta = example.inputs
     torch.testing.assert_close(
-        residual_layernorm(x, gamma, beta), x + layernorm(x, gamma, beta)
+        example.forward(x, gamma, beta), x + layernorm(x, gamma, beta)
     )
     assert math.isclose(1e-5, torch.nn.LayerNorm(5).eps)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import torch
 
 from backprop import plots
-from backprop.modules import Model
-from backprop.transformer import AdamW, TinyGPT, TokenCrossEntropy
+from backprop.modules import AdamW, Model
+from backprop.transformer import TinyGPT, TokenCrossEntropy
 
 torch.set_num_threads(1)
 f64 = torch.float64

@@ -15,8 +15,8 @@ Modules, one per concept:
 - `backprop.gradcheck` — finite differences and gradient checks
 - `backprop.exercises` — the grader of the posts' exercises
 - `backprop.autograd` — a small reverse-mode autograd on a tape
-- `backprop.modules` — ``Module`` classes with ``.g`` gradients, SGD
-- `backprop.transformer` — a small GPT from those modules, and AdamW
+- `backprop.modules` — ``Module`` classes with ``.g`` gradients, SGD and AdamW
+- `backprop.transformer` — a small GPT from those modules
 - `backprop.data` — handwritten digits, offline
 - `backprop.plots` — the figures' shared style
 - `backprop.bench` — ``python -m backprop.bench``: our backward timed against autograd's

@@ -1,9 +1,9 @@
-"""A small GPT from the series' modules, and the optimiser to train it with.
+"""A small GPT from the series' modules.
 
 Every piece is a `backprop.modules.Module` with a hand-written backward that
 fills ``.g`` (fast.ai's convention); the new ones are the GELU, the residual
-connection, the transformer block that wires them up, the model, a loss over
-every position of a sequence, and AdamW::
+connection, the transformer block that wires them up, the model, and a loss
+over every position of a sequence; `backprop.modules.AdamW` trains it::
 
     gpt = TinyGPT(vocab=10, max_len=16, d_model=32, n_heads=4, d_ff=128, n_layers=2)
     model = Model([gpt], TokenCrossEntropy())
@@ -18,7 +18,6 @@ Nothing here uses ``torch.autograd``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import torch
 
@@ -39,7 +38,6 @@ from backprop.modules import (
 
 __all__ = [
     "GELU",
-    "AdamW",
     "Residual",
     "TinyGPT",
     "TokenCrossEntropy",
@@ -517,98 +515,3 @@ class TokenCrossEntropy(Module):
 
     def __repr__(self) -> str:
         return f"TokenCrossEntropy(ignore_index={self.ignore_index})"
-
-
-class AdamW:
-    r"""Adam with decoupled weight decay, as ``torch.optim.AdamW``, on ``.g`` gradients.
-
-    For each parameter $p$ with gradient $g$ = ``p.g``, at step $t = 1, 2, \dots$:
-
-    $$\begin{aligned}
-    p &\leftarrow p - \eta \lambda p, \\
-    m &\leftarrow \beta_1 m + (1 - \beta_1)\, g, \qquad
-    v \leftarrow \beta_2 v + (1 - \beta_2)\, g^2, \\
-    p &\leftarrow p - \eta \, \frac{m / (1 - \beta_1^t)}
-    {\sqrt{v / (1 - \beta_2^t)} + \epsilon}.
-    \end{aligned}$$
-
-    $m$ and $v$ are running means of the gradient and of its square; dividing
-    by $1 - \beta^t$ undoes their start at zero. Each parameter moves by about
-    $\eta$ per step whatever the scale of its gradient. Like `sgd_step`,
-    ``step()`` then clears ``p.g``.
-
-    Parameters
-    ----------
-    parameters : iterable of Tensor
-        The tensors to update in place.
-    lr : float, default 1e-3
-        The learning rate $\eta$; may be changed between steps (a schedule).
-    betas : (float, float), default (0.9, 0.999)
-        $\beta_1$ and $\beta_2$, in [0, 1).
-    eps : float, default 1e-8
-        $\epsilon$, added to the denominator.
-    weight_decay : float, default 0.01
-        $\lambda$; 0 gives plain Adam.
-
-    Raises
-    ------
-    ValueError
-        For a negative ``lr``, ``eps`` or ``weight_decay``, or a beta outside
-        [0, 1); in ``step()``, if a parameter has no gradient ``.g``.
-
-    Examples
-    --------
-    >>> w = torch.tensor([1.0, -1.0])
-    >>> opt = AdamW([w], lr=0.1, weight_decay=0.0)
-    >>> w.g = torch.tensor([3.0, -0.001])
-    >>> opt.step()
-    >>> w  # each moved by lr, against its gradient's sign
-    tensor([ 0.9000, -0.9000])
-    """
-
-    def __init__(
-        self,
-        parameters: Iterable[torch.Tensor],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.01,
-    ) -> None:
-        for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
-            if value < 0:
-                raise ValueError(f"{name} must be non-negative, got {value!r}")
-        if not all(0 <= beta < 1 for beta in betas) or len(betas) != 2:
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        self.parameters = list(parameters)
-        self.lr, self.betas, self.eps = lr, betas, eps
-        self.weight_decay = weight_decay
-        self.t = 0
-        self.m = [torch.zeros_like(p) for p in self.parameters]
-        self.v = [torch.zeros_like(p) for p in self.parameters]
-
-    def step(self) -> None:
-        """Update every parameter from its ``.g`` and clear ``.g``."""
-        for i, p in enumerate(self.parameters):
-            if getattr(p, "g", None) is None:
-                raise ValueError(
-                    f"parameters[{i}] (shape {shape_str(p)}) has no gradient .g: "
-                    "run the forward pass and backward() before step()"
-                )
-        self.t += 1
-        beta1, beta2 = self.betas
-        correction1 = 1 - beta1**self.t
-        correction2 = 1 - beta2**self.t
-        for p, m, v in zip(self.parameters, self.m, self.v, strict=True):
-            g = _grad(p)
-            p.mul_(1 - self.lr * self.weight_decay)
-            m.mul_(beta1).add_(g, alpha=1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denominator = (v.sqrt() / math.sqrt(correction2)).add_(self.eps)
-            p.addcdiv_(m, denominator, value=-self.lr / correction1)
-            _set_grad(p, None)
-
-    def __repr__(self) -> str:
-        return (
-            f"AdamW({len(self.parameters)} parameters, lr={self.lr}, "
-            f"betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay})"
-        )

@@ -762,6 +762,127 @@ _DIVIDE = Catalogue(
 )
 
 
+# --- post 15: a residual connection around a layer norm ---------------------------
+
+_EXERCISE_15 = "'Exercise: a residual connection around a layer norm' in post 15"
+_RESIDUAL_LN = f"see {_EXERCISE_15}"
+_LN_PATHS = f"see 'Three ways for x_i to reach the loss' in post 9 and {_EXERCISE_15}"
+_LN_EPS = 1e-5
+
+
+def _residual_layernorm_example() -> Example:
+    def residual_layernorm(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+        return x + F.layer_norm(x, x.shape[-1:], gamma, beta, eps=_LN_EPS)
+
+    gen = _gen(2)
+    inputs = [
+        torch.randn(2, 3, 5, generator=gen, dtype=f64) * 2 + 1,
+        torch.randn(5, generator=gen, dtype=f64),
+        torch.randn(5, generator=gen, dtype=f64),
+    ]
+    return Example(residual_layernorm, inputs, ["x", "gamma", "beta"])
+
+
+def _ln_x_hat(x: Tensor) -> tuple[Tensor, Tensor]:
+    """x normalised over its last dimension, and 1 / sigma."""
+    inv_std = 1 / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + _LN_EPS)
+    return (x - x.mean(-1, keepdim=True)) * inv_std, inv_std
+
+
+def _rows(x: Tensor) -> tuple[int, ...]:
+    """The dimensions gamma and beta are broadcast over: all but the last."""
+    return tuple(range(x.ndim - 1))
+
+
+def _residual_ln_grad_x(
+    g: Tensor,
+    x: Tensor,
+    gamma: Tensor,
+    *,
+    identity: bool = True,
+    mean_path: bool = True,
+    variance_path: bool = True,
+    with_gamma: bool = True,
+) -> Tensor:
+    """grad_x of y = x + layernorm(x), with the paths a mistake leaves out."""
+    x_hat, inv_std = _ln_x_hat(x)
+    g_hat = g * gamma if with_gamma else g
+    grad_ln = g_hat
+    if mean_path:
+        grad_ln = grad_ln - g_hat.mean(-1, keepdim=True)
+    if variance_path:
+        grad_ln = grad_ln - x_hat * (g_hat * x_hat).mean(-1, keepdim=True)
+    return g + inv_std * grad_ln if identity else inv_std * grad_ln
+
+
+def _residual_ln_grads(
+    g: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, **leave_out: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The three gradients, grad_x with the paths ``leave_out`` turns off."""
+    grad_x = _residual_ln_grad_x(g, x, gamma, **leave_out)
+    return grad_x, (g * _ln_x_hat(x)[0]).sum(_rows(x)), g.sum(_rows(x))
+
+
+_RESIDUAL_LAYERNORM = Catalogue(
+    "post 15",
+    (
+        Mistake(
+            "it is layer norm's gradient alone: the identity path's grad_out is lost",
+            "y = x + LN(x) uses x twice, and the identity path adds grad_out "
+            "unchanged: grad_x = grad_out + LN's backward; see 'The residual "
+            "stream's backward' in post 15",
+            lambda g, x, gamma, beta: _residual_ln_grads(
+                g, x, gamma, beta, identity=False
+            ),
+        ),
+        Mistake(
+            "the path through the mean is missing (the -mean(g_hat) term)",
+            f"x also moves the mean of its row; {_LN_PATHS}",
+            lambda g, x, gamma, beta: _residual_ln_grads(
+                g, x, gamma, beta, mean_path=False
+            ),
+        ),
+        Mistake(
+            "the path through the variance is missing (the "
+            "-x_hat * mean(g_hat * x_hat) term)",
+            f"x also moves the variance of its row; {_LN_PATHS}",
+            lambda g, x, gamma, beta: _residual_ln_grads(
+                g, x, gamma, beta, variance_path=False
+            ),
+        ),
+        Mistake(
+            "gamma is left out of g_hat = grad_out * gamma",
+            "LN(x) = gamma * x_hat + beta, so the gradient reaching x_hat is "
+            f"grad_out times gamma; {_LN_PATHS}",
+            lambda g, x, gamma, beta: _residual_ln_grads(
+                g, x, gamma, beta, with_gamma=False
+            ),
+        ),
+        Mistake(
+            "gamma's gradient is summed over dim 0 only, as for a 2-D x",
+            "gamma is broadcast over every dimension but the last, here (batch, "
+            f"position): sum over all of them; {_RESIDUAL_LN}",
+            lambda g, x, gamma, beta: (
+                _residual_ln_grad_x(g, x, gamma),
+                (g * _ln_x_hat(x)[0]).sum(0),
+                g.sum(_rows(x)),
+            ),
+        ),
+        Mistake(
+            "beta's gradient is summed over dim 0 only, as for a 2-D x",
+            "beta is broadcast over every dimension but the last, here (batch, "
+            f"position): sum over all of them; {_RESIDUAL_LN}",
+            lambda g, x, gamma, beta: (
+                _residual_ln_grad_x(g, x, gamma),
+                (g * _ln_x_hat(x)[0]).sum(_rows(x)),
+                g.sum(0),
+            ),
+        ),
+    ),
+    _residual_layernorm_example,
+)
+
+
 POST_CATALOGUES: dict[str, Catalogue] = {
     "softplus": _SOFTPLUS,
     "skip": _SKIP,
@@ -777,4 +898,5 @@ POST_CATALOGUES: dict[str, Catalogue] = {
     "self-attention": _SELF_ATTENTION,
     "tanh": _TANH,
     "divide": _DIVIDE,
+    "residual-layernorm": _RESIDUAL_LAYERNORM,
 }
