@@ -111,6 +111,15 @@ def test_cases_cover_what_the_issue_asks():
     assert "repeated indices" in labels("embedding")
     assert "mask" in labels("attention")
     assert "stride 2, padding 1" in labels("conv2d")
+    gelu = LAYERS["gelu"].make_cases(torch.Generator())
+    assert {case.args[2] for case in gelu} == {"tanh", "none"}
+    assert any(case.batch == 1 for case in gelu)
+    assert {case.expected[0].dtype for case in gelu} == {torch.float64, torch.float32}
+    for approximate in ("tanh", "none"):  # large inputs, in both forms
+        assert any(
+            case.args[2] == approximate and case.args[1].abs().max() >= 30
+            for case in gelu
+        ), approximate
 
 
 def test_the_grader_leaves_the_global_random_state_alone():

@@ -200,6 +200,53 @@ def _relu_cases(gen: torch.Generator) -> list[Case]:
     return cases
 
 
+# --- gelu ---------------------------------------------------------------------------
+
+_GELU_LARGE_NOTE = (
+    "x has entries of ±30 in this case, where exp(2u) overflows even float64: "
+    "use torch.tanh (and torch.erf) rather than writing them with exp"
+)
+
+
+def _gelu_cases(gen: torch.Generator) -> list[Case]:
+    configs = [  # shape, approximate, entries of ±30, dtype
+        ((1, 7), "tanh", False, f64),
+        ((5, 3), "none", False, f64),
+        ((4, 6), "tanh", True, f64),
+        ((6, 4), "none", True, f64),
+        ((3, 5), "tanh", True, f32),
+        ((2, 6), "none", False, f32),
+    ]
+    cases = []
+    for shape, approximate, large, dtype in configs:
+        # Spread over the region where gelu bends (its slope goes from 0 to 1).
+        x = randn(gen, *shape) * 2.5
+        if large:  # where a formula written with exp overflows
+            x.view(-1)[::5] = 30.0
+            x.view(-1)[2::5] = -30.0
+        x = x.to(dtype)
+        grad_out = randn(gen, *shape, dtype=dtype)
+
+        def forward(x: Tensor, approximate: str = approximate) -> Tensor:
+            return F.gelu(x, approximate=approximate)
+
+        expected = autograd(forward, (x,), grad_out)
+        cases.append(
+            Case(
+                label=case_label(dtype, x=x)
+                + f", approximate {approximate!r}"
+                + (", some x ±30" if large else ""),
+                args=(grad_out, x, approximate),
+                expected=tuple(expected),
+                grads=("grad_x",),
+                batch=shape[0],
+                variants=ones_variants(forward, (x,), grad_out, ("grad_x",)),
+                note=_GELU_LARGE_NOTE if large else "",
+            )
+        )
+    return cases
+
+
 # --- mse ----------------------------------------------------------------------------
 
 
@@ -551,6 +598,14 @@ LAYERS: dict[str, Layer] = {
         ("grad_x",),
         "exact zeros in x, float64 and float32",
         _relu_cases,
+    ),
+    "gelu": Layer(
+        "gelu_backward(grad_out, x, approximate='tanh') -> grad_x, approximate "
+        "'tanh' or 'none' (exact) as in torch.nn.GELU",
+        ("grad_x",),
+        "batch of 1 and larger, non-square, the tanh and exact forms, x of ±30, "
+        "float64 and float32",
+        _gelu_cases,
     ),
     "mse": Layer(
         "mse_backward(pred, target) -> grad_pred",

@@ -353,6 +353,7 @@ def check_backward(
     | lin | `(grad_out, x, w, b) -> (grad_x, grad_w, grad_b)`, w (n_in, n_out) |
     | lin_out_in | the same, w (n_out, n_in) as `nn.Linear`: out = x @ w.T + b |
     | relu | `(grad_out, x) -> grad_x` |
+    | gelu | `(grad_out, x, approximate) -> grad_x`, approximate "tanh" or "none" |
     | mse | `(pred, target) -> grad_pred` (of the mean over all values) |
     | logsumexp | `(grad_out, x) -> grad_x`, over the last dimension; grad_out (N,) |
     | softmax | `(grad_out, x) -> grad_x`, over the last dimension |

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -66,6 +67,104 @@ _RELU_MISTAKES = (
         "it multiplies by relu(x) instead of relu's slope",
         "the local derivative of relu is 1 where x > 0 and 0 elsewhere, not relu(x)",
         lambda g, x: g * x.clamp_min(0),
+    ),
+)
+
+
+# --- gelu ---------------------------------------------------------------------------
+
+_GELU = "see 'The GELU' in post 15"
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_GELU_A = 0.044715
+
+
+def _gelu_terms(
+    x: Tensor, approximate: str, how: str = "right"
+) -> tuple[Tensor, Tensor]:
+    """The product rule's two terms of gelu's slope, Φ(x) and x φ(x), in one form,
+    the right way or with the mistake ``how``."""
+    if approximate == "none":
+        cdf = 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+        density = torch.exp(-0.5 * x**2)
+        if how != "no 1/sqrt(2 pi)":
+            density = density / math.sqrt(2 * math.pi)
+        return cdf, x * density
+    c = 1.0 if how == "no sqrt(2/pi)" else _SQRT_2_OVER_PI
+    u = _SQRT_2_OVER_PI * (x + _GELU_A * x**3)
+    if how == "tanh from exp":
+        t = (torch.exp(2 * u) - 1) / (torch.exp(2 * u) + 1)
+    else:
+        t = torch.tanh(u)
+    tanh_slope = 1 - t if how == "1 - tanh" else 1 - t**2
+    return 0.5 * (1 + t), 0.5 * x * tanh_slope * c * (1 + 3 * _GELU_A * x**2)
+
+
+def _gelu_with(how: str) -> Callable[[Tensor, Tensor, str], Tensor]:
+    def answer(g: Tensor, x: Tensor, approximate: str = "tanh") -> Tensor:
+        if how == "tanh form always":
+            approximate = "tanh"
+        elif how == "exact form always":
+            approximate = "none"
+        cdf, x_density = _gelu_terms(x, approximate, how)
+        if how == "cdf only":
+            return g * cdf
+        if how == "x density only":
+            return g * x_density
+        return g * (cdf + x_density)
+
+    return answer
+
+
+_GELU_MISTAKES = (
+    Mistake(
+        "it is Φ(x) alone: the product rule's x φ(x) term is missing",
+        "gelu(x) = x Φ(x) is a product, and x appears in both factors: the slope is "
+        "Φ(x) + x φ(x) (for the tanh form, ½(1 + tanh u) + ½ x tanh'(u) du/dx); "
+        + _GELU,
+        _gelu_with("cdf only"),
+    ),
+    Mistake(
+        "it is x φ(x) alone: the product rule's Φ(x) term is missing",
+        "the derivative of the factor x, times Φ(x), is the slope's first term: "
+        f"Φ(x) + x φ(x) (for the tanh form, ½(1 + tanh u) first); {_GELU}",
+        _gelu_with("x density only"),
+    ),
+    Mistake(
+        "the exact form's density φ(x) is missing its 1/√(2π)",
+        "the normal density is φ(x) = exp(-x²/2) / √(2π), the derivative of "
+        f"Φ(x) = ½(1 + erf(x/√2)); {_GELU}",
+        _gelu_with("no 1/sqrt(2 pi)"),
+    ),
+    Mistake(
+        "the tanh form's du/dx is missing its √(2/π)",
+        "u = √(2/π) (x + 0.044715 x³), so du/dx = √(2/π) (1 + 3 · 0.044715 x²); "
+        f"{_GELU}",
+        _gelu_with("no sqrt(2/pi)"),
+    ),
+    Mistake(
+        "tanh' is written as 1 - tanh u instead of 1 - tanh² u",
+        "the derivative of tanh is 1 - tanh², the square of tanh taken from 1; "
+        + _GELU,
+        _gelu_with("1 - tanh"),
+    ),
+    Mistake(
+        "it uses the tanh form's slope for approximate='none' too",
+        "approximate='none' is the exact form, x Φ(x) with Φ from erf, whose slope is "
+        f"Φ(x) + x φ(x): the tanh form is only close to it; {_GELU}",
+        _gelu_with("tanh form always"),
+    ),
+    Mistake(
+        "it uses the exact form's slope for approximate='tanh' too",
+        "approximate='tanh' differentiates the tanh approximation itself, "
+        "½(1 + tanh u) + ½ x (1 - tanh² u) du/dx, which is only close to Φ + x φ; "
+        + _GELU,
+        _gelu_with("exact form always"),
+    ),
+    Mistake(
+        "tanh is written with exp(2u), which overflows for large x",
+        "for x = 30, u is near 990 and exp(2u) is inf even in float64, so "
+        f"(exp(2u) - 1) / (exp(2u) + 1) is nan: use torch.tanh; {_GELU}",
+        _gelu_with("tanh from exp"),
     ),
 )
 
@@ -486,6 +585,7 @@ LAYER_CATALOGUES: dict[str, Catalogue] = {
     "lin": Catalogue("post 3", _lin_mistakes(out_in=False)),
     "lin_out_in": Catalogue("post 3", _lin_mistakes(out_in=True)),
     "relu": Catalogue("post 13", _RELU_MISTAKES),
+    "gelu": Catalogue("post 15", _GELU_MISTAKES),
     "mse": Catalogue("post 6", _MSE_MISTAKES),
     "logsumexp": Catalogue("post 2", _LOGSUMEXP_MISTAKES),
     "softmax": Catalogue("post 7", _SOFTMAX_MISTAKES),
