@@ -56,6 +56,48 @@ NOT_INPUTS = (
 MOST_PAGES_ONE_BY_ONE = 3
 
 
+# What Quarto and Jupyter print while rendering this site that is not a fault of the
+# site, each with why; run_quarto drops exactly these from the render log, and
+# tests/test_render.py fails on any other warning in it.
+HARMLESS_WARNINGS = (
+    # Quarto numbers a page's OJS cells by the ```{ojs} lines of the page's own file
+    # (execute/ojs/annotate-source.ts), so it warns once for each OJS cell that comes
+    # from an included file: every explorer's cells are in an _explorer.qmd. Only the
+    # line numbers of an OJS syntax error's message would be off; the cells render
+    # whole (tests/test_render.py checks each explorer's page).
+    re.compile(
+        r"(?:\x1b\[[0-9;]*m)?WARN: OJS block count mismatch\. "
+        r"Line number reporting is likely to be wrong(?:\x1b\[[0-9;]*m)?\n?"
+    ),
+    # ipykernel 7 on the TCP transport Quarto's kernels use: the kernel listens on
+    # 127.0.0.1 only, for the render's own process, and runs the posts' cells.
+    re.compile(
+        r"\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption\."
+        r"[^\n]*\n?"
+    ),
+)
+
+
+def drop_harmless_warnings(text: str) -> str:
+    """``text`` without the lines of HARMLESS_WARNINGS."""
+    for warning in HARMLESS_WARNINGS:
+        text = warning.sub("", text)
+    return text
+
+
+def run_quarto(command: list[str]) -> int:
+    """Run ``command`` in the project, passing its messages on as they come, without
+    the harmless warnings; return its exit status."""
+    with subprocess.Popen(
+        command, cwd=ROOT, stderr=subprocess.PIPE, encoding="utf-8", errors="replace"
+    ) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            sys.stderr.write(drop_harmless_warnings(line))
+            sys.stderr.flush()
+    return process.returncode
+
+
 @dataclass
 class Plan:
     """What to render: every page, these pages, or nothing."""
@@ -212,7 +254,7 @@ def main(argv: list[str]) -> int:
     if argv and not full:
         # The caller chose what to render; the record keeps describing the last
         # render that covered every change, so the next plain run catches up.
-        return subprocess.run([quarto, "render", *argv], cwd=ROOT).returncode
+        return run_quarto([quarto, "render", *argv])
     version = quarto_version(quarto)
     plan = (
         Plan(full=True, reason="--full")
@@ -232,7 +274,7 @@ def main(argv: list[str]) -> int:
         print(f"Rendering what changed: {', '.join(plan.pages)}.", flush=True)
         commands = [[quarto, "render", page] for page in plan.pages]
     for command in commands:
-        returncode = subprocess.run(command, cwd=ROOT).returncode
+        returncode = run_quarto(command)
         if returncode != 0:
             return returncode
     inputs = input_digests(ROOT)

@@ -171,6 +171,96 @@ def test_page_has_no_axe_violations(browser, site_url, page, dark):
     )
 
 
+# Every inline code element (not a code block): where it sits, and the WCAG contrast
+# of its text against the colours actually behind it (its own background, else the
+# nearest ancestor's, translucent layers blended over the page's).
+INLINE_CODE = """() => {
+  const rgba = (css) => {
+    const m = css.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const v = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+    return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1];
+  };
+  const over = (top, below) => below.map((c, i) => c * (1 - top[3]) + top[i] * top[3]);
+  const behind = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) {
+        layers.push(c);
+        if (c[3] >= 1) break;
+      }
+    }
+    let colour = [255, 255, 255];
+    for (const c of layers.reverse()) colour = over(c, colour);
+    return colour;
+  };
+  const luminance = (rgb) => {
+    const [r, g, b] = rgb.map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const places = [
+    ["heading", "h1, h2, h3, h4, h5, h6"],
+    ["callout title", ".callout-header, .callout-title-container"],
+    ["table", "td, th"],
+    ["caption", "figcaption, caption"],
+    ["link", "a"],
+    ["table of contents", "nav#TOC"],
+    ["listing", ".series-list, .quarto-listing"],
+  ];
+  return [...document.querySelectorAll("code")]
+    .filter((code) => !code.closest("pre, .sourceCode") && code.getClientRects().length)
+    .map((code) => {
+      const bg = behind(code);
+      const ink = over(rgba(getComputedStyle(code).color), bg);
+      const [hi, lo] = [luminance(ink), luminance(bg)].sort((a, b) => b - a);
+      const where = places.filter(([, sel]) => code.closest(sel)).map(([name]) => name);
+      return {
+        where: where.length ? where : ["body"],
+        text: code.textContent.slice(0, 40),
+        ratio: (hi + 0.05) / (lo + 0.05),
+      };
+    });
+}"""
+
+
+@pytest.mark.quarto
+@pytest.mark.skipif(QUARTO is None, reason=NO_QUARTO)
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_inline_code_is_readable_wherever_it_sits(browser, site_url, dark):
+    # Quarto colours inline code differently in prose, headings, callout titles and
+    # tables, and differently from one release to the next (1.10 drew code in
+    # headings and callout titles white on near-white in the dark theme). Measured
+    # here on every page, so that a place axe skips (hidden, or in a region it
+    # samples once) is measured too.
+    measured: set[str] = set()
+    unreadable = []
+    for page in PAGES:
+        # A new page each time: the theme chosen with the toggle is remembered.
+        tab = browser.new_page()
+        try:
+            tab.goto(site_url + page, wait_until="load")
+            if dark:
+                tab.locator(".quarto-color-scheme-toggle").first.click()
+            tab.wait_for_timeout(100)
+            found = tab.evaluate(INLINE_CODE)
+        finally:
+            tab.close()
+        for code in found:
+            measured.update(code["where"])
+            if code["ratio"] < 4.5:
+                unreadable.append(
+                    f"{page}: `{code['text']}` in {', '.join(code['where'])}: "
+                    f"{code['ratio']:.2f}:1"
+                )
+    # The places where Quarto's colours for code differ are all on the site.
+    assert {"body", "heading", "callout title", "table", "link"} <= measured, measured
+    assert not unreadable, "inline code below 4.5:1:\n" + "\n".join(unreadable[:20])
+
+
 # What sticks out of the viewport and is not inside a block that scrolls or clips.
 STICKING_OUT = """() => {
   const width = document.documentElement.clientWidth;

@@ -170,6 +170,61 @@ def test_a_rerender_reuses_the_compressed_figures(tmp_path, monkeypatch):
     assert path.read_bytes() == compressed
 
 
+def test_figures_offer_a_smaller_copy_and_load_lazily(tmp_path):
+    from PIL import Image
+
+    site = tmp_path / "site"
+    path = save_figure(site)
+    page = path.parents[2] / "index.html"
+    tag = '<img src="index_files/figure-html/{}" alt="a sine" width="{}" height="{}" '
+    page.write_text(
+        "<main>"
+        + tag.format(path.name, 524, 224)
+        + 'class="figure-img"><img src="other.png" alt="not a figure"></main>',
+        encoding="utf-8",
+    )
+    before = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    post_render.compress_figures(site, tmp_path / "cache")
+    assert post_render.responsive_figures(site) == 1
+
+    small = path.with_name(path.stem + "-800w.png")
+    with Image.open(small) as image:
+        assert image.width == post_render.SMALL_FIGURE_WIDTH
+        height, width = before.shape[:2]
+        assert abs(image.height / image.width - height / width) < 0.01
+        shrunk = np.asarray(image.convert("RGB").resize(before.shape[1::-1]), float)
+    assert np.abs(shrunk - before).mean() < 8  # the same picture, less sharp
+    assert small.stat().st_size < path.stat().st_size
+    html = page.read_text(encoding="utf-8")
+    figure = html.split("<img")[1]
+    assert 'loading="lazy"' in figure and 'width="524" height="224"' in figure
+    assert (
+        f'srcset="index_files/figure-html/{small.name} 800w, '
+        f'index_files/figure-html/{path.name} {before.shape[1]}w"'
+    ) in figure
+    assert "loading" not in html.split("<img")[2], "only figures are changed"
+    # A second run (a re-render) changes nothing more; the cache keeps the copy.
+    post_render.compress_figures(site, tmp_path / "cache")
+    assert post_render.responsive_figures(site) == 0
+    assert len(list((tmp_path / "cache").glob("*-800w.png"))) == 1
+
+
+def test_a_figure_no_wider_than_the_column_has_no_smaller_copy(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "p" / "index_files" / "figure-html"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (900, 300), "white").save(folder / "fig-b-output-1.png")
+    (tmp_path / "p" / "index.html").write_text(
+        '<img src="index_files/figure-html/fig-b-output-1.png" class="figure-img">'
+    )
+    post_render.compress_figures(tmp_path, tmp_path / "cache")
+    post_render.responsive_figures(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["fig-b-output-1.png"]
+    html = (tmp_path / "p" / "index.html").read_text()
+    assert 'loading="lazy"' in html and "srcset" not in html
+
+
 @pytest.mark.parametrize("html", ["<p>no head here</p>", "<html><head></head></html>"])
 def test_pages_without_anything_to_change_are_left_alone(tmp_path, html):
     (tmp_path / "a.html").write_text(html)

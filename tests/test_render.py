@@ -38,6 +38,21 @@ def test_render_succeeds(rendered_site):
     assert not unresolved, f"quarto could not resolve cross-references: {unresolved}"
 
 
+# A warning as Quarto (WARN:), pandoc ([WARNING]), Jupyter (WARNING |) or Python
+# (UserWarning: ...) print it.
+WARNING = re.compile(r"^.*(?:\bWARN(?:ING)?\b|\b\w+Warning:).*$", re.M)
+
+
+def test_the_render_log_has_no_warning(rendered_site):
+    # scripts/render_site.py drops the few that are not the site's fault, each
+    # explained in its HARMLESS_WARNINGS; any other is a new one to fix (or explain).
+    _, result = rendered_site
+    warnings = WARNING.findall(result.stdout + result.stderr)
+    assert not warnings, "the render log has warnings:\n" + "\n".join(
+        sorted(set(warnings))[:20]
+    )
+
+
 def test_site_pages_exist(rendered_site):
     site, _ = rendered_site
     for page in ("index.html", "about.html", "index.xml"):

@@ -220,8 +220,20 @@ def test_which_sources_are_pages():
 FAKE_QUARTO = """#!/bin/sh
 if [ "$1" = "--version" ]; then echo {version}; exit 0; fi
 echo "$*" >> "{log}"
+printf "{messages}" >&2
 exit {status}
 """
+# What a render prints, as Quarto and the kernel write it (colours included), with
+# the two harmless warnings render_site drops, and one of another kind.
+RENDER_MESSAGES = (
+    "Starting python3 kernel...[IPKernelApp] WARNING | Kernel is running over TCP "
+    "without encryption. All communication is sent in plain text.\\n"
+    "Done\\n"
+    "\\033[33mWARN: OJS block count mismatch. Line number reporting is likely to be "
+    "wrong\\033[39m\\n"
+    "\\033[33mWARN: Unknown meta key 'titel'\\033[39m\\n"
+    "Output created: _site/index.html\\n"
+)
 
 
 @pytest.fixture
@@ -235,7 +247,9 @@ def fake_quarto(project, tmp_path_factory, monkeypatch):
 
     def install(status: int = 0) -> None:
         executable.write_text(
-            FAKE_QUARTO.format(version=VERSION, log=log, status=status),
+            FAKE_QUARTO.format(
+                version=VERSION, log=log, status=status, messages=RENDER_MESSAGES
+            ),
             encoding="utf-8",
         )
         executable.chmod(executable.stat().st_mode | stat.S_IEXEC)
@@ -285,3 +299,17 @@ def test_other_arguments_go_to_quarto_and_leave_the_record(project, fake_quarto)
     assert render_site.main([POST, "--to", "html"]) == 0
     assert render_site.main([]) == 0
     assert fake_quarto() == [f"render {POST} --to html", f"render {POST}"]
+
+
+def test_the_render_log_keeps_all_but_the_harmless_warnings(
+    project, fake_quarto, capfd
+):
+    for argv in (["--full"], [POST]):
+        assert render_site.main(argv) == 0
+        log = capfd.readouterr().err
+        assert "Starting python3 kernel...Done\n" in log
+        assert "Output created: _site/index.html" in log
+        assert "without encryption" not in log
+        assert "OJS block count mismatch" not in log
+        # A warning of another kind is passed on as it came.
+        assert "\x1b[33mWARN: Unknown meta key 'titel'\x1b[39m\n" in log
