@@ -336,3 +336,35 @@ def test_a_link_to_an_anchor_lands_below_the_navbar(browser, site_url):
         f"({navbar_bottom:.0f} px)"
     )
     assert not clipped, f"table-of-contents entries cut off: {clipped}"
+
+
+@pytest.mark.quarto
+@pytest.mark.skipif(QUARTO is None, reason=NO_QUARTO)
+def test_a_folded_aside_opens_from_the_keyboard(browser, site_url):
+    # Posts 9 and 13 fold their detours into collapsible callouts; a reader without a
+    # mouse reaches the header with Tab and opens it with Enter, then Space closes it.
+    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        tab.goto(f"{site_url}posts/09-normalization-layers/index.html")
+        tab.wait_for_load_state("load")
+        header = tab.locator('.callout-header[data-bs-toggle="collapse"]').first
+        name = header.evaluate(
+            "(h) => [h.getAttribute('role'), h.tabIndex, h.textContent.trim()]"
+        )
+        body = tab.locator(header.get_attribute("data-bs-target")).first
+        hidden_before = not body.is_visible()
+        header.focus()
+        tab.keyboard.press("Enter")
+        tab.wait_for_timeout(600)  # Bootstrap's collapse animates
+        shown = body.is_visible()
+        expanded = header.get_attribute("aria-expanded")
+        tab.keyboard.press(" ")
+        tab.wait_for_timeout(600)
+        hidden_after = not body.is_visible()
+    finally:
+        tab.close()
+    role, tab_index, title = name
+    assert role == "button" and tab_index == 0 and title, name
+    assert hidden_before, "the aside is open before it is asked to"
+    assert shown and expanded == "true", "Enter did not open the aside"
+    assert hidden_after, "Space did not close the aside"
