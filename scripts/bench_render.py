@@ -14,13 +14,14 @@ hand, not by pytest.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from render_site import EXECUTION
 
 ROOT = Path(__file__).resolve().parent.parent
 COLD_TARGET_S = 150
@@ -48,7 +49,7 @@ def timed(command: list[str], project: Path) -> tuple[float, int]:
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    executions = len(re.findall(r"^Executing '", result.stdout + result.stderr, re.M))
+    executions = len(EXECUTION.findall(result.stdout + result.stderr))
     return elapsed, executions
 
 

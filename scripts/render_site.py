@@ -1,11 +1,11 @@
 """Render the site, or only the pages that changed since the last render.
 
     python scripts/render_site.py           # what changed (everything, the first time)
-    python scripts/render_site.py --full    # every page
+    python scripts/render_site.py --full    # every page, every post executed again
     python scripts/render_site.py PATH ...  # passed on to `quarto render` as they are
 
 ``quarto render`` renders every page on every run, so a render with nothing changed
-takes as long as one after every page changed (about 30 s here), although ``freeze``
+takes as long as one after every page changed (about 45 s here), although ``freeze``
 spares the cells. This keeps, in ``.cache/render-inputs.json``, the SHA-256 of each
 input of the last render that covered every change, and compares:
 
@@ -21,6 +21,18 @@ input of the last render that covered every change, and compares:
 Inputs are the files git shows (tracked, or untracked and not ignored), except those
 in ``NOT_INPUTS``, which a render never reads, plus ``_freeze/``. Outside a git
 checkout every render is a full one.
+
+``freeze: auto`` re-executes a page only when its own source changed, so a full
+render alone would keep the outputs of the old library on every page. Before a full
+render this executes again every page whose results may be out of date: every page
+with code when anything its cells can read changed (the library, a script, the
+configuration; not a style sheet or a page's prose), else the pages whose sources
+changed or that have no results yet. They execute in copies of the project, as
+many at once as there are processors, each copy rendering its share of them with
+``quarto render``; their results (``_freeze/``) are moved into the project, and the
+full render takes them instead of executing the pages one after the other. With one
+processor, or outside a git checkout, their results are removed instead, and the
+full render executes them.
 """
 
 from __future__ import annotations
@@ -32,6 +44,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +70,10 @@ NOT_INPUTS = (
 )
 # More changed pages than this: one full render is quicker than one render each.
 MOST_PAGES_ONE_BY_ONE = 3
+# Files no cell reads: a change to these alone leaves every page's results as they are.
+PRESENTATION_ONLY = (".css", ".scss", ".html", ".js", ".svg", ".png")
+# A page with code: a Python cell in its source or in a file it includes.
+CODE_CELL = re.compile(r"^```+\s*\{python\b", re.M)
 
 
 # What Quarto and Jupyter print while rendering this site that is not a fault of the
@@ -78,33 +98,82 @@ HARMLESS_WARNINGS = (
 )
 
 
-def drop_harmless_warnings(text: str) -> str:
-    """``text`` without the lines of HARMLESS_WARNINGS."""
-    for warning in HARMLESS_WARNINGS:
+# What a copy of the project (see execute_pages) prints and the full render after it
+# checks again: a copy holds only the pages it executes, so their links to the other
+# pages cannot resolve there; the full render resolves every link of every page.
+COPY_ONLY_WARNINGS = (
+    re.compile(r"(?:\x1b\[[0-9;]*m)?WARN: Unable to resolve link target: [^\n]*\n?"),
+)
+
+
+def drop_harmless_warnings(
+    text: str, warnings: tuple[re.Pattern[str], ...] = HARMLESS_WARNINGS
+) -> str:
+    """``text`` without the lines of ``warnings``."""
+    for warning in warnings:
         text = warning.sub("", text)
     return text
 
 
-def run_quarto(command: list[str]) -> int:
-    """Run ``command`` in the project, passing its messages on as they come, without
-    the harmless warnings; return its exit status."""
+def run_quarto(
+    command: list[str],
+    cwd: Path | None = None,
+    prefix: str = "",
+    lock: threading.Lock | None = None,
+) -> int:
+    """Run ``command`` in the project (or in ``cwd``), passing its messages on as they
+    come, without the harmless warnings; return its exit status.
+
+    With a ``prefix`` (a copy of the project rendering beside another, which share
+    ``lock``), each whole line goes out after the prefix, without the warnings the
+    full render repeats; its standard output (the pages it wrote) is dropped."""
+    warnings = HARMLESS_WARNINGS + COPY_ONLY_WARNINGS if prefix else HARMLESS_WARNINGS
     with subprocess.Popen(
-        command, cwd=ROOT, stderr=subprocess.PIPE, encoding="utf-8", errors="replace"
+        command,
+        cwd=cwd or ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL if prefix else None,
+        encoding="utf-8",
+        errors="replace",
     ) as process:
         assert process.stderr is not None
+        pending = ""
         for line in process.stderr:
-            sys.stderr.write(drop_harmless_warnings(line))
-            sys.stderr.flush()
+            kept = drop_harmless_warnings(line, warnings)
+            if not prefix:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+                continue
+            # A line cut by a dropped warning ("Starting python3 kernel...") waits
+            # for its end, so that the copies' lines do not run into each other.
+            pending += kept
+            if pending.endswith("\n"):
+                write_lines(prefix + pending, lock)
+                pending = ""
+        if pending:
+            write_lines(prefix + pending + "\n", lock)
     return process.returncode
+
+
+def write_lines(text: str, lock: threading.Lock | None) -> None:
+    if lock is None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        return
+    with lock:
+        sys.stderr.write(text)
+        sys.stderr.flush()
 
 
 @dataclass
 class Plan:
-    """What to render: every page, these pages, or nothing."""
+    """What to render: every page, these pages, or nothing; and, before a full
+    render, the pages to execute again."""
 
     full: bool
     pages: list[str] = field(default_factory=list)
     reason: str = ""
+    execute: list[str] = field(default_factory=list)
 
     @property
     def nothing(self) -> bool:
@@ -179,50 +248,101 @@ def output_page(project: Path, source: str) -> Path:
     return project / "_site" / Path(source).with_suffix(".html")
 
 
+def frozen_results(page: str) -> Path:
+    """Where Quarto keeps ``page``'s executed results (``freeze``), in the project."""
+    return Path("_freeze") / Path(page).with_suffix("")
+
+
+def pages_with_code(project: Path, names: list[str]) -> list[str]:
+    """The pages among ``names`` that have cells to execute."""
+    pages = [name for name in names if is_page(name)]
+    with_code = {
+        page
+        for page in pages
+        if CODE_CELL.search((project / page).read_text(encoding="utf-8"))
+    }
+    for name, including in includes(project, pages).items():
+        path = project / name
+        if path.is_file() and CODE_CELL.search(path.read_text(encoding="utf-8")):
+            with_code |= including
+    return sorted(with_code)
+
+
+def cells_may_read(name: str) -> bool:
+    """Whether a change to ``name``, neither a page nor a file a page includes, can
+    change what a page's cells compute."""
+    return not name.startswith("_freeze/") and not name.endswith(PRESENTATION_ONLY)
+
+
 def plan_render(
     project: Path, current: dict[str, str] | None, quarto_version: str
 ) -> Plan:
     """What has to be rendered for ``_site/`` to match the inputs ``current``."""
     if current is None:
-        return Plan(full=True, reason="the inputs cannot be listed (no git checkout)")
+        return Plan(
+            full=True,
+            reason="the inputs cannot be listed (no git checkout)",
+            execute=pages_with_code(project, qmd_files(project)),
+        )
+    with_code = pages_with_code(project, sorted(current))
     record_path = project / RECORD
     if not record_path.is_file():
-        return Plan(full=True, reason="no record of an earlier render")
+        reason = "no record of an earlier render"
+        return Plan(full=True, reason=reason, execute=with_code)
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
         previous = dict(record["inputs"])
         previous_version = str(record["quarto"])
     except (ValueError, KeyError, TypeError):
-        return Plan(full=True, reason=f"{RECORD} is unreadable")
+        return Plan(full=True, reason=f"{RECORD} is unreadable", execute=with_code)
     if previous_version != quarto_version:
         return Plan(
             full=True,
             reason=f"Quarto {quarto_version}, not {previous_version} as last time",
+            execute=with_code,
         )
     added_or_removed = sorted(set(current) ^ set(previous))
-    if added_or_removed:
-        return Plan(full=True, reason=f"{added_or_removed[0]} was added or removed")
+    changed = sorted(
+        name for name in current if name in previous and current[name] != previous[name]
+    )
     missing = sorted(
         name
         for name in current
         if is_page(name) and not output_page(project, name).is_file()
     )
-    if missing:
-        return Plan(full=True, reason=f"{missing[0]} has no page in _site/")
-    changed = sorted(name for name in current if current[name] != previous[name])
-    if not changed:
+    if not (added_or_removed or changed or missing):
         return Plan(full=False)
     included_by = includes(project, [name for name in current if is_page(name)])
     pages: set[str] = set()
-    for name in changed:
+    shared: list[str] = []
+    for name in [*added_or_removed, *changed]:
         if is_page(name):
-            pages.add(name)
+            if name in current:
+                pages.add(name)
         elif name in included_by:
             pages |= included_by[name]
         else:
-            return Plan(full=True, reason=f"{name} changed")
+            shared.append(name)
+    # Before a full render: the pages whose results cannot be trusted.
+    if any(cells_may_read(name) for name in shared):
+        execute = with_code
+    else:
+        execute = sorted(
+            page
+            for page in with_code
+            if page in pages
+            or not (project / frozen_results(page) / "execute-results").is_dir()
+        )
+    if added_or_removed:
+        reason = f"{added_or_removed[0]} was added or removed"
+        return Plan(full=True, reason=reason, execute=execute)
+    if missing:
+        reason = f"{missing[0]} has no page in _site/"
+        return Plan(full=True, reason=reason, execute=execute)
+    if shared:
+        return Plan(full=True, reason=f"{shared[0]} changed", execute=execute)
     if len(pages) > MOST_PAGES_ONE_BY_ONE:
-        return Plan(full=True, reason=f"{len(pages)} pages changed")
+        return Plan(full=True, reason=f"{len(pages)} pages changed", execute=execute)
     return Plan(full=False, pages=sorted(pages))
 
 
@@ -231,6 +351,106 @@ def write_record(project: Path, inputs: dict[str, str], quarto_version: str) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"quarto": quarto_version, "inputs": inputs}
     path.write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def processors() -> int:
+    """How many processors this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def qmd_files(project: Path) -> list[str]:
+    """Every .qmd file under ``project``, for a project git cannot list."""
+    paths = project.rglob("*.qmd")
+    return sorted(path.relative_to(project).as_posix() for path in paths)
+
+
+# Put before each line a copy's render prints, to tell the copies apart in the log.
+COPY_PREFIX = "[copy {}] "
+# The start of a line of the log, printed by a copy or by the render of the project.
+LOG_LINE = r"^(?:\[copy \d+\] )?"
+# A page's execution, in the log.
+EXECUTION = re.compile(LOG_LINE + "Executing '", re.M)
+
+
+def make_execution_copy(
+    project: Path, files: list[str], destination: Path, pages: list[str]
+) -> None:
+    """Copy ``files`` of ``project`` to ``destination``, configured so that its
+    ``quarto render`` renders ``pages`` and nothing else, without the pre- and
+    post-render steps (which build the reference and finish the site's pages)."""
+    import yaml  # installed with the site's requirements, as Quarto's kernel needs it
+
+    for name in files:
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(project / name, target)
+    config_path = destination / "_quarto.yml"
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    options = config.setdefault("project", {})
+    options["render"] = pages
+    for step in ("pre-render", "post-render"):
+        options.pop(step, None)
+    config_path.write_text(
+        yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+
+
+def execute_pages(quarto: str, pages: list[str], inputs: list[str] | None) -> int:
+    """Execute ``pages`` again before a full render, so that it takes their fresh
+    results from ``_freeze/``; return an exit status.
+
+    With more than one processor (and a git checkout to copy from), the pages are
+    shared out among as many copies of the project, which render at once, and each
+    page's results are then moved into the project. Otherwise their old results are
+    removed, and the full render executes them one after the other."""
+    workers = min(processors(), len(pages))
+    if workers < 2 or inputs is None:
+        for page in pages:
+            shutil.rmtree(ROOT / frozen_results(page), ignore_errors=True)
+        return 0
+    files = [name for name in inputs if not name.startswith("_freeze/")]
+    shares = [pages[index::workers] for index in range(workers)]
+    print(
+        f"Executing {len(pages)} pages, {workers} at a time, each copy of the "
+        "project rendering its share:",
+        flush=True,
+    )
+    started = time.perf_counter()
+    lock = threading.Lock()
+    with tempfile.TemporaryDirectory(prefix="render-site-") as scratch:
+        copies = [Path(scratch) / f"copy-{index + 1}" for index in range(workers)]
+
+        def render_share(index: int) -> int:
+            make_execution_copy(ROOT, files, copies[index], shares[index])
+            prefix = COPY_PREFIX.format(index + 1)
+            return run_quarto([quarto, "render"], copies[index], prefix, lock)
+
+        with ThreadPoolExecutor(workers) as pool:
+            statuses = list(pool.map(render_share, range(workers)))
+        for index, status in enumerate(statuses):
+            if status != 0:
+                print(
+                    f"Executing {', '.join(shares[index])} failed "
+                    f"(the messages of [copy {index + 1}] above say why).",
+                    file=sys.stderr,
+                )
+                return status
+        for copy, share in zip(copies, shares, strict=True):
+            for page in share:
+                results = copy / frozen_results(page)
+                target = ROOT / frozen_results(page)
+                if not (results / "execute-results").is_dir():
+                    print(f"Quarto kept no results for {page}.", file=sys.stderr)
+                    return 1
+                shutil.rmtree(target, ignore_errors=True)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(results, target)
+    seconds = time.perf_counter() - started
+    print(f"Executed {len(pages)} pages in {seconds:.0f} s.", flush=True)
+    return 0
 
 
 def quarto_version(quarto: str) -> str:
@@ -256,11 +476,12 @@ def main(argv: list[str]) -> int:
         # render that covered every change, so the next plain run catches up.
         return run_quarto([quarto, "render", *argv])
     version = quarto_version(quarto)
-    plan = (
-        Plan(full=True, reason="--full")
-        if full
-        else plan_render(ROOT, input_digests(ROOT), version)
-    )
+    inputs = input_digests(ROOT)
+    if full:
+        names = sorted(inputs) if inputs is not None else qmd_files(ROOT)
+        plan = Plan(full=True, reason="--full", execute=pages_with_code(ROOT, names))
+    else:
+        plan = plan_render(ROOT, inputs, version)
     if plan.nothing:
         print(
             "Nothing changed since the last render: _site/ is up to date "
@@ -269,6 +490,12 @@ def main(argv: list[str]) -> int:
         return 0
     if plan.full:
         print(f"Rendering every page ({plan.reason}).", flush=True)
+        if plan.execute:
+            returncode = execute_pages(
+                quarto, plan.execute, None if inputs is None else sorted(inputs)
+            )
+            if returncode != 0:
+                return returncode
         commands = [[quarto, "render"]]
     else:
         print(f"Rendering what changed: {', '.join(plan.pages)}.", flush=True)

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from render_site import EXECUTION, LOG_LINE
 
 from rendered_site import NO_QUARTO, QUARTO
 from site_sources import front_matter, labels_defined, post_paths, python_cells
@@ -31,7 +32,7 @@ def test_render_succeeds(rendered_site):
     _, result = rendered_site
     log = result.stdout + result.stderr
     assert result.returncode == 0, f"quarto render failed:\n{log[-5000:]}"
-    assert not re.search(r"^\s*ERROR", log, re.M), (
+    assert not re.search(LOG_LINE + r"\s*ERROR", log, re.M), (
         f"quarto render reported an error:\n{log[-5000:]}"
     )
     unresolved = re.findall(r"Unable to resolve crossref @[\w-]+", log)
@@ -179,7 +180,7 @@ def test_post_page(rendered_site, post):
 def test_every_post_executes_once(rendered_site):
     _, result = rendered_site
     log = result.stdout + result.stderr
-    executions = len(re.findall(r"^Executing '", log, re.M))
+    executions = len(EXECUTION.findall(log))
     assert executions == len(POSTS), f"{executions} executions for {len(POSTS)} posts"
 
 
@@ -253,7 +254,7 @@ def test_a_re_render_covers_what_changed_and_nothing_else(rendered_site, tmp_pat
     edited = render(project)
     log = edited.stdout + edited.stderr
     assert edited.returncode == 0, log[-3000:]
-    assert len(re.findall(r"^Executing '", log, re.M)) == 1, "one post executes"
+    assert len(EXECUTION.findall(log)) == 1, "one post executes"
     page = site / post.with_suffix(".html")
     assert sentence in page.read_text(encoding="utf-8")
     rendered_again = {

@@ -6,10 +6,12 @@ with a stand-in ``quarto`` that records how it was called.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,19 +25,32 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 VERSION = "1.7.34"
 POST = "posts/01-first/index.qmd"
 SOURCES = {
-    "_quarto.yml": "project:\n  type: website\n",
+    "_quarto.yml": (
+        "project:\n  type: website\n  pre-render: scripts/before.py\n"
+        "  post-render: scripts/after.py\n"
+    ),
     "index.qmd": "---\ntitle: Home\nlisting: {contents: posts}\n---\n",
     "about.qmd": "---\ntitle: About\n---\n",
     "styles.css": "body { color: black; }\n",
-    POST: "---\ntitle: First\n---\n\nText.\n\n{{< include _explorer.qmd >}}\n",
+    POST: "---\ntitle: First\n---\n\nText.\n\n{{< include _explorer.qmd >}}\n"
+    "\n```{python}\nprint(1)\n```\n",
     "posts/01-first/_explorer.qmd": "An explorer.\n",
-    "posts/02-second/index.qmd": "---\ntitle: Second\n---\n",
+    # A page with code only in a file it includes.
+    "posts/02-second/index.qmd": (
+        "---\ntitle: Second\n---\n\n{{< include _cells.qmd >}}\n"
+    ),
+    "posts/02-second/_cells.qmd": "```{python}\nprint(2)\n```\n",
     "posts/03-third/index.qmd": "---\ntitle: Third\n---\n",
-    "posts/04-fourth/index.qmd": "---\ntitle: Fourth\n---\n",
+    "posts/04-fourth/index.qmd": "---\ntitle: Fourth\n---\n\n```{python}\n4\n```\n",
+    "src/library.py": "ANSWER = 42\n",
     "tests/test_site.py": "def test(): pass\n",
     ".gitignore": "/_site/\n/.cache/\n_freeze/\n",
     "_freeze/posts/01-first/index/execute-results/html.json": "{}\n",
+    "_freeze/posts/02-second/index/execute-results/html.json": "{}\n",
+    "_freeze/posts/04-fourth/index/execute-results/html.json": "{}\n",
 }
+# The pages with cells to execute.
+WITH_CODE = [POST, "posts/02-second/index.qmd", "posts/04-fourth/index.qmd"]
 
 
 def write(project: Path, name: str, text: str) -> None:
@@ -216,30 +231,55 @@ def test_which_sources_are_pages():
     assert not render_site.is_page("_includes/a11y.qmd")
 
 
-# The command, with a stand-in quarto that logs its arguments and can be made to fail.
-FAKE_QUARTO = """#!/bin/sh
-if [ "$1" = "--version" ]; then echo {version}; exit 0; fi
-echo "$*" >> "{log}"
-printf "{messages}" >&2
-exit {status}
+# The command, with a stand-in quarto that logs how it was called and can be made to
+# fail. Run in a copy of the project (see render_site.execute_pages), it logs the
+# pages the copy renders and keeps results for each, saying which copy made them.
+FAKE_QUARTO = """#!{python}
+import json, pathlib, sys
+args = sys.argv[1:]
+if args == ["--version"]:
+    print({version!r})
+    sys.exit(0)
+call = " ".join(args)
+here = pathlib.Path.cwd().resolve()
+if here != pathlib.Path({project!r}).resolve():
+    import yaml
+    config = yaml.safe_load((here / "_quarto.yml").read_text(encoding="utf-8"))
+    pages = config["project"]["render"]
+    steps = sorted({{"pre-render", "post-render"}} & set(config["project"]))
+    call = f"{{call}} in a copy: {{' '.join(pages)}}"
+    if steps:
+        call += f" with {{steps}}"
+    for page in pages:
+        results = here / "_freeze" / pathlib.Path(page).with_suffix("")
+        results = results / "execute-results"
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "html.json").write_text(json.dumps({{"made in": here.name}}))
+with open({log!r}, "a", encoding="utf-8") as log:
+    log.write(call + "\\n")
+sys.stderr.write({messages!r})
+sys.exit({status})
 """
 # What a render prints, as Quarto and the kernel write it (colours included), with
-# the two harmless warnings render_site drops, and one of another kind.
+# the two harmless warnings render_site drops, one that only a copy's render drops,
+# and one of another kind.
 RENDER_MESSAGES = (
     "Starting python3 kernel...[IPKernelApp] WARNING | Kernel is running over TCP "
-    "without encryption. All communication is sent in plain text.\\n"
-    "Done\\n"
-    "\\033[33mWARN: OJS block count mismatch. Line number reporting is likely to be "
-    "wrong\\033[39m\\n"
-    "\\033[33mWARN: Unknown meta key 'titel'\\033[39m\\n"
-    "Output created: _site/index.html\\n"
+    "without encryption. All communication is sent in plain text.\n"
+    "Done\n"
+    "\033[33mWARN: OJS block count mismatch. Line number reporting is likely to be "
+    "wrong\033[39m\n"
+    "\033[33mWARN: Unable to resolve link target: reference/index.qmd\033[39m\n"
+    "\033[33mWARN: Unknown meta key 'titel'\033[39m\n"
+    "Output created: _site/index.html\n"
 )
 
 
 @pytest.fixture
 def fake_quarto(project, tmp_path_factory, monkeypatch):
-    """Install a stand-in quarto; return a function giving the calls made so far
-    (and setting the exit status of the next ones)."""
+    """Install a stand-in quarto, on one processor unless a test says otherwise;
+    return a function giving the calls made so far (and setting the exit status of
+    the next ones)."""
     bin_dir = tmp_path_factory.mktemp("bin")
     log = bin_dir / "calls.log"
     log.touch()
@@ -248,7 +288,12 @@ def fake_quarto(project, tmp_path_factory, monkeypatch):
     def install(status: int = 0) -> None:
         executable.write_text(
             FAKE_QUARTO.format(
-                version=VERSION, log=log, status=status, messages=RENDER_MESSAGES
+                python=sys.executable,
+                version=VERSION,
+                project=str(project),
+                log=str(log),
+                status=status,
+                messages=RENDER_MESSAGES,
             ),
             encoding="utf-8",
         )
@@ -257,6 +302,7 @@ def fake_quarto(project, tmp_path_factory, monkeypatch):
     install()
     monkeypatch.setenv("PATH", f"{bin_dir}:{Path(shutil.which('git')).parent}")
     monkeypatch.setattr(render_site, "ROOT", project)
+    monkeypatch.setattr(render_site, "processors", lambda: 1)
 
     def calls(status: int | None = None) -> list[str]:
         if status is not None:
@@ -313,3 +359,150 @@ def test_the_render_log_keeps_all_but_the_harmless_warnings(
         assert "OJS block count mismatch" not in log
         # A warning of another kind is passed on as it came.
         assert "\x1b[33mWARN: Unknown meta key 'titel'\x1b[39m\n" in log
+
+
+# Which pages a full render executes again first.
+
+
+def test_the_pages_with_code_are_those_with_a_python_cell_or_an_include_with_one(
+    project,
+):
+    names = sorted(render_site.input_digests(project))
+    assert render_site.pages_with_code(project, names) == WITH_CODE
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda project: (project / render_site.RECORD).unlink(),
+        lambda project: append(project, "src/library.py", "ANSWER = 43\n"),
+        lambda project: append(project, "_quarto.yml", "execute:\n  echo: false\n"),
+        lambda project: write(project, "src/new_module.py", "\n"),
+        lambda project: (project / "src/library.py").unlink(),
+    ],
+    ids=["no record", "library", "configuration", "module added", "module removed"],
+)
+def test_when_the_cells_may_compute_otherwise_every_page_with_code_executes(
+    project, change
+):
+    change(project)
+    result = plan(project)
+    assert result.full and result.execute == WITH_CODE
+
+
+def test_another_quarto_executes_every_page_with_code(project):
+    assert plan(project, version="1.10.18").execute == WITH_CODE
+
+
+def test_outside_a_git_checkout_every_page_with_code_executes(tmp_path):
+    for name, text in SOURCES.items():
+        write(tmp_path, name, text)
+    assert plan(tmp_path).execute == WITH_CODE
+
+
+@pytest.mark.parametrize(
+    "name", ["styles.css", "theme.scss", "_includes/a11y.html", "assets/explorer.js"]
+)
+def test_a_style_or_script_of_the_pages_executes_nothing(project, name):
+    write(project, name, "/* one */\n")
+    render_site.write_record(project, render_site.input_digests(project), VERSION)
+    append(project, name, "/* two */\n")
+    result = plan(project)
+    assert result.full and result.execute == []
+
+
+def test_a_changed_freeze_executes_nothing(project):
+    append(project, "_freeze/posts/01-first/index/execute-results/html.json", " ")
+    assert plan(project).execute == []
+
+
+def test_a_page_without_results_executes_in_a_full_render(project):
+    shutil.rmtree(project / "_freeze/posts/04-fourth")
+    append(project, "styles.css")
+    assert plan(project).execute == ["posts/04-fourth/index.qmd"]
+
+
+def test_many_changed_pages_execute_those_with_code(project):
+    pages = [name for name in SOURCES if render_site.is_page(name)]
+    for name in pages:
+        append(project, name)
+    result = plan(project)
+    assert result.full and result.execute == WITH_CODE
+    render_site.write_record(project, render_site.input_digests(project), VERSION)
+    for name in ("index.qmd", "about.qmd", "posts/03-third/index.qmd"):
+        append(project, name)
+    append(project, "posts/02-second/_cells.qmd", "```{python}\nprint(3)\n```\n")
+    result = plan(project)
+    assert result.full and result.execute == ["posts/02-second/index.qmd"]
+
+
+# The command: the pages executed in copies, then one render of every page.
+
+
+def frozen(project: Path, page: str) -> str:
+    results = project / render_site.frozen_results(page) / "execute-results"
+    return (results / "html.json").read_text(encoding="utf-8")
+
+
+def test_the_pages_execute_in_copies_at_once_then_one_render_takes_their_results(
+    project, fake_quarto, monkeypatch, capfd
+):
+    monkeypatch.setattr(render_site, "processors", lambda: 2)
+    append(project, "src/library.py", "ANSWER = 43\n")
+    assert render_site.main([]) == 0
+    *copies, full_render = fake_quarto()
+    assert full_render == "render"
+    assert len(copies) == 2
+    shared_out = []
+    for call in copies:
+        assert call.startswith("render in a copy: ") and "with" not in call, (
+            f"a copy renders other pages, or its pre- or post-render step: {call}"
+        )
+        shared_out += call.removeprefix("render in a copy: ").split()
+    assert sorted(shared_out) == WITH_CODE, "each page executes once"
+    made_in = {json.loads(frozen(project, page))["made in"] for page in WITH_CODE}
+    assert made_in == {"copy-1", "copy-2"}
+    log = capfd.readouterr().err
+    # Each copy's lines are whole and say which copy printed them; the link warnings
+    # of a copy are dropped (the full render reports its own), other warnings kept.
+    for copy in ("[copy 1] ", "[copy 2] "):
+        assert f"{copy}Starting python3 kernel...Done\n" in log
+        assert f"{copy}\x1b[33mWARN: Unknown meta key 'titel'\x1b[39m\n" in log
+    assert log.count("Unable to resolve link target") == 1, "the full render's only"
+    assert render_site.main([]) == 0
+    assert len(fake_quarto()) == 3, "rendered again with nothing changed"
+
+
+def test_on_one_processor_the_full_render_executes_the_pages_itself(
+    project, fake_quarto
+):
+    append(project, "src/library.py", "ANSWER = 43\n")
+    assert render_site.main([]) == 0
+    assert fake_quarto() == ["render"]
+    for page in WITH_CODE:
+        assert not (project / render_site.frozen_results(page)).exists(), (
+            f"{page}'s old results were left for the render to take"
+        )
+
+
+def test_when_a_copy_fails_nothing_is_rendered_or_recorded(
+    project, fake_quarto, monkeypatch
+):
+    monkeypatch.setattr(render_site, "processors", lambda: 2)
+    append(project, "src/library.py", "ANSWER = 43\n")
+    before = {page: frozen(project, page) for page in WITH_CODE}
+    fake_quarto(status=3)
+    assert render_site.main([]) == 3
+    assert all(call.startswith("render in a copy") for call in fake_quarto())
+    assert {page: frozen(project, page) for page in WITH_CODE} == before
+    fake_quarto(status=0)
+    assert render_site.main([]) == 0
+    assert fake_quarto()[-1] == "render", "the failed render was not recorded"
+
+
+def test_full_executes_every_page_with_code(project, fake_quarto, monkeypatch):
+    monkeypatch.setattr(render_site, "processors", lambda: 8)
+    assert render_site.main(["--full"]) == 0
+    calls = fake_quarto()
+    assert len(calls) == len(WITH_CODE) + 1, "one copy per page, at most"
+    assert calls[-1] == "render"
