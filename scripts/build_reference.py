@@ -1,12 +1,12 @@
 """Quarto's pre-render step: write the API reference (reference/) from the docstrings.
 
-Runs ``quartodoc build`` with the ``quartodoc:`` section of ``_quarto.yml``, in the
-Python Quarto uses (``QUARTO_PYTHON``), so the reference documents the library that
-the posts import. quartodoc writes each topic page as a run of objects; this then
-gives each page its section's title and description, so that the page has a title
-and says what it covers. Without quartodoc it says which command to run.
+Runs ``quartodoc build`` with its configuration, ``_quartodoc.yml``, in the Python
+Quarto uses (``QUARTO_PYTHON``), so the reference documents the library that the
+posts import. quartodoc writes each topic page as a run of objects; this then gives
+each page its section's title and description, so that the page has a title and
+says what it covers. Without quartodoc it says which command to run.
 
-    python scripts/build_reference.py [PROJECT]   # PROJECT: where _quarto.yml is
+    python scripts/build_reference.py [PROJECT]   # PROJECT: where _quartodoc.yml is
 """
 
 from __future__ import annotations
@@ -69,8 +69,18 @@ def main(root: Path) -> int:
             file=sys.stderr,
         )
         return 1
-    config = str(root / "_quarto.yml")
-    build = [sys.executable, "-m", "quartodoc", "build", "--config", config]
+    # quartodoc needs yaml, so reference_links can be imported from here on.
+    from reference_links import CONFIG_FILE
+
+    config = root / CONFIG_FILE
+    if not config.is_file():
+        print(
+            f"The API reference cannot be built: {config} is missing (quartodoc's "
+            "configuration, the reference's layout).",
+            file=sys.stderr,
+        )
+        return 1
+    build = [sys.executable, "-m", "quartodoc", "build", "--config", str(config)]
     returncode = subprocess.run(build, cwd=root, check=False).returncode
     if returncode == 0:
         add_headers(root)

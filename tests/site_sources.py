@@ -91,7 +91,7 @@ def cross_references(path: Path) -> set[str]:
 def reference_pages() -> set[Path]:
     """The pages ``quartodoc build`` writes (reference/ is generated, not in git).
 
-    One per topic in the ``quartodoc:`` section of ``_quarto.yml``
+    One per topic in the ``quartodoc:`` section of ``_quartodoc.yml``
     (``reference/linear.qmd``), and the index.
     """
     return {reference_directory() / "index.qmd", *reference_anchors()}

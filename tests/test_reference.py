@@ -27,7 +27,7 @@ import backprop
 from site_sources import ROOT, post_paths, reference_anchors, reference_pages
 
 QUARTO_CONFIG = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
-CONFIG = QUARTO_CONFIG["quartodoc"]
+CONFIG = reference_links.quartodoc_config(ROOT)
 LAYOUT = reference_links.reference_layout(ROOT)
 LISTED = [name for page in LAYOUT for name in page.objects]
 PAGE_OF = {name: page for page in LAYOUT for name in page.objects}
@@ -72,6 +72,15 @@ def test_config_documents_this_package_in_reference():
     assert "scripts/build_reference.py" in pre_render, "the render builds the reference"
 
 
+def test_the_layout_is_kept_out_of_quartos_configuration():
+    # Quarto parses every key of _quarto.yml again for each page it renders; the
+    # reference's layout, hundreds of lines, lives in a file Quarto does not read.
+    assert "quartodoc" not in QUARTO_CONFIG, (
+        f"_quarto.yml has a quartodoc: section; it belongs in "
+        f"{reference_links.CONFIG_FILE} alone"
+    )
+
+
 def test_reference_output_is_not_tracked():
     ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
     assert "/reference/" in ignored and "/objects.json" in ignored
@@ -110,7 +119,7 @@ def test_every_public_name_is_listed(module_name):
             missing.append(name)
     assert not missing, (
         f"backprop.{module_name} has public names the reference does not list: "
-        f"{missing}; add them to the quartodoc section of _quarto.yml"
+        f"{missing}; add them to the quartodoc section of {reference_links.CONFIG_FILE}"
     )
 
 
@@ -137,9 +146,11 @@ def test_listed_function_has_a_numpydoc_docstring(listed):
 
 @pytest.fixture(scope="module")
 def built_reference(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """The render's pre-render step on a copy of the configuration, elsewhere."""
+    """The render's pre-render step on a copy of quartodoc's configuration alone,
+    elsewhere: the build needs nothing from _quarto.yml."""
     directory = tmp_path_factory.mktemp("reference-build")
-    shutil.copy(ROOT / "_quarto.yml", directory / "_quarto.yml")
+    config = reference_links.CONFIG_FILE
+    shutil.copy(ROOT / config, directory / config)
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "build_reference.py"), str(directory)],
         capture_output=True,
@@ -152,6 +163,20 @@ def built_reference(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess
 def test_quartodoc_build_succeeds(built_reference):
     _, result = built_reference
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_build_without_its_configuration_says_which_file_is_missing(tmp_path):
+    # A project with a _quarto.yml but no quartodoc configuration of its own.
+    (tmp_path / "_quarto.yml").write_text("project:\n  type: website\n")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_reference.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert str(tmp_path / reference_links.CONFIG_FILE) in result.stderr
     assert "Traceback" not in result.stderr, result.stderr
 
 
