@@ -54,6 +54,12 @@ def test_publish_workflow_renders_with_python_and_publishes_to_pages():
         if step.get("uses", "").startswith("quarto-dev/quarto-actions/publish@")
     )
     assert publish["with"]["target"] == "gh-pages"
+    # The site is rendered by the step before, as ./scripts/render.sh renders it, and
+    # published as it is.
+    assert publish["with"]["render"] is False
+    render = steps[steps.index(publish) - 1]
+    assert "scripts/render_site.py --full" in render["run"]
+    assert "QUARTO_PYTHON" in render["run"]
     installs = " ".join(step.get("run", "") for step in steps)
     assert "pip install -e" in installs, (
         "the workflow installs the library the posts import"
