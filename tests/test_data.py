@@ -136,6 +136,18 @@ def test_digits_split_is_the_one_through_scikit_learn(
         assert torch.equal(ours, theirs)
 
 
+def test_digits_fall_back_to_scikit_learn_when_the_file_has_changed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    changed = tmp_path / "digits.csv.gz"
+    with gzip.open(changed, "wt") as f:
+        f.write("0,1,2\n3,4,5\n")  # not 1797 rows of 64 pixels and a label
+    monkeypatch.setattr(backprop.data, "_digits_file", lambda: changed)
+    pixels, labels = _digits_arrays()
+    raw = sklearn_digits()
+    assert np.array_equal(pixels, raw.data) and np.array_equal(labels, raw.target)
+
+
 def test_load_digits_does_not_import_scikit_learn() -> None:
     code = (
         "import sys\n"

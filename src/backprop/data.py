@@ -120,18 +120,19 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """The 1797 images ``(1797, 64)`` (floats 0..16) and their labels ``(1797,)``.
 
     The arrays scikit-learn's ``load_digits`` returns, read from its file directly;
-    through scikit-learn itself if the file is not where it used to be.
+    through scikit-learn itself if the file is not where, or not what, it used to be.
     """
     path = _digits_file()
-    if path is None:
-        from sklearn.datasets import load_digits as sklearn_digits
+    if path is not None:
+        # As scikit-learn reads it: 64 pixel columns, then the label.
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            table = np.loadtxt(f, delimiter=",")
+        if table.shape == (1797, 65):
+            return table[:, :-1], table[:, -1].astype(int)
+    from sklearn.datasets import load_digits as sklearn_digits
 
-        digits = sklearn_digits()
-        return digits.data, digits.target
-    # As scikit-learn reads it: 64 pixel columns, then the label.
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        table = np.loadtxt(f, delimiter=",")
-    return table[:, :-1], table[:, -1].astype(int)
+    digits = sklearn_digits()
+    return digits.data, digits.target
 
 
 def load_digits(valid_fraction: float = 0.2, seed: int = 0) -> Split:
