@@ -13,7 +13,8 @@
 - The figures, drawn in a handful of flat colours on a white card, are stored as
   256-colour PNGs: a third of the bytes, the same picture. Quarto copies the
   originals into the site on every render, so each result is kept in
-  ``.cache/figures/`` under the original's hash and a re-render reuses it.
+  ``.cache/figures/`` under the original's hash and a re-render reuses it; a first
+  render compresses them on all cores.
 - The figures are drawn for a sharp picture on a 2x screen in the 800 px column
   (about 1,600 px wide); a phone or a 1x screen needs half of that. Each figure
   also gets a copy 800 px wide, the page offers both (``srcset``) so the browser
@@ -43,12 +44,18 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from html import escape, unescape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from notebooks import ROOT, Site, write_notebooks
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 POLYFILL = re.compile(r'[ \t]*<script src="https://[^"]*polyfill[^"]*"></script>\n?')
 
@@ -280,28 +287,62 @@ def compress_figures(site: Path, cache: Path = FIGURE_CACHE) -> int:
     saved = 0
     used = set()
     small_suffix = f"-{SMALL_FIGURE_WIDTH}w.png"
+    figures = {}  # path -> the original's digest
+    to_compress = {}  # digest -> the original, for figures not in the cache
     for path in site.rglob("figure-html/*.png"):
         if path.name.endswith(small_suffix):
             continue
         original = path.read_bytes()
         digest = hashlib.sha256(original).hexdigest()
+        figures[path] = digest
+        if not (cache / f"{digest}.png").is_file():
+            to_compress[digest] = original
+    for digest, (compressed, small_png) in zip(
+        to_compress, _map_figures(compressed_pngs, to_compress.values()), strict=True
+    ):
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / f"{digest}.png").write_bytes(compressed)
+        if small_png is not None and len(small_png) < len(compressed):
+            (cache / f"{digest}{small_suffix}").write_bytes(small_png)
+    for path, digest in figures.items():
+        original_size = path.stat().st_size
         cached = cache / f"{digest}.png"
         small = cache / f"{digest}{small_suffix}"
-        if not cached.is_file():
-            cache.mkdir(parents=True, exist_ok=True)
-            cached.write_bytes(quantized_png(original))
-            small_png = scaled_png(original, SMALL_FIGURE_WIDTH)
-            if small_png is not None and len(small_png) < cached.stat().st_size:
-                small.write_bytes(small_png)
         path.write_bytes(cached.read_bytes())
         used.add(cached)
         if small.is_file():
             small_figure(path).write_bytes(small.read_bytes())
             used.add(small)
-        saved += len(original) - cached.stat().st_size
+        saved += original_size - cached.stat().st_size
     for stale in set(cache.glob("*.png")) - used:
         stale.unlink()
     return saved
+
+
+def _map_figures(
+    function: Callable[[bytes], tuple[bytes, bytes | None]], pngs: Iterable[bytes]
+) -> Iterator[tuple[bytes, bytes | None]]:
+    """``function`` over ``pngs``, in order; on all cores when there are several.
+
+    Quantizing and compressing a figure takes a quarter of a second of one core,
+    and a first render has a few dozen of them.
+    """
+    pngs = list(pngs)
+    workers = min(len(pngs), os.cpu_count() or 1)
+    if workers < 2:
+        return map(function, pngs)
+    with ProcessPoolExecutor(workers) as pool:
+        return iter(list(pool.map(function, pngs)))
+
+
+def compressed_pngs(png: bytes) -> tuple[bytes, bytes | None]:
+    """``(quantized_png(png), scaled_png(png, SMALL_FIGURE_WIDTH))``, decoding
+    ``png`` once."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()
+        return _quantized(image, png), _scaled(image, SMALL_FIGURE_WIDTH)
 
 
 def quantized_png(png: bytes) -> bytes:
@@ -310,9 +351,16 @@ def quantized_png(png: bytes) -> bytes:
 
     with Image.open(io.BytesIO(png)) as image:
         image.load()
-        info = {"dpi": image.info["dpi"]} if "dpi" in image.info else {}
-        # Figures are opaque (a white card), so alpha carries nothing.
-        flat = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+        return _quantized(image, png)
+
+
+def _quantized(image: Image.Image, png: bytes) -> bytes:
+    """`quantized_png` of ``png``, already decoded as ``image``."""
+    from PIL import Image
+
+    info = {"dpi": image.info["dpi"]} if "dpi" in image.info else {}
+    # Figures are opaque (a white card), so alpha carries nothing.
+    flat = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
     buffer = io.BytesIO()
     flat.save(buffer, format="PNG", optimize=True, **info)
     # Already small: keep nothing worse than the original.
@@ -331,10 +379,17 @@ def scaled_png(png: bytes, width: int) -> bytes | None:
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as image:
-        if image.width < width * 1.2:
-            return None
-        height = round(image.height * width / image.width)
-        scaled = image.convert("RGB").resize((width, height), Image.Resampling.BOX)
+        return _scaled(image, width)
+
+
+def _scaled(image: Image.Image, width: int) -> bytes | None:
+    """`scaled_png` of a figure already opened as ``image``."""
+    from PIL import Image
+
+    if image.width < width * 1.2:
+        return None
+    height = round(image.height * width / image.width)
+    scaled = image.convert("RGB").resize((width, height), Image.Resampling.BOX)
     buffer = io.BytesIO()
     scaled.quantize(64, method=Image.Quantize.MEDIANCUT).save(
         buffer, format="PNG", optimize=True

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import subprocess
+import sys
 from collections import Counter
 
 import numpy as np
@@ -12,7 +14,14 @@ import pytest
 import torch
 from sklearn.datasets import load_digits as sklearn_digits
 
-from backprop.data import Split, _stratified_split, load_digits, load_mnist
+import backprop.data
+from backprop.data import (
+    Split,
+    _digits_arrays,
+    _stratified_split,
+    load_digits,
+    load_mnist,
+)
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +112,54 @@ def test_digits_valid_fraction() -> None:
         load_digits(valid_fraction=1.5)
     with pytest.raises(ValueError, match=r"valid_fraction.*got 0"):
         load_digits(valid_fraction=0)
+
+
+def test_digits_read_from_the_file_are_scikit_learns() -> None:
+    pixels, labels = _digits_arrays()
+    raw = sklearn_digits()
+    assert pixels.shape == (1797, 64) and labels.shape == (1797,)
+    assert pixels.dtype == raw.data.dtype and labels.dtype == raw.target.dtype
+    assert np.array_equal(pixels, raw.data)
+    assert np.array_equal(labels, raw.target)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_digits_split_is_the_one_through_scikit_learn(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    fast = load_digits(valid_fraction=0.3, seed=seed)
+    # Without the file, load_digits falls back to scikit-learn's own loader.
+    monkeypatch.setattr(backprop.data, "_digits_file", lambda: None)
+    through_sklearn = load_digits(valid_fraction=0.3, seed=seed)
+    for ours, theirs in zip(fast, through_sklearn, strict=True):
+        assert ours.dtype == theirs.dtype
+        assert torch.equal(ours, theirs)
+
+
+def test_digits_fall_back_to_scikit_learn_when_the_file_has_changed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    changed = tmp_path / "digits.csv.gz"
+    with gzip.open(changed, "wt") as f:
+        f.write("0,1,2\n3,4,5\n")  # not 1797 rows of 64 pixels and a label
+    monkeypatch.setattr(backprop.data, "_digits_file", lambda: changed)
+    pixels, labels = _digits_arrays()
+    raw = sklearn_digits()
+    assert np.array_equal(pixels, raw.data) and np.array_equal(labels, raw.target)
+
+
+def test_load_digits_does_not_import_scikit_learn() -> None:
+    code = (
+        "import sys\n"
+        "from backprop.data import load_digits\n"
+        "load_digits()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sklearn', 'scipy')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout
 
 
 def _write_fake_mnist(

@@ -209,6 +209,40 @@ def test_figures_offer_a_smaller_copy_and_load_lazily(tmp_path):
     assert len(list((tmp_path / "cache").glob("*-800w.png"))) == 1
 
 
+def test_figures_compressed_on_several_cores_are_those_of_pils_serial_path(
+    tmp_path, monkeypatch
+):
+    from backprop import plots
+
+    site = tmp_path / "site"
+    originals = {}
+    for n, height in enumerate((2.0, 3.0, 4.0)):
+        fig, ax = plots.subplots(height=height)
+        x = np.linspace(0, 6, 200)
+        ax.plot(x, np.sin((n + 1) * x), label=f"sin {n + 1}x")
+        ax.legend()
+        folder = site / "posts" / f"p{n}" / "index_files" / "figure-html"
+        folder.mkdir(parents=True)
+        path = folder / "fig-a-output-1.png"
+        fig.savefig(path, dpi=150 + 50 * n)
+        plots.plt.close(fig)
+        originals[path] = path.read_bytes()
+    # The last figure again in another post: compressed once, copied to both.
+    twin = site / "posts" / "p3" / "index_files" / "figure-html" / "fig-a-output-1.png"
+    twin.parent.mkdir(parents=True)
+    originals[twin] = originals[path]
+    twin.write_bytes(originals[twin])
+    monkeypatch.setattr(post_render.os, "cpu_count", lambda: 2)  # a pool, anywhere
+    post_render.compress_figures(site, tmp_path / "cache")
+
+    for path, original in originals.items():
+        assert path.read_bytes() == post_render.quantized_png(original)
+        small = post_render.small_figure(path)
+        expected = post_render.scaled_png(original, post_render.SMALL_FIGURE_WIDTH)
+        assert expected is not None and len(expected) < len(path.read_bytes())
+        assert small.read_bytes() == expected
+
+
 def test_a_figure_no_wider_than_the_column_has_no_smaller_copy(tmp_path):
     from PIL import Image
 

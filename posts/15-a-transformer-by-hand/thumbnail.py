@@ -1,5 +1,10 @@
-"""Thumbnail for post 15: the small GPT's loss, with our gradients and with autograd's."""
+"""Thumbnail for post 15: the small GPT's loss, with our gradients and with autograd's.
 
+The post's training run (steps, batch size, learning-rate schedule, AdamW's betas),
+in float64 so that the two curves are the same run.
+"""
+
+import math
 from pathlib import Path
 
 import torch
@@ -10,7 +15,7 @@ from backprop.transformer import TinyGPT, TokenCrossEntropy
 
 torch.set_num_threads(1)
 f64 = torch.float64
-n_digits, vocab, steps = 8, 10, 120
+n_digits, vocab, steps, batch_size = 8, 10, 250, 48
 
 
 def sorting_batch(n, generator):
@@ -21,15 +26,21 @@ def sorting_batch(n, generator):
     return inputs, targets
 
 
+def learning_rate(step, peak=1e-2, warmup=25):
+    """The post's: a short warm-up, then a cosine decay to zero."""
+    cosine = 0.5 * (1 + math.cos(math.pi * step / steps))
+    return peak * min(1, (step + 1) / warmup) * cosine
+
+
 def train(use_autograd):
     gen = torch.Generator().manual_seed(0)
     gpt = TinyGPT(vocab, 2 * n_digits - 1, 48, 4, 192, 2, generator=gen, dtype=f64)
     model = Model([gpt], TokenCrossEntropy())
-    optimiser = AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    optimiser = AdamW(model.parameters(), betas=(0.9, 0.99), weight_decay=0.0)
     batches = torch.Generator().manual_seed(5)
     curve = []
-    for _ in range(steps):
-        inputs, targets = sorting_batch(64, batches)
+    for step in range(steps):
+        inputs, targets = sorting_batch(batch_size, batches)
         if use_autograd:
             params = gpt.parameters()
             for p in params:
@@ -42,6 +53,7 @@ def train(use_autograd):
         else:
             loss = model(inputs, targets)
             model.backward()
+        optimiser.lr = learning_rate(step)
         optimiser.step()
         curve.append(loss.item())
     return curve
