@@ -375,6 +375,30 @@ LOG_LINE = r"^(?:\[copy \d+\] )?"
 EXECUTION = re.compile(LOG_LINE + "Executing '", re.M)
 
 
+def source_sizes(project: Path, pages: list[str]) -> dict[str, int]:
+    """The length of each page's source with the files it includes: the measure of
+    its work that sharing the pages out goes by (a longer post has more to run)."""
+    sizes = {page: len((project / page).read_text(encoding="utf-8")) for page in pages}
+    for name, including in includes(project, pages).items():
+        path = project / name
+        if path.is_file():
+            for page in including:
+                sizes[page] += len(path.read_text(encoding="utf-8"))
+    return sizes
+
+
+def share_out(pages: list[str], shares: int, sizes: dict[str, int]) -> list[list[str]]:
+    """``pages`` in ``shares`` lists of about equal total size, the largest page
+    first to the smallest share; each list in the order of the names."""
+    lists: list[list[str]] = [[] for _ in range(shares)]
+    totals = [0] * shares
+    for page in sorted(pages, key=lambda page: (-sizes[page], page)):
+        smallest = totals.index(min(totals))
+        lists[smallest].append(page)
+        totals[smallest] += sizes[page]
+    return [sorted(share) for share in lists]
+
+
 def make_execution_copy(
     project: Path, files: list[str], destination: Path, pages: list[str]
 ) -> None:
@@ -412,7 +436,7 @@ def execute_pages(quarto: str, pages: list[str], inputs: list[str] | None) -> in
             shutil.rmtree(ROOT / frozen_results(page), ignore_errors=True)
         return 0
     files = [name for name in inputs if not name.startswith("_freeze/")]
-    shares = [pages[index::workers] for index in range(workers)]
+    shares = share_out(pages, workers, source_sizes(ROOT, pages))
     print(
         f"Executing {len(pages)} pages, {workers} at a time, each copy of the "
         "project rendering its share:",

@@ -506,3 +506,25 @@ def test_full_executes_every_page_with_code(project, fake_quarto, monkeypatch):
     calls = fake_quarto()
     assert len(calls) == len(WITH_CODE) + 1, "one copy per page, at most"
     assert calls[-1] == "render"
+
+
+def test_the_pages_are_shared_out_by_size_into_lists_of_about_equal_total():
+    sizes = {"a": 9, "b": 7, "c": 6, "d": 5, "e": 4, "f": 1}
+    shares = render_site.share_out(sorted(sizes), 2, sizes)
+    assert sorted(page for share in shares for page in share) == sorted(sizes)
+    assert all(share == sorted(share) for share in shares)
+    totals = sorted(sum(sizes[page] for page in share) for share in shares)
+    # By hand, each page from the largest on to the share with less so far: a, d, f
+    # (15) and b, c, e (17). Alternating by name would give 19 against 13.
+    assert totals == [15, 17]
+
+
+def test_a_page_s_size_counts_the_files_it_includes(project):
+    sizes = render_site.source_sizes(project, WITH_CODE)
+    page, cells = (
+        project / "posts/02-second/index.qmd",
+        project / "posts/02-second/_cells.qmd",
+    )
+    assert sizes["posts/02-second/index.qmd"] == len(page.read_text()) + len(
+        cells.read_text()
+    )
