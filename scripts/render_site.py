@@ -115,53 +115,73 @@ def drop_harmless_warnings(
     return text
 
 
-def run_quarto(
-    command: list[str],
-    cwd: Path | None = None,
-    prefix: str = "",
-    lock: threading.Lock | None = None,
-) -> int:
-    """Run ``command`` in the project (or in ``cwd``), passing its messages on as they
-    come, without the harmless warnings; return its exit status.
+def run_quarto(command: list[str]) -> int:
+    """Run ``command`` in the project, passing its messages on as they come, without
+    the harmless warnings; return its exit status."""
+    with subprocess.Popen(
+        command, cwd=ROOT, stderr=subprocess.PIPE, encoding="utf-8", errors="replace"
+    ) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            sys.stderr.write(drop_harmless_warnings(line))
+            sys.stderr.flush()
+    return process.returncode
 
-    With a ``prefix`` (a copy of the project rendering beside another, which share
-    ``lock``), each whole line goes out after the prefix, without the warnings the
-    full render repeats; its standard output (the pages it wrote) is dropped."""
-    warnings = HARMLESS_WARNINGS + COPY_ONLY_WARNINGS if prefix else HARMLESS_WARNINGS
+
+# Quarto's message as a page's kernel starts ("Starting python3 kernel...Done").
+KERNEL_STARTING = re.compile(r"^Starting \S+ kernel\.\.\.")
+# How many times a copy renders when its kernels cannot start for a taken port.
+KERNEL_START_ATTEMPTS = 3
+# A kernel that could not start because another process took a port it was given in
+# the meantime: jupyter_client picks free ports, then the kernel binds them, so two
+# kernels starting at once can be given the same one. Starting again succeeds.
+PORT_TAKEN = re.compile(r"ZMQError: Address already in use")
+
+
+def run_copy_render(
+    command: list[str], copy: Path, prefix: str, lock: threading.Lock
+) -> tuple[int, list[str]]:
+    """Run ``command`` in a copy of the project rendering beside others, passing its
+    messages on as whole lines after ``prefix`` (without the warnings the full render
+    repeats). Return its exit status with the messages of a kernel that did not
+    start, held back until it has: the caller says what they mean."""
+    warnings = HARMLESS_WARNINGS + COPY_ONLY_WARNINGS
     with subprocess.Popen(
         command,
-        cwd=cwd or ROOT,
+        cwd=copy,
+        stdout=subprocess.DEVNULL,  # the pages it wrote
         stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL if prefix else None,
         encoding="utf-8",
         errors="replace",
     ) as process:
         assert process.stderr is not None
-        pending = ""
+        pending, held = "", []
         for line in process.stderr:
-            kept = drop_harmless_warnings(line, warnings)
-            if not prefix:
-                sys.stderr.write(kept)
-                sys.stderr.flush()
-                continue
             # A line cut by a dropped warning ("Starting python3 kernel...") waits
             # for its end, so that the copies' lines do not run into each other.
-            pending += kept
-            if pending.endswith("\n"):
-                write_lines(prefix + pending, lock)
-                pending = ""
-        if pending:
-            write_lines(prefix + pending + "\n", lock)
-    return process.returncode
+            pending += drop_harmless_warnings(line, warnings)
+            if not pending.endswith("\n"):
+                continue
+            if held or KERNEL_STARTING.match(pending):
+                held.append(pending)
+                if pending.rstrip().endswith("Done"):
+                    write_lines(prefix, held, lock)
+                    held = []
+            else:
+                write_lines(prefix, [pending], lock)
+            pending = ""
+        if pending and held:
+            held.append(pending + "\n")
+        elif pending:
+            write_lines(prefix, [pending + "\n"], lock)
+    return process.returncode, held
 
 
-def write_lines(text: str, lock: threading.Lock | None) -> None:
-    if lock is None:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-        return
+def write_lines(prefix: str, lines: list[str], lock: threading.Lock) -> None:
+    """Write ``lines`` to standard error, each after ``prefix``, one writer at a
+    time."""
     with lock:
-        sys.stderr.write(text)
+        sys.stderr.write("".join(prefix + line for line in lines))
         sys.stderr.flush()
 
 
@@ -450,7 +470,25 @@ def execute_pages(quarto: str, pages: list[str], inputs: list[str] | None) -> in
         def render_share(index: int) -> int:
             make_execution_copy(ROOT, files, copies[index], shares[index])
             prefix = COPY_PREFIX.format(index + 1)
-            return run_quarto([quarto, "render"], copies[index], prefix, lock)
+            for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+                status, unstarted = run_copy_render(
+                    [quarto, "render"], copies[index], prefix, lock
+                )
+                if status == 0 or not unstarted:
+                    return status
+                if not PORT_TAKEN.search("".join(unstarted)):
+                    write_lines(prefix, unstarted, lock)
+                    return status
+                # Its render stopped there; again, it takes the results of the
+                # pages it has executed and goes on from that page.
+                note = (
+                    "A kernel could not start: another one starting at the same "
+                    "moment took a port it was given."
+                )
+                if attempt < KERNEL_START_ATTEMPTS:
+                    note += " Rendering this copy's pages again."
+                write_lines(prefix, [note + "\n"], lock)
+            return status
 
         with ThreadPoolExecutor(workers) as pool:
             statuses = list(pool.map(render_share, range(workers)))

@@ -242,6 +242,15 @@ if args == ["--version"]:
     sys.exit(0)
 call = " ".join(args)
 here = pathlib.Path.cwd().resolve()
+failures = pathlib.Path({failures!r})
+if here.name == "copy-1" and failures.is_file():
+    kind, count = failures.read_text(encoding="utf-8").split()
+    if int(count) > 0:
+        failures.write_text(f"{{kind}} {{int(count) - 1}}", encoding="utf-8")
+        with open({log!r}, "a", encoding="utf-8") as log:
+            log.write("render in a copy: a kernel failed to start\\n")
+        sys.stderr.write({kernel_failures!r}[kind])
+        sys.exit(1)
 if here != pathlib.Path({project!r}).resolve():
     import yaml
     config = yaml.safe_load((here / "_quarto.yml").read_text(encoding="utf-8"))
@@ -275,6 +284,22 @@ RENDER_MESSAGES = (
 )
 
 
+# What Quarto prints when a page's kernel cannot start, as it comes: the kernel's
+# traceback, Quarto's message, and its warning as it stops the render.
+KERNEL_FAILURES = {
+    kind: "Starting python3 kernel...Traceback (most recent call last):\n"
+    '  File "ipykernel/kernelapp.py", line 373, in init_sockets\n'
+    f"{error}\n"
+    "Kernel died before replying to kernel_info\n"
+    "\033[33mWARN: Error encountered when rendering files\033[39m\n"
+    for kind, error in {
+        "port": "zmq.error.ZMQError: Address already in use "
+        "(addr='tcp://127.0.0.1:43301')",
+        "other": "ModuleNotFoundError: No module named 'ipykernel'",
+    }.items()
+}
+
+
 @pytest.fixture
 def fake_quarto(project, tmp_path_factory, monkeypatch):
     """Install a stand-in quarto, on one processor unless a test says otherwise;
@@ -294,6 +319,8 @@ def fake_quarto(project, tmp_path_factory, monkeypatch):
                 log=str(log),
                 status=status,
                 messages=RENDER_MESSAGES,
+                failures=str(bin_dir / "kernel-failures"),
+                kernel_failures=KERNEL_FAILURES,
             ),
             encoding="utf-8",
         )
@@ -304,9 +331,14 @@ def fake_quarto(project, tmp_path_factory, monkeypatch):
     monkeypatch.setattr(render_site, "ROOT", project)
     monkeypatch.setattr(render_site, "processors", lambda: 1)
 
-    def calls(status: int | None = None) -> list[str]:
+    def calls(status: int | None = None, kernel_failures: str = "") -> list[str]:
+        """The calls so far; ``status``: the next ones' exit status;
+        ``kernel_failures`` ("port 2"): the first copy's next renders fail so, as a
+        kernel cannot start."""
         if status is not None:
             install(status)
+        if kernel_failures:
+            (bin_dir / "kernel-failures").write_text(kernel_failures, encoding="utf-8")
         return log.read_text(encoding="utf-8").splitlines()
 
     return calls
@@ -528,3 +560,52 @@ def test_a_page_s_size_counts_the_files_it_includes(project):
     assert sizes["posts/02-second/index.qmd"] == len(page.read_text()) + len(
         cells.read_text()
     )
+
+
+def test_a_kernel_given_a_port_taken_meanwhile_starts_again(
+    project, fake_quarto, monkeypatch, capfd
+):
+    monkeypatch.setattr(render_site, "processors", lambda: 2)
+    append(project, "src/library.py", "ANSWER = 43\n")
+    fake_quarto(kernel_failures=f"port {render_site.KERNEL_START_ATTEMPTS - 1}")
+    assert render_site.main([]) == 0
+    calls = fake_quarto()
+    failed = render_site.KERNEL_START_ATTEMPTS - 1
+    assert calls.count("render in a copy: a kernel failed to start") == failed
+    assert calls[-1] == "render"
+    for page in WITH_CODE:
+        assert json.loads(frozen(project, page))["made in"].startswith("copy-")
+    log = capfd.readouterr().err
+    assert log.count("[copy 1] A kernel could not start") == failed
+    # The failed starts' messages are not passed on: they were Jupyter's, not the
+    # site's, and the render went on.
+    assert "Traceback" not in log and "Error encountered" not in log
+
+
+def test_a_kernel_that_keeps_failing_for_a_taken_port_stops_the_render(
+    project, fake_quarto, monkeypatch, capfd
+):
+    monkeypatch.setattr(render_site, "processors", lambda: 2)
+    append(project, "src/library.py", "ANSWER = 43\n")
+    fake_quarto(kernel_failures=f"port {render_site.KERNEL_START_ATTEMPTS}")
+    assert render_site.main([]) == 1
+    assert "render" not in fake_quarto()
+    log = capfd.readouterr().err
+    assert log.count("[copy 1] A kernel could not start") == (
+        render_site.KERNEL_START_ATTEMPTS
+    )
+    assert "Executing posts/" in log and "failed" in log
+
+
+def test_a_kernel_that_fails_otherwise_stops_the_render_with_its_messages(
+    project, fake_quarto, monkeypatch, capfd
+):
+    monkeypatch.setattr(render_site, "processors", lambda: 2)
+    append(project, "src/library.py", "ANSWER = 43\n")
+    fake_quarto(kernel_failures="other 1")
+    assert render_site.main([]) == 1
+    assert fake_quarto().count("render in a copy: a kernel failed to start") == 1
+    log = capfd.readouterr().err
+    assert "[copy 1] ModuleNotFoundError: No module named 'ipykernel'\n" in log
+    assert "[copy 1] Starting python3 kernel...Traceback" in log
+    assert "A kernel could not start" not in log
