@@ -471,16 +471,22 @@ def test_many_changed_pages_execute_those_with_code(project):
 # The command: the pages executed in copies, then one render of every page.
 
 
+@pytest.fixture
+def library_changed_on_two_processors(project, fake_quarto, monkeypatch):
+    """The library changed since the last render, on a machine with two processors:
+    a render executes every page with code in two copies first."""
+    monkeypatch.setattr(render_site, "processors", lambda: 2)
+    append(project, "src/library.py", "ANSWER = 43\n")
+
+
 def frozen(project: Path, page: str) -> str:
     results = project / render_site.frozen_results(page) / "execute-results"
     return (results / "html.json").read_text(encoding="utf-8")
 
 
 def test_the_pages_execute_in_copies_at_once_then_one_render_takes_their_results(
-    project, fake_quarto, monkeypatch, capfd
+    project, fake_quarto, library_changed_on_two_processors, capfd
 ):
-    monkeypatch.setattr(render_site, "processors", lambda: 2)
-    append(project, "src/library.py", "ANSWER = 43\n")
     assert render_site.main([]) == 0
     *copies, full_render = fake_quarto()
     assert full_render == "render"
@@ -518,10 +524,8 @@ def test_on_one_processor_the_full_render_executes_the_pages_itself(
 
 
 def test_when_a_copy_fails_nothing_is_rendered_or_recorded(
-    project, fake_quarto, monkeypatch
+    project, fake_quarto, library_changed_on_two_processors
 ):
-    monkeypatch.setattr(render_site, "processors", lambda: 2)
-    append(project, "src/library.py", "ANSWER = 43\n")
     before = {page: frozen(project, page) for page in WITH_CODE}
     fake_quarto(status=3)
     assert render_site.main([]) == 3
@@ -563,10 +567,8 @@ def test_a_page_s_size_counts_the_files_it_includes(project):
 
 
 def test_a_kernel_given_a_port_taken_meanwhile_starts_again(
-    project, fake_quarto, monkeypatch, capfd
+    project, fake_quarto, library_changed_on_two_processors, capfd
 ):
-    monkeypatch.setattr(render_site, "processors", lambda: 2)
-    append(project, "src/library.py", "ANSWER = 43\n")
     fake_quarto(kernel_failures=f"port {render_site.KERNEL_START_ATTEMPTS - 1}")
     assert render_site.main([]) == 0
     calls = fake_quarto()
@@ -583,10 +585,8 @@ def test_a_kernel_given_a_port_taken_meanwhile_starts_again(
 
 
 def test_a_kernel_that_keeps_failing_for_a_taken_port_stops_the_render(
-    project, fake_quarto, monkeypatch, capfd
+    project, fake_quarto, library_changed_on_two_processors, capfd
 ):
-    monkeypatch.setattr(render_site, "processors", lambda: 2)
-    append(project, "src/library.py", "ANSWER = 43\n")
     fake_quarto(kernel_failures=f"port {render_site.KERNEL_START_ATTEMPTS}")
     assert render_site.main([]) == 1
     assert "render" not in fake_quarto()
@@ -598,10 +598,8 @@ def test_a_kernel_that_keeps_failing_for_a_taken_port_stops_the_render(
 
 
 def test_a_kernel_that_fails_otherwise_stops_the_render_with_its_messages(
-    project, fake_quarto, monkeypatch, capfd
+    project, fake_quarto, library_changed_on_two_processors, capfd
 ):
-    monkeypatch.setattr(render_site, "processors", lambda: 2)
-    append(project, "src/library.py", "ANSWER = 43\n")
     fake_quarto(kernel_failures="other 1")
     assert render_site.main([]) == 1
     assert fake_quarto().count("render in a copy: a kernel failed to start") == 1
