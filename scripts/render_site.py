@@ -30,9 +30,11 @@ configuration; not a style sheet or a page's prose), else the pages whose source
 changed or that have no results yet. They execute in copies of the project, as
 many at once as there are processors, each copy rendering its share of them with
 ``quarto render``; their results (``_freeze/``) are moved into the project, and the
-full render takes them instead of executing the pages one after the other. With one
-processor, or outside a git checkout, their results are removed instead, and the
-full render executes them.
+full render takes them instead of executing the pages one after the other. Pages
+go to the copies by the length of their sources, largest first, so that the copies
+finish together; a copy whose kernel could not start because a kernel starting in
+another copy took its port renders again. With one processor, or outside a git
+checkout, the pages' results are removed instead, and the full render executes them.
 """
 
 from __future__ import annotations
