@@ -275,19 +275,27 @@ def frozen_results(page: str) -> Path:
     return Path("_freeze") / Path(page).with_suffix("")
 
 
-def pages_with_code(project: Path, names: list[str]) -> list[str]:
-    """The pages among ``names`` that have cells to execute."""
-    pages = [name for name in names if is_page(name)]
+def pages_with_code(
+    project: Path, pages: list[str], included_by: dict[str, set[str]]
+) -> list[str]:
+    """The pages among ``pages`` that have cells to execute, in their sources or in
+    the files they include (``included_by``, as `includes` gives it)."""
     with_code = {
         page
         for page in pages
         if CODE_CELL.search((project / page).read_text(encoding="utf-8"))
     }
-    for name, including in includes(project, pages).items():
+    for name, including in included_by.items():
         path = project / name
         if path.is_file() and CODE_CELL.search(path.read_text(encoding="utf-8")):
             with_code |= including
     return sorted(with_code)
+
+
+def every_page_with_code(project: Path, names: list[str]) -> list[str]:
+    """The pages among ``names`` that have cells to execute."""
+    pages = [name for name in names if is_page(name)]
+    return pages_with_code(project, pages, includes(project, pages))
 
 
 def cells_may_read(name: str) -> bool:
@@ -296,33 +304,33 @@ def cells_may_read(name: str) -> bool:
     return not name.startswith("_freeze/") and not name.endswith(PRESENTATION_ONLY)
 
 
+def render_and_execute_all(project: Path, names: list[str], reason: str) -> Plan:
+    """A full render, every page with code among ``names`` executed before it."""
+    return Plan(full=True, reason=reason, execute=every_page_with_code(project, names))
+
+
 def plan_render(
     project: Path, current: dict[str, str] | None, quarto_version: str
 ) -> Plan:
     """What has to be rendered for ``_site/`` to match the inputs ``current``."""
     if current is None:
-        return Plan(
-            full=True,
-            reason="the inputs cannot be listed (no git checkout)",
-            execute=pages_with_code(project, qmd_files(project)),
-        )
-    with_code = pages_with_code(project, sorted(current))
+        reason = "the inputs cannot be listed (no git checkout)"
+        return render_and_execute_all(project, qmd_files(project), reason)
+    # Without a usable record of the last render, no page's results can be trusted.
     record_path = project / RECORD
     if not record_path.is_file():
         reason = "no record of an earlier render"
-        return Plan(full=True, reason=reason, execute=with_code)
+        return render_and_execute_all(project, sorted(current), reason)
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
         previous = dict(record["inputs"])
         previous_version = str(record["quarto"])
     except (ValueError, KeyError, TypeError):
-        return Plan(full=True, reason=f"{RECORD} is unreadable", execute=with_code)
+        reason = f"{RECORD} is unreadable"
+        return render_and_execute_all(project, sorted(current), reason)
     if previous_version != quarto_version:
-        return Plan(
-            full=True,
-            reason=f"Quarto {quarto_version}, not {previous_version} as last time",
-            execute=with_code,
-        )
+        reason = f"Quarto {quarto_version}, not {previous_version} as last time"
+        return render_and_execute_all(project, sorted(current), reason)
     added_or_removed = sorted(set(current) ^ set(previous))
     changed = sorted(
         name for name in current if name in previous and current[name] != previous[name]
@@ -334,7 +342,8 @@ def plan_render(
     )
     if not (added_or_removed or changed or missing):
         return Plan(full=False)
-    included_by = includes(project, [name for name in current if is_page(name)])
+    all_pages = [name for name in current if is_page(name)]
+    included_by = includes(project, all_pages)
     pages: set[str] = set()
     shared: list[str] = []
     for name in [*added_or_removed, *changed]:
@@ -345,27 +354,28 @@ def plan_render(
             pages |= included_by[name]
         else:
             shared.append(name)
-    # Before a full render: the pages whose results cannot be trusted.
+    if added_or_removed:
+        reason = f"{added_or_removed[0]} was added or removed"
+    elif missing:
+        reason = f"{missing[0]} has no page in _site/"
+    elif shared:
+        reason = f"{shared[0]} changed"
+    elif len(pages) > MOST_PAGES_ONE_BY_ONE:
+        reason = f"{len(pages)} pages changed"
+    else:
+        return Plan(full=False, pages=sorted(pages))
+    # Before the full render: the pages whose results cannot be trusted.
+    with_code = pages_with_code(project, sorted(all_pages), included_by)
     if any(cells_may_read(name) for name in shared):
         execute = with_code
     else:
-        execute = sorted(
+        execute = [
             page
             for page in with_code
             if page in pages
             or not (project / frozen_results(page) / "execute-results").is_dir()
-        )
-    if added_or_removed:
-        reason = f"{added_or_removed[0]} was added or removed"
-        return Plan(full=True, reason=reason, execute=execute)
-    if missing:
-        reason = f"{missing[0]} has no page in _site/"
-        return Plan(full=True, reason=reason, execute=execute)
-    if shared:
-        return Plan(full=True, reason=f"{shared[0]} changed", execute=execute)
-    if len(pages) > MOST_PAGES_ONE_BY_ONE:
-        return Plan(full=True, reason=f"{len(pages)} pages changed", execute=execute)
-    return Plan(full=False, pages=sorted(pages))
+        ]
+    return Plan(full=True, reason=reason, execute=execute)
 
 
 def write_record(project: Path, inputs: dict[str, str], quarto_version: str) -> None:
@@ -543,7 +553,7 @@ def main(argv: list[str]) -> int:
     inputs = input_digests(ROOT)
     if full:
         names = sorted(inputs) if inputs is not None else qmd_files(ROOT)
-        plan = Plan(full=True, reason="--full", execute=pages_with_code(ROOT, names))
+        plan = render_and_execute_all(ROOT, names, "--full")
     else:
         plan = plan_render(ROOT, inputs, version)
     if plan.nothing:

@@ -400,7 +400,7 @@ def test_the_pages_with_code_are_those_with_a_python_cell_or_an_include_with_one
     project,
 ):
     names = sorted(render_site.input_digests(project))
-    assert render_site.pages_with_code(project, names) == WITH_CODE
+    assert render_site.every_page_with_code(project, names) == WITH_CODE
 
 
 @pytest.mark.parametrize(
