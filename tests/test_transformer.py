@@ -247,6 +247,22 @@ def gpt_configs(draw):
     )
 
 
+# A small model for the examples below; each changes what it is about.
+SMALL_GPT = dict(
+    n=2,
+    length=5,
+    vocab=6,
+    n_heads=2,
+    d_model=8,
+    d_ff=12,
+    n_layers=2,
+    causal=True,
+    tie_weights=False,
+    approximate="tanh",
+    seed=4,
+)
+
+
 def _random_gpt(config, dtype=f64):
     gpt = TinyGPT(
         config["vocab"],
@@ -332,16 +348,13 @@ def test_tiny_gpt_float64_gradients_match_its_own_forward_under_autograd(tie_wei
     # layers are torch operations), on a batch of 1 and T = 1.
     for n, length in ((1, 1), (2, 6)):
         config = dict(
+            SMALL_GPT,
             n=n,
             length=length,
             vocab=7,
-            n_heads=2,
             d_model=6,
             d_ff=10,
-            n_layers=2,
-            causal=True,
             tie_weights=tie_weights,
-            approximate="tanh",
             seed=3,
         )
         gpt = _random_gpt(config)
@@ -362,16 +375,14 @@ def test_tiny_gpt_float64_gradients_match_its_own_forward_under_autograd(tie_wei
 
 def test_tied_table_gradient_is_the_sum_of_both_uses():
     config = dict(
-        n=2,
+        SMALL_GPT,
         length=4,
         vocab=5,
         n_heads=1,
         d_model=4,
         d_ff=6,
         n_layers=1,
-        causal=True,
         tie_weights=True,
-        approximate="tanh",
         seed=11,
     )
     gpt = _random_gpt(config)
@@ -399,19 +410,7 @@ def test_tiny_gpt_rejects_bad_tokens():
 
 
 def test_tiny_gpt_float32_matches_float64_closely():
-    config = dict(
-        n=2,
-        length=5,
-        vocab=6,
-        n_heads=2,
-        d_model=8,
-        d_ff=12,
-        n_layers=2,
-        causal=True,
-        tie_weights=False,
-        approximate="tanh",
-        seed=4,
-    )
+    config = dict(SMALL_GPT)
     gpt64, gpt32 = _random_gpt(config), _random_gpt(config, torch.float32)
     tokens = _tokens(config)
     torch.testing.assert_close(
@@ -553,10 +552,9 @@ def test_layer_norm_reference_is_torchs():
 
 def test_tiny_gpt_takes_non_contiguous_tokens():
     config = dict(
+        SMALL_GPT,
         n=3,
         length=4,
-        vocab=6,
-        n_heads=2,
         d_model=4,
         d_ff=5,
         n_layers=1,
@@ -588,19 +586,7 @@ def test_training_with_our_gradients_follows_autograds_run():
     # scores), both backwards return rounding noise of about 1e-17, and Adam divides
     # that noise by itself plus eps, so b_k moves by up to lr * 1e-17 / eps per step,
     # differently in each run. b_k changes no output, so the losses stay equal.
-    config = dict(
-        n=4,
-        length=5,
-        vocab=6,
-        n_heads=2,
-        d_model=8,
-        d_ff=12,
-        n_layers=2,
-        causal=True,
-        tie_weights=False,
-        approximate="tanh",
-        seed=9,
-    )
+    config = dict(SMALL_GPT, n=4, seed=9)
     ours, theirs = _random_gpt(config), _random_gpt(config)
     model = Model([ours], TokenCrossEntropy())
     opt_ours = AdamW(ours.parameters(), lr=1e-2)
