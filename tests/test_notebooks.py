@@ -221,6 +221,13 @@ def test_notebook_runs_as_downloaded(post, tmp_path):
     assert list(tmp_path.iterdir()) == [], "the notebook wrote files"
 
 
+def printed_by(python: Path, code: str) -> str:
+    """What ``code`` prints, run by the interpreter ``python``."""
+    return subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def fresh_environment(venv: Path) -> Path:
     """The Python of a new virtual environment at ``venv``, with pip and nothing else
     (no system site-packages); the test is skipped where there is none to be had."""
@@ -309,12 +316,9 @@ def test_install_cell_installs_the_library_into_a_fresh_environment(
     other = tmp_path / "other" / "backprop"
     other.mkdir(parents=True)
     (other / "__init__.py").write_text('"""Another project\'s package."""\n')
-    site_packages = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    site_packages = printed_by(
+        python, "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    )
     (Path(site_packages) / "borrowed.pth").write_text(
         f"{other.parent}\n{borrowed_dependencies(tmp_path / 'borrowed')}\n"
     )
@@ -372,11 +376,6 @@ def test_install_cell_installs_the_library_into_a_fresh_environment(
     error = errors[0][1]
     assert error.ename == "ExerciseNotDone" and "is waiting for you" in error.evalue
     assert len(error.traceback) <= 4, "a sentence, not a traceback"
-    installed = subprocess.run(
-        [python, "-c", "import backprop.exercises as e; print(e.__file__)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    installed = printed_by(python, "import backprop.exercises as e; print(e.__file__)")
     assert Path(installed).is_relative_to(venv), installed
     assert list(workdir.iterdir()) == [], "the notebook wrote files"
