@@ -44,7 +44,6 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from html import escape, unescape
 from pathlib import Path
@@ -297,9 +296,8 @@ def compress_figures(site: Path, cache: Path = FIGURE_CACHE) -> int:
         figures[path] = digest
         if not (cache / f"{digest}.png").is_file():
             to_compress[digest] = original
-    for digest, (compressed, small_png) in zip(
-        to_compress, _map_figures(compressed_pngs, to_compress.values()), strict=True
-    ):
+    results = compress_all(list(to_compress.values()))
+    for digest, (compressed, small_png) in zip(to_compress, results, strict=True):
         cache.mkdir(parents=True, exist_ok=True)
         (cache / f"{digest}.png").write_bytes(compressed)
         if small_png is not None and len(small_png) < len(compressed):
@@ -319,20 +317,18 @@ def compress_figures(site: Path, cache: Path = FIGURE_CACHE) -> int:
     return saved
 
 
-def _map_figures(
-    function: Callable[[bytes], tuple[bytes, bytes | None]], pngs: Iterable[bytes]
-) -> Iterator[tuple[bytes, bytes | None]]:
-    """``function`` over ``pngs``, in order; on all cores when there are several.
+def compress_all(pngs: list[bytes]) -> list[tuple[bytes, bytes | None]]:
+    """`compressed_pngs` of each of ``pngs``, in order; on all cores when there are
+    several.
 
     Quantizing and compressing a figure takes a quarter of a second of one core,
     and a first render has a few dozen of them.
     """
-    pngs = list(pngs)
     workers = min(len(pngs), os.cpu_count() or 1)
     if workers < 2:
-        return map(function, pngs)
+        return [compressed_pngs(png) for png in pngs]
     with ProcessPoolExecutor(workers) as pool:
-        return iter(list(pool.map(function, pngs)))
+        return list(pool.map(compressed_pngs, pngs))
 
 
 def compressed_pngs(png: bytes) -> tuple[bytes, bytes | None]:
