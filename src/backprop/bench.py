@@ -614,7 +614,7 @@ def recomputed_forward_seconds(n: int, repeats: int = 5) -> float:
     work: list[tuple[Callable[..., object], tuple[object, ...]]] = []
     for block in gpt.blocks.layers:
         assert isinstance(block, TransformerBlock)
-        q, k, v, _merged = block.attention.saved
+        q, k, v, _merged, _probs = block.attention.saved
         work.append(
             (attention, (q, k, v, block.attention._mask(q.shape[-2], q.device)))
         )
