@@ -277,15 +277,27 @@ class Module:
         return list(self.named_parameters().values())
 
     def train(self, mode: bool = True) -> Self:
-        """Training (``mode=True``) or evaluation mode for this module and every
-        module inside it; returns the module."""
+        """Training or evaluation mode, for this module and every module inside.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            True for training mode, False for evaluation mode.
+
+        Returns
+        -------
+        Module
+            The module itself.
+        """
         for module in self.modules():
             module.training = bool(mode)
         return self
 
     def eval(self) -> Self:
-        """Evaluation mode everywhere inside, ``train(False)``: batch norm uses
-        its running statistics."""
+        """Evaluation mode everywhere inside, ``train(False)``; returns the module.
+
+        Batch norm then uses its running statistics, wherever it is nested.
+        """
         return self.train(False)
 
     def extra_repr(self) -> str:

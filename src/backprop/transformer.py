@@ -185,7 +185,8 @@ class TransformerBlock(Sequential):
         ``Sequential(ln2, up, GELU, down)``.
     ln1, attention, ln2, up, down : Module
         The layers inside them: `LayerNorm`, `MultiHeadAttention`, `LayerNorm`,
-        `Lin` ``(d_model, d_ff)``, `Lin` ``(d_ff, d_model)``.
+        `Lin` ``(d_model, d_ff)``, `Lin` ``(d_ff, d_model)``; the parameters
+        are named after them (``ln1.gamma``, ``attention.w_q``, ``up.w``).
 
     Raises
     ------
@@ -308,6 +309,8 @@ class TinyGPT(Module):
     >>> gpt.backward()
     >>> gpt.tok.table.g.shape, len(gpt.parameters())
     (torch.Size([5, 12]), 36)
+    >>> list(gpt.named_parameters())[:4]  # the tied table is listed once
+    ['tok.table', 'pos.table', 'blocks.0.ln1.gamma', 'blocks.0.ln1.beta']
     """
 
     input_needs_grad = False  # the input is integer tokens
