@@ -306,7 +306,8 @@ class Module:
 
     def __repr__(self) -> str:
         # As torch's: the settings, then each child on its own line, indented.
-        lines = [self.extra_repr()] if self.extra_repr() else []
+        settings = self.extra_repr()
+        lines = [settings] if settings else []
         children = self.named_children()
         if not children:
             return f"{type(self).__name__}({''.join(lines)})"
@@ -868,7 +869,8 @@ class BatchNorm1d(Module):
     torch.Size([1, 3])
     """
 
-    parameter_names = ("gamma", "beta")  # the running statistics are not
+    # running_mean and running_var are updated by the forward, not by training.
+    parameter_names = ("gamma", "beta")
 
     def __init__(
         self,
