@@ -190,8 +190,6 @@ _ATTENTION_SUBLAYER = Catalogue(
 # --- step 4: the whole block ------------------------------------------------------
 
 _STEP4 = "see 'Step 4: the whole block' in post 15"
-_OWNERS = {"ln1": "ln1", "attn": "attention", "ln2": "ln2", "mlp.up": "up"}
-_OWNERS["mlp.down"] = "down"
 _BLOCK_NAMES = ["x"] + [
     name.replace(".", "_")
     for name in TransformerBlock(2, 1, 2, generator=_gen(0)).named_parameters()
@@ -201,13 +199,13 @@ _BLOCK_NAMES = ["x"] + [
 def block_holding(*params: Tensor) -> TransformerBlock:
     """A causal `TransformerBlock` (2 heads, tanh GELU) holding exactly ``params``,
     in the order of its ``named_parameters()``."""
-    d_model, d_ff = params[12].shape  # mlp.up.w
+    d_model, d_ff = params[12].shape  # up.w
     block = TransformerBlock(
         d_model, _HEADS, d_ff, dtype=params[0].dtype, generator=_gen(0)
     )
     for name, p in zip(block.named_parameters(), params, strict=True):
-        owner, _, attribute = name.rpartition(".")
-        setattr(getattr(block, _OWNERS[owner]), attribute, p)
+        owner, attribute = name.split(".")  # e.g. "attention.w_q"
+        setattr(getattr(block, owner), attribute, p)
     return block
 
 
