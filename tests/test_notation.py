@@ -46,17 +46,20 @@ FUNCTION_WORDS = STOPWORDS | word_set(
     not no more less most least between along through against about above below
     after before under without within across because since if but until though let
     see say says said find found get gets got put puts keep keeps uses recomputes
-    provides multiply remember away"""
+    provides multiply remember away treats treat"""
     # Adjectives: "the final $\\ell$", "a tiny $\\varepsilon$".
     + """ final whole small tiny little large big direct separate single one-hot same
-    usual"""
+    usual own"""
 )
 
 # A math span and its content.
 MATH = re.compile(r"(?<![\\$])\$(?!\$)([^$\n]+?)\$(?!\$)")
-# A symbol: a letter or a Greek command, with an optional hat, tilde or bar.
+# A symbol: a letter or a Greek command, with an optional hat, tilde or bar, braced
+# or not ("\\hat{x}", "\\bar\\mu", "\\tilde W").
+DECORATION = re.compile(r"\s*\\(hat|tilde|bar|mathbf)(?:\{|\s*(?=\\)|\s+)")
 SYMBOL = re.compile(
-    r"^\s*(?:\\(?:hat|tilde|bar|mathbf)\{)?(\\[a-zA-Z]+|[a-zA-Z])\}?"
+    r"^\s*(?:\\(?:hat|tilde|bar|mathbf)(?:\{|\s*(?=\\)|\s+))?"
+    r"(\\[a-zA-Z]+|[a-zA-Z])\}?"
     r"(?:_(\{[^}]*\}|\\text\{[^}]*\}|[a-zA-Z0-9']))?"
 )
 
@@ -87,7 +90,7 @@ def symbol_key(content: str) -> str | None:
     match = SYMBOL.match(content)
     if match is None:
         return None
-    decoration = re.match(r"\s*\\(hat|tilde|bar|mathbf)\{", content)
+    decoration = DECORATION.match(content)
     base = match.group(1)
     if base in ("\\frac", "\\partial", "\\sum", "\\operatorname", "\\text", "\\max"):
         return None
@@ -101,7 +104,9 @@ def notation_table() -> dict[str, set[str]]:
     """Symbol -> the stems of its meaning, from every table of notation.qmd.
 
     A subscripted symbol is also filed under its letter with '_*' ('W_*' holds
-    $W_1$ and $W_2$), for subscripts the page does not list ('W_{jk}')."""
+    $W_1$ and $W_2$), for subscripts the page does not list ('W_{jk}'), and a
+    decorated one under its decoration ('bar *' holds $\\bar\\mu$ and $\\bar v$), so
+    that a bar, hat or tilde over a letter the page does not list is checked too."""
     table: dict[str, set[str]] = {}
     for line in NOTATION.read_text(encoding="utf-8").splitlines():
         if not line.startswith("|") or line.startswith("|---"):
@@ -120,13 +125,17 @@ def notation_table() -> dict[str, set[str]]:
                 table.setdefault(key, set()).update(meaning)
                 if "_" in key:
                     table.setdefault(key.split("_")[0] + "_*", set()).update(meaning)
+                if " " in key:
+                    # A decoration means one thing whatever it sits on: 'bar *'.
+                    table.setdefault(key.split()[0] + " *", set()).update(meaning)
     return table
 
 
 def lookup(table: dict[str, set[str]], key: str) -> str | None:
     """The notation entry a post's symbol falls under, or None if it is not reserved."""
     letter = key.split("_")[0]
-    for candidate in (key, letter + "_*" if "_" in key else None, letter):
+    decoration = key.split()[0] + " *" if " " in key else None
+    for candidate in (key, letter + "_*" if "_" in key else None, letter, decoration):
         if candidate in table:
             return candidate
     return None
@@ -152,10 +161,10 @@ NOUN_BEFORE = re.compile(
     re.I,
 )
 # A letter defined by words after it: "$p_i$ for the predictions", "where $m$ is the
-# number of ...", "$t_i$ the target class".
+# number of ...", "$t_i$ the target class"; not an owner ("$\\hat x$ is the forward's").
 AFTER = re.compile(
     r"^\s*(?:for|is|are|stands\s+for|counts|denotes|means)?\s*(?:the|a|an)\s+"
-    r"([`A-Za-z-]+(?:\s+[`A-Za-z-]+){0,2})"
+    r"([`A-Za-z-]+(?:\s+[`A-Za-z-]+){0,2})(?!\w|['’]s\b)"
 )
 
 
@@ -269,12 +278,14 @@ def test_the_check_sees_a_clash_and_a_right_use(tmp_path):
         "---\ntitle: x\n---\n\n"
         "An image (height $n_h$, width $w$), and a weight $w = -2$.\n"
         "Write $p_i$ for the predictions and $t_i$ for the targets.\n"
-        "Here $\\alpha$ is the momentum of the running mean.\n",
+        "Here $\\alpha$ is the momentum of the running mean.\n"
+        "Call the padded image $\\bar x$, and the running variance $\\bar v$.\n",
         encoding="utf-8",
     )
     found = "\n".join(clashes([post]))
     assert "$w$ defined as 'width'" in found
     assert "$p_i$ defined as 'predictions'" in found
     assert "$\\alpha$ defined as 'momentum" in found
-    for right in ("'weight'", "$t_i$ defined", "$n_h$ defined"):
+    assert "$bar x$ defined as 'image'" in found  # a bar is a running statistic
+    for right in ("'weight'", "$t_i$ defined", "$n_h$ defined", "$bar v$ defined"):
         assert right not in found, right
