@@ -108,11 +108,11 @@ def where(error: BaseException) -> str:
     frame = (mine or frames)[-1]
     code = f": {frame.line.strip()}" if frame.line else ""
     text = f" (in {frame.name}, line {frame.lineno}{code}"
-    inner = frames[-1]
-    if mine and inner is not frame and inner.filename.startswith(_BACKPROP_DIR):
-        # The reader's call reached a library function that refused it.
-        module = Path(inner.filename).stem
-        text += f"; raised inside backprop's {module}.{inner.name}"
+    # The library function the reader's line called, if the error came from it.
+    called = frames[frames.index(frame) + 1 :]
+    if mine and called and called[0].filename.startswith(_BACKPROP_DIR):
+        module = Path(called[0].filename).stem
+        text += f"; raised inside backprop's {module}.{called[0].name}"
     return text + ")"
 
 
