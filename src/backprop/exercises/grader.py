@@ -164,7 +164,7 @@ def check_backward(
     | name | candidate |
     |---|---|
     | lin | `(grad_out, x, w, b) -> (grad_x, grad_w, grad_b)`, w (n_in, n_out) |
-    | lin_out_in | the same, w (n_out, n_in) as `nn.Linear`: out = x @ w.T + b |
+    | lin_out_in | the same, `(grad_x, grad_weight, grad_bias)`, weight (n_out, n_in) |
     | relu | `(grad_out, x) -> grad_x` |
     | gelu | `(grad_out, x, approximate) -> grad_x`, approximate "tanh" or "none" |
     | mse | `(pred, target) -> grad_pred` (of the mean over all values) |
@@ -268,7 +268,9 @@ def check_gradient(
     ``catalogue`` names the exercise whose typical mistakes the report may name
     (``backprop.exercises.catalogues.CATALOGUES``; a post's exercise is named as
     its ``exercise-<name>`` cell): an answer that makes one of them gets its name
-    and a hint pointing back at the post.
+    and a hint pointing back at the post. The candidate is then also checked at
+    the catalogue's other points, made from ``inputs``: other shapes and values
+    for the same ``forward`` (those the forward cannot take are left out).
 
     Parameters
     ----------
