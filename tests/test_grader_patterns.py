@@ -618,3 +618,123 @@ def test_a_closure_returning_a_gradient_of_the_wrong_shape():
         "the backward of '/' returned a gradient of shape (3, 4) for input 2"
         in text(report)
     )
+
+
+# ----------------------------------------------------------------------------------
+# More wrong answers in no catalogue, per heavily used family
+# ----------------------------------------------------------------------------------
+
+
+def _lin_times_2(g, x, w, b):
+    return 2 * g @ w.T, 2 * x.T @ g, 2 * g.sum(0)
+
+
+def _log_softmax_global_sum(g, x):
+    return g - softmax(x) * g.sum()
+
+
+def _log_softmax_reversed(g, x):
+    return softmax(x) * g.sum(-1, keepdim=True) - g
+
+
+def _cross_entropy_without_mean(z, t):
+    return softmax(z) - F.one_hot(t, z.shape[1]).to(z.dtype)
+
+
+def _attention_grad_k_unscaled(g, q, k, v, mask=None):
+    grad_q, grad_k, grad_v = fn.attention_backward(g, q, k, v, mask)
+    return grad_q, grad_k * math.sqrt(q.shape[-1]), grad_v
+
+
+def _attention_q_k_swapped(g, q, k, v, mask=None):
+    grad_q, grad_k, grad_v = fn.attention_backward(g, q, k, v, mask)
+    return grad_k, grad_q, grad_v
+
+
+def _conv_negated(g, x, w, b, stride, padding):
+    return tuple(-t for t in fn.conv2d_backward(g, x, w, b, stride, padding))
+
+
+def _conv_grad_w_averaged(g, x, w, b, stride, padding):
+    grad_x, grad_w, grad_b = fn.conv2d_backward(g, x, w, b, stride, padding)
+    return grad_x, grad_w / x.shape[0], grad_b
+
+
+def _embedding_averaged(g, idx, table):
+    return fn.embedding_backward(g, idx, table) / idx.numel()
+
+
+def _embedding_transpose_reshaped(g, idx, table):
+    return fn.embedding_backward(g, idx, table).T.reshape(table.shape)
+
+
+def _layernorm_beta_averaged(g, x, gamma, beta, eps=1e-5):
+    grad_x, grad_gamma, _ = fn.layernorm_backward(g, x, gamma, beta, eps)
+    return grad_x, grad_gamma, g.mean(0)
+
+
+@pytest.mark.parametrize(
+    ("name", "answer", "said", "not_said"),
+    [
+        ("lin", _lin_times_2, "grad_x, grad_w, grad_b are all ×2 the right", "sign"),
+        ("log_softmax", _log_softmax_global_sum, "grad_x does not match", "factor"),
+        ("log_softmax", _log_softmax_reversed, "grad_x has the wrong sign", "×"),
+        (
+            "cross_entropy",
+            _cross_entropy_without_mean,
+            "×N (N = the batch size)",
+            "×n",
+        ),
+        ("attention", _attention_grad_k_unscaled, "grad_k is right up to", "×2"),
+        ("attention", _attention_q_k_swapped, "grad_q and grad_k are swapped", "×"),
+        ("conv2d", _conv_negated, "all have the wrong sign", "×"),
+        (
+            "conv2d",
+            _conv_grad_w_averaged,
+            "grad_w is right up to a constant factor: it is ×1/N",
+            "×1/(N",
+        ),
+        ("embedding", _embedding_averaged, "×1/n (n = the lookups", "0.1667"),
+        (
+            "embedding",
+            _embedding_transpose_reshaped,
+            "use a transpose (.T), not .reshape",
+            "Square shapes hide",
+        ),
+        (
+            "layernorm",
+            _layernorm_beta_averaged,
+            "grad_beta is right up to a constant factor: it is ×1/N",
+            "×1/C",
+        ),
+    ],
+)
+def test_more_answers_in_no_catalogue(name, answer, said, not_said):
+    report = check_backward(name, answer)
+    words = problems(report)
+    assert not report.ok and said in words and not_said not in words
+    no_catalogue_name(report, name)
+
+
+def test_a_factor_no_size_names_on_every_case_is_the_number():
+    right = right_of("self-attention")
+
+    def grad_w_v_tripled(g, x, w_q, w_k, w_v):
+        grad_x, grad_w_q, grad_w_k, grad_w_v = right(g, x, w_q, w_k, w_v)
+        return grad_x, grad_w_q, grad_w_k, 3 * grad_w_v
+
+    words = problems(post_exercise("self-attention", grad_w_v_tripled))
+    assert "it is ×3 the right answer" in words and "[every case]" in words
+    assert "×T" not in words and "×√d" not in words
+
+
+def test_a_mean_for_a_sum_at_the_loss_is_one_factor_named_by_the_entries():
+    def averaged(x, w, t):
+        grad_r = 2 * (w * x + x - t) / x.numel()
+        return grad_r * (w + 1), grad_r * x, -grad_r
+
+    words = problems(post_exercise("skip", averaged))
+    assert (
+        "grad_x, grad_w, grad_t are all ×1/n (n = the number of entries of x)" in words
+    )
+    assert words.count(" - ") == 1  # one finding

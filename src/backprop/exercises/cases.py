@@ -457,6 +457,11 @@ def _embedding_cases(gen: torch.Generator) -> list[Case]:
                 expected=(expected,),
                 grads=("grad_table",),
                 batch=idx.numel(),
+                sizes={
+                    "n": (idx.numel(), "the lookups, idx.numel()"),
+                    "V": (rows, "the rows of the table"),
+                    "D": (width, "the width of the table"),
+                },
                 variants=variants,
                 spots=spots,
             )

@@ -161,9 +161,14 @@ def factor_groups(
     options = [factor_names(verdict.ratio, case) for _, case, verdict in found]
     common = [e for e in options[0] if all(e in other for other in options[1:])]
     note = found[0][2].message  # the dtype note, if any
-    if common:
+    first = found[0][2].ratio
+    same = all(abs(v.ratio - first) <= 1e-6 * abs(first) for _, _, v in found)
+    if common or same:
+        # One name for every case; or, when none fits them all, the same number
+        # (×3 is ×T where T = 3, and ×√d where d = 9: it is 3).
         cases = [case for _, case, _ in found]
-        message = factor_message(name, common[0], found[0][2].ratio, cases, note)
+        expression = common[0] if common else ""
+        message = factor_message(name, expression, first, cases, note)
         return [(message, [number for number, _, _ in found])]
     groups: dict[str, tuple[str, list[int]]] = {}
     for (number, case, verdict), names in zip(found, options, strict=True):
@@ -502,6 +507,8 @@ def judge(
             f"{name} is transposed: its transpose is right. Square shapes hide this, "
             "since a transposed square matrix has the same shape; swap the order of "
             f"the product (and transpose each factor).{dtype_note}",
+            # On a square, a transpose reshaped is the transpose.
+            also=(("reshaped", ""),),
         )
     if want.ndim > 2 and "permuted" not in skip:
         order = _permutation(g, want, recognise)

@@ -412,10 +412,12 @@ def _fitting(
 
 
 def _default_sizes(inputs: list[Tensor], names: Sequence[str]) -> Sizes:
+    """n, the first input's entries, and N, its rows when it has rows: the same
+    names on points of any shape (a vector's length is its n)."""
     sizes: Sizes = {}
-    if inputs[0].ndim >= 1 and inputs[0].shape[0] > 1:
+    if inputs[0].ndim >= 2 and inputs[0].shape[0] > 1:
         sizes["N"] = (inputs[0].shape[0], f"the first dimension of {names[0]}")
-    if inputs[0].numel() > 1 and inputs[0].ndim > 1:
+    if inputs[0].numel() > 1:
         sizes["n"] = (inputs[0].numel(), f"the number of entries of {names[0]}")
     return sizes
 

@@ -455,6 +455,12 @@ def _norm_mistakes(kind: str) -> tuple[Mistake, ...]:
     ]
     mistakes += [
         Mistake(
+            "gamma is left out of grad_x_hat = gamma * grad_out",
+            "y = gamma * x_hat + beta, so the gradient reaching x_hat is grad_out "
+            f"times gamma; {_NORM_STEPS}",
+            _by_hand(dim, with_gamma=False),
+        ),
+        Mistake(
             "grad_gamma multiplies grad_out by x instead of by x_hat",
             "gamma scales the normalised x_hat, so grad_gamma = (grad_out * x_hat)"
             ".sum(0); see 'The gradients of gamma and beta' in post 9",
@@ -501,6 +507,7 @@ def _by_hand(
     variance_sign: float = -1.0,
     power: int = 1,
     reduce: str = "mean",
+    with_gamma: bool = True,
 ) -> Callable[..., tuple[Tensor, Tensor, Tensor]]:
     """The one-formula backward over ``dim``, with one of its typical slips."""
 
@@ -509,7 +516,7 @@ def _by_hand(
     ) -> tuple[Tensor, Tensor, Tensor]:
         sigma = torch.sqrt(x.var(dim, keepdim=True, unbiased=False) + eps)
         x_hat = (x - x.mean(dim, keepdim=True)) / sigma
-        g_hat = g * gamma
+        g_hat = g * gamma if with_gamma else g
 
         def average(t: Tensor) -> Tensor:
             if reduce == "sum":
