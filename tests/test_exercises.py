@@ -370,7 +370,7 @@ def test_conv_bias_gradient_summed_over_the_batch_only():
 
     report = check_backward("conv2d", backward)
     assert "grad_b has shape (3, 3, 5) instead of (3,)" in text(report)
-    assert "sums over the batch only, not over the output positions" in text(report)
+    assert "not summed over axes (1, 2)" in text(report)
 
 
 def test_embedding_assignment_instead_of_accumulation():

@@ -591,11 +591,11 @@ def _conv_grad_x_flipped(
     return flipped, grad_w, grad_b
 
 
-def _conv_bias_positions(
+def _conv_bias_batch_mean(
     g: Tensor, x: Tensor, w: Tensor, b: Tensor, stride: int, padding: int
 ) -> tuple[Tensor, ...]:
     grad_x, grad_w, _ = _conv_right(g, x, w, b, stride, padding)
-    return grad_x, grad_w, g.sum(0)
+    return grad_x, grad_w, g.sum((2, 3)).mean(0)
 
 
 def _conv_weight_per_example(
@@ -639,11 +639,11 @@ _CONV_MISTAKES = (
         _conv_grad_x_flipped,
     ),
     Mistake(
-        "grad_b sums over the batch only, not over the output positions",
-        "b is added at every position of every image, so grad_b sums grad_out over "
-        "the batch and both spatial axes, .sum((0, 2, 3)); see 'The bias is shared "
-        "by every pixel, not only by every image' in post 11",
-        _conv_bias_positions,
+        "grad_b averages over the batch instead of summing",
+        "b is added at every position of every image, and each use adds its "
+        "gradient: grad_out.sum((0, 2, 3)); see 'The bias is shared by every pixel, "
+        "not only by every image' in post 11",
+        _conv_bias_batch_mean,
     ),
     Mistake(
         "grad_w is not summed over the batch: one kernel gradient per image",
