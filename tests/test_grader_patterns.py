@@ -738,3 +738,43 @@ def test_a_mean_for_a_sum_at_the_loss_is_one_factor_named_by_the_entries():
         "grad_x, grad_w, grad_t are all ×1/n (n = the number of entries of x)" in words
     )
     assert words.count(" - ") == 1  # one finding
+
+
+def test_a_dilation_slip_is_said_to_be_the_dilation(monkeypatch):
+    # No layer of the series has a dilation yet: an exercise of one, registered
+    # here, whose points carry the trait, as conv2d's cases carry "stride".
+    from backprop.exercises.catalogues.parts import Catalogue, Point
+
+    def dilated(x, w, dilation):
+        return F.conv2d(x, w, dilation=int(dilation))
+
+    def more(point, gen):
+        x, w, _ = point.inputs
+        return [
+            Point([x * 2, w, torch.tensor(2)], traits=frozenset({"dilation"})),
+            Point([x[:, :, :-1], -w, torch.tensor(1)]),
+            Point(
+                [x[:, :, 1:], w * 3, torch.tensor(3)], traits=frozenset({"dilation"})
+            ),
+        ]
+
+    monkeypatch.setitem(CATALOGUES, "dilated", Catalogue("post 11", (), more=more))
+
+    def dilation_ignored(g, x, w, dilation):
+        # The taps taken next to each other in the backward, whatever the dilation.
+        spread = torch.zeros_like(F.conv2d(x, w))
+        spread[..., : g.shape[-2], : g.shape[-1]] = g
+        return tuple(autograd(lambda x, w: F.conv2d(x, w), (x, w), spread))
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 2, 9, 9, dtype=f64, generator=gen)
+    w = torch.randn(3, 2, 3, 3, dtype=f64, generator=gen)
+    report = check_gradient(
+        dilated,
+        dilation_ignored,
+        [x, w, torch.tensor(1)],
+        names=["x", "w", "dilation"],
+        catalogue="dilated",
+    )
+    words = problems(report)
+    assert "grad_x, grad_w: right at dilation 1 and wrong with a dilation" in words
