@@ -778,3 +778,16 @@ def test_a_dilation_slip_is_said_to_be_the_dilation(monkeypatch):
     )
     words = problems(report)
     assert "grad_x, grad_w: right at dilation 1 and wrong with a dilation" in words
+
+
+def test_one_factor_on_some_gradients_is_not_a_slip_where_all_start():
+    # Post 13's bug 11: grad_q and grad_k without the 1/√d, grad_v right.
+    def no_scale(g, q, k, v, mask=None):
+        grad_q, grad_k, grad_v = fn.attention_backward(g, q, k, v, mask)
+        root_d = math.sqrt(q.shape[-1])
+        return grad_q * root_d, grad_k * root_d, grad_v
+
+    words = problems(check_backward("attention", no_scale))
+    assert "the first step back from the loss" not in words
+    for grad in ("grad_q", "grad_k"):
+        assert f"{grad} is right up to a constant factor: it is ×√d" in words

@@ -307,7 +307,9 @@ _RATIO_KEYS = ("factor", "sign", "single")
 def same_slip(g: Grading) -> list[Finding]:
     """Every wrong gradient off by the same sign or factor, on every case."""
     wrong = g.unexplained()
-    if len(wrong) < 2 or len(wrong) != len([n for n in g.grads if g.wrong_on(n)]):
+    # A slip where every gradient starts leaves none of them right: when one is
+    # right (attention's grad_v without the 1/√d), the others' slips are their own.
+    if len(wrong) < 2 or len(wrong) != len(g.grads):
         return []
     numbers = g.wrong_on(wrong[0])
     if any(g.wrong_on(name) != numbers for name in wrong):
