@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn import grad as conv_grad
 
 from backprop.exercises.cases import attention_forward, autograd, normalise
 from backprop.exercises.catalogues.parts import Catalogue, Mistake
@@ -546,12 +547,32 @@ def _layernorm_gamma_outside(
 _CONV = "see 'The backward, from the linear layer' in post 11"
 
 
+def _conv_input_grad(
+    shape: torch.Size, w: Tensor, g: Tensor, stride: int, padding: int
+) -> Tensor:
+    out: Tensor = conv_grad.conv2d_input(  # type: ignore[no-untyped-call]  # untyped
+        shape, w, g, stride=stride, padding=padding
+    )
+    return out
+
+
+def _conv_weight_grad(
+    x: Tensor, shape: torch.Size, g: Tensor, stride: int, padding: int
+) -> Tensor:
+    out: Tensor = conv_grad.conv2d_weight(  # type: ignore[no-untyped-call]  # untyped
+        x, shape, g, stride=stride, padding=padding
+    )
+    return out
+
+
 def _conv_right(
     g: Tensor, x: Tensor, w: Tensor, b: Tensor, stride: int, padding: int
 ) -> list[Tensor]:
-    return autograd(
-        lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding), (x, w, b), g
-    )
+    # torch's own gradients of a convolution, without building a graph: the
+    # catalogue calls this for every mistake on every case.
+    grad_x = _conv_input_grad(x.shape, w, g, stride=stride, padding=padding)
+    grad_w = _conv_weight_grad(x, w.shape, g, stride=stride, padding=padding)
+    return [grad_x, grad_w, g.sum((0, 2, 3))]
 
 
 def _conv_padded_grad(
@@ -587,7 +608,9 @@ def _conv_grad_x_flipped(
     _, grad_w, grad_b = _conv_right(g, x, w, b, stride, padding)
     # The transposed convolution with the kernel flipped: the flip belongs to a
     # true convolution, and the forward here is a correlation.
-    flipped = _conv_right(g, x, w.flip(-2, -1), b, stride, padding)[0]
+    flipped = _conv_input_grad(
+        x.shape, w.flip(-2, -1), g, stride=stride, padding=padding
+    )
     return flipped, grad_w, grad_b
 
 
@@ -604,7 +627,9 @@ def _conv_weight_per_example(
     grad_x, _, grad_b = _conv_right(g, x, w, b, stride, padding)
     per_example = torch.stack(
         [
-            _conv_right(g[n : n + 1], x[n : n + 1], w, b, stride, padding)[1]
+            _conv_weight_grad(
+                x[n : n + 1], w.shape, g[n : n + 1], stride=stride, padding=padding
+            )
             for n in range(x.shape[0])
         ]
     )
