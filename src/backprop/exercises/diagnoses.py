@@ -122,31 +122,41 @@ def factor_names(ratio: float, case: Case) -> list[str]:
     ]
 
 
+def factor_text(expression: str, ratio: float, cases: list[Case]) -> str:
+    """'×1/N (N = the batch size)', or '×0.37' when no expression names it."""
+    if not expression:
+        return f"×{ratio:.4g}"
+    first = cases[0]
+    symbols = _symbols(expression, first.sizes)
+    if len(cases) == 1:
+        legend = ", ".join(
+            f"{n} = {_fraction(first.sizes[n][0])}, {first.sizes[n][1]}"
+            for n in symbols
+        )
+    else:
+        legend = ", ".join(f"{n} = {first.sizes[n][1]}" for n in symbols)
+    return f"×{expression}" + (f" ({legend})" if legend else "")
+
+
 def factor_message(
-    name: str, expression: str, ratio: float, cases: list[Case], note: str
+    name: str,
+    expression: str,
+    ratio: float,
+    cases: list[Case],
+    note: str,
+    where: str = "the same in every entry",
 ) -> str:
     """Say that ``name`` is off by ``expression`` (or by ``ratio``) in ``cases``."""
     first = cases[0]
-    if expression:
-        symbols = _symbols(expression, first.sizes)
-        if len(cases) == 1:
-            legend = ", ".join(
-                f"{n} = {_fraction(first.sizes[n][0])}, {first.sizes[n][1]}"
-                for n in symbols
-            )
-        else:
-            legend = ", ".join(f"{n} = {first.sizes[n][1]}" for n in symbols)
-        text = f"×{expression}" + (f" ({legend})" if legend else "")
-    else:
-        text = f"×{ratio:.4g}"
+    text = factor_text(expression, ratio, cases)
     hint = first.factor_hints.get(expression, "")
     if not hint and expression in ("2", "1/2"):
         hint = "a factor 2 is extra" if expression == "2" else "a factor 2 is missing"
     hint = hint or "a constant is missing or extra"
     end = "" if hint.endswith("?") else "."
     return (
-        f"{name} is right up to a constant factor: it is {text} the right answer, the "
-        f"same in every entry. {hint[0].upper()}{hint[1:]}{end}{note}"
+        f"{name} is right up to a constant factor: it is {text} the right answer, "
+        f"{where}. {hint[0].upper()}{hint[1:]}{end}{note}"
     )
 
 
@@ -691,9 +701,7 @@ def _single(name: str, wrong: list[tuple[int, Case, Verdict]]) -> str:
     if common or same:
         cases = [case for _, case, _ in wrong]
         expression = common[0] if common else ""
-        return factor_message(name, expression, ratios[0], cases, "").replace(
-            "the same in every entry", "on every case"
-        )
+        return factor_message(name, expression, ratios[0], cases, "", "on every case")
     return first.message
 
 

@@ -23,8 +23,8 @@ from backprop.exercises.diagnoses import (
     RECOGNISE,
     Verdict,
     close,
-    factor_message,
     factor_names,
+    factor_text,
     general,
 )
 from backprop.exercises.runner import clone_args, describe_error, unpack
@@ -337,10 +337,8 @@ def same_slip(g: Grading) -> list[Finding]:
         same = all(abs(r - ratios[0][1]) <= 1e-6 * abs(ratios[0][1]) for _, r in ratios)
         if not common and not same:
             return []
-        text = factor_message(
-            "x", common[0] if common else "", ratios[0][1], [c for c, _ in ratios], ""
-        )
-        factor = text.split("it is ", 1)[1].split(" the right answer", 1)[0]
+        expression = common[0] if common else ""
+        factor = factor_text(expression, ratios[0][1], [c for c, _ in ratios])
         message = (
             f"{names} are all {factor} the right answers, the same factor for each: "
             "a factor in the gradient they all start from (the first step back from "
