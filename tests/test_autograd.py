@@ -498,3 +498,41 @@ def test_post_14_says_how_long_the_module_is():
     assert abs(measured - stated) <= 0.1 * measured, (
         f"post 14 says about {stated} lines of code; backprop.autograd has {measured}"
     )
+
+
+def _square_returning(what):
+    """x * x on the tape, with a backward that returns ``what`` of its gradient."""
+
+    def square(x):
+        def backward(g):
+            grad = 2 * x.data * g
+            return {
+                "tuple": (grad,),
+                "bare": grad,
+                "none": None,
+                "pair": (grad, None),
+                "no gradient": (None,),
+                "shape": (grad.sum(0),),
+            }[what]
+
+        return ag.Tensor._result(x.data * x.data, (x,), backward, "square")
+
+    return square
+
+
+@pytest.mark.parametrize(
+    ("what", "said"),
+    [
+        ("bare", "returned a bare Tensor, but it returns a tuple"),
+        ("none", "returned None, but it returns a tuple"),
+        ("pair", "returned 2 gradients for its 1 input"),
+        ("no gradient", "returned None for input 1 (shape (3, 2)), which needs"),
+        ("shape", "returned a gradient of shape (2,) for input 1, of shape (3, 2)"),
+    ],
+)
+def test_a_backward_returning_the_wrong_thing_names_the_operation(what, said):
+    x = ag.Tensor(torch.randn(3, 2, dtype=torch.float64), requires_grad=True)
+    with pytest.raises(ValueError, match=re.escape(f"the backward of 'square' {said}")):
+        _square_returning(what)(x).sum().backward()
+    _square_returning("tuple")(x).sum().backward()
+    torch.testing.assert_close(x.grad, 2 * x.data)

@@ -333,3 +333,31 @@ def test_the_sections_the_hints_quote_exist(name):
                 if line.startswith("#")
             }
             assert _heading_words(title) in headings, f"{title!r} in {post.parent.name}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "layernorm",
+        "batchnorm-eval",
+        "conv2d",
+        "attention",
+        "self-attention",
+        "bag-of-words",
+        "tanh",
+        "divide",
+    ],
+)
+def test_the_catalogues_that_had_gaps_hold_six_mistakes(name):
+    # Every one of them is graded as wrong and named by the test above.
+    assert len(CATALOGUES[name].mistakes) >= 6
+
+
+def test_every_post_exercise_is_checked_at_several_points():
+    for name in CATALOGUES:
+        if name in LAYERS:
+            continue
+        report = grade(name, _right(name))
+        assert report.ok and "more points (other shapes and values)" in text(report), (
+            name
+        )

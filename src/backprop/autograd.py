@@ -336,7 +336,8 @@ class Tensor:
                 else:
                     node.grad = g
                 continue
-            for parent, grad in zip(node._parents, node._backward(g), strict=True):
+            returned = _checked(node, node._backward(g))
+            for parent, grad in zip(node._parents, returned, strict=True):
                 if parent.requires_grad and grad is not None:
                     # Each gradient in its tensor's dtype, as torch casts them: a
                     # float32 weight times a float64 constant gets a float32 .grad.
@@ -348,6 +349,50 @@ class Tensor:
 
 # What may stand on either side of + - * @: numbers become constants.
 Operand = Tensor | torch.Tensor | float | int | bool
+
+
+def _checked(node: Tensor, returned: object) -> tuple[torch.Tensor | None, ...]:
+    """What an operation's backward returned, if it is one gradient per input, each
+    of that input's shape (or None where the input needs none); else a ValueError
+    naming the operation, rather than a failure further on."""
+    op, parents = node._op, node._parents
+    count = len(parents)
+    one = "(grad,)" if count == 1 else f"({', '.join(['...'] * count)})"
+    if not isinstance(returned, tuple | list):
+        what = "None" if returned is None else f"a bare {type(returned).__name__}"
+        raise ValueError(
+            f"the backward of {op!r} returned {what}, but it returns a tuple with one "
+            f"gradient per input, {count} here: return {one}, even for one input"
+        )
+    if len(returned) != count:
+        raise ValueError(
+            f"the backward of {op!r} returned {len(returned)} gradients for its "
+            f"{count} input{'s' if count > 1 else ''}: one per input, in order, "
+            "None for an input that needs none"
+        )
+    for number, (parent, grad) in enumerate(
+        zip(parents, returned, strict=True), start=1
+    ):
+        if grad is None:
+            if parent.requires_grad:
+                raise ValueError(
+                    f"the backward of {op!r} returned None for input {number} (shape "
+                    f"{shape_str(parent.shape)}), which needs a gradient"
+                )
+            continue
+        if not isinstance(grad, torch.Tensor):
+            raise ValueError(
+                f"the backward of {op!r} returned a {type(grad).__name__} for input "
+                f"{number}; a gradient is a torch.Tensor of the input's shape"
+            )
+        if parent.requires_grad and grad.shape != parent.shape:
+            raise ValueError(
+                f"the backward of {op!r} returned a gradient of shape "
+                f"{shape_str(grad.shape)} for input {number}, of shape "
+                f"{shape_str(parent.shape)}: a gradient has its input's shape (where "
+                "the input was broadcast, sum the gradient back: unbroadcast)"
+            )
+    return tuple(returned)
 
 
 def _storage(t: torch.Tensor) -> int:

@@ -4,16 +4,19 @@
 exactly the signature of the library's ``<name>_backward`` (see
 `backprop.functional`), runs it on a few small random cases chosen to expose
 mistakes (a batch of 1 and a larger batch, non-square shapes so that a transpose
-cannot hide, float64 and float32, repeated indices, a mask, stride and padding),
-and compares every gradient it returns with ``torch.autograd``'s.
+cannot hide, float64 and float32, repeated indices, a mask, stride and padding,
+values where an unstable softmax overflows), and compares every gradient it returns
+with ``torch.autograd``'s.
 
 A wrong answer never raises: a gradient of the wrong shape, the wrong number of
 gradients, ``None``, an exception from the candidate or a candidate that runs far
 too long all end up in the `Report`. When a gradient is wrong the report
 compares it with the right answer and says what kind of wrong it is: transposed,
-off by a constant factor (and which one), off by its sign, not summed over the
-batch, wrong only on rows looked up more than once, right only for a batch of 1
-or on square shapes, or close but beyond float64's precision.
+off by a constant factor (named by the sizes it is made of), off by its sign, not
+summed over the batch, an axis of size 1 too many, swapped with another gradient,
+right except where a mask, a stride, padding or extreme values come in, wrong only
+on rows looked up more than once, right only for a batch of 1 or on square shapes,
+or close but beyond float64's precision (``patterns`` tries these in order).
 
 `check_gradient` does the same for any function of tensors, and
 `exercise` / `exercise_gradient` are what a post's exercise cells call:
@@ -28,8 +31,9 @@ catalogue goes with its name; a post's own exercise passes
 
 The package is split along its seams: ``cases`` (one family of cases per layer),
 ``catalogues`` (the typical mistakes of each exercise), ``diagnoses`` (what kind
-of wrong a gradient is), ``runner`` (time limits, exceptions), ``report`` and
-``grader`` (the functions below). Adding an exercise means adding one case family
+of wrong a gradient is on one case), ``patterns`` (what the cases say together),
+``runner`` (time limits, exceptions), ``report`` and ``grader`` (the functions
+below). Adding an exercise means adding one case family
 (or, for a post's own exercise, its ``Example``) and one catalogue.
 
 Like `backprop.gradcheck`, this package is an oracle, so it calls

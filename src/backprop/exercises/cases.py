@@ -52,6 +52,11 @@ class Case:
     factor_hints: dict[str, str] = field(default_factory=dict)
     # What a returned value has the shape of, when not its input ("grad_x": "x").
     of: dict[str, str] = field(default_factory=dict)
+    # What sets this case apart, for the patterns across cases: "mask", "stride",
+    # "padding", "dilation", "extreme" (values where a naive formula overflows).
+    traits: frozenset[str] = frozenset()
+    # "gradient", or "JVP" for a forward-mode check (it has the output's shape).
+    kind: str = "gradient"
 
 
 @dataclass
@@ -61,6 +66,8 @@ class Layer:
     coverage: str
     make_cases: Callable[[torch.Generator], list[Case]]
     loss: bool = False  # a loss's backward takes no grad_out
+    # Patterns this exercise opts out of (backprop.exercises.patterns.PATTERNS).
+    skip: frozenset[str] = frozenset()
 
     @property
     def bare(self) -> bool:
@@ -124,11 +131,20 @@ _BATCH_HINTS = {
     "1/N": "did you average over the batch instead of summing?",
     "N": "is a 1/N missing, or did you sum where a single row was meant?",
 }
+_ATTENTION_HINTS = {
+    "√d": "the 1/√d of the scores is missing in the backward",
+    "1/√d": "is the 1/√d scale applied twice?",
+}
+# For the posts' own exercises, whose catalogues name N the batch and d the width
+# of q and k.
+FACTOR_HINTS = _BATCH_HINTS | _ATTENTION_HINTS
 
 
 # --- linear layer -----------------------------------------------------------------
 
 _LIN_SHAPES = [(1, 3, 5, f64), (6, 4, 3, f64), (4, 4, 4, f64), (5, 2, 7, f32)]
+_LIN_GRADS = ("grad_x", "grad_w", "grad_b")
+_LIN_OUT_IN_GRADS = ("grad_x", "grad_weight", "grad_bias")
 
 
 def _lin_cases(gen: torch.Generator, weight_out_in: bool) -> list[Case]:
@@ -145,12 +161,14 @@ def _lin_cases(gen: torch.Generator, weight_out_in: bool) -> list[Case]:
         ) -> Tensor:
             return F.linear(x, w if out_in else w.T, b)
 
-        grads = ("grad_x", "grad_w", "grad_b")
+        # The names of the stub: nn.Linear's layout calls them weight and bias.
+        grads = _LIN_OUT_IN_GRADS if weight_out_in else _LIN_GRADS
         expected = autograd(forward, (x, w, b), grad_out)
         variants = ones_variants(forward, (x, w, b), grad_out, grads)
+        named = {"weight": w, "bias": b} if weight_out_in else {"w": w, "b": b}
         cases.append(
             Case(
-                label=case_label(dtype, x=x, w=w, b=b),
+                label=case_label(dtype, x=x, **named),
                 args=(grad_out, x, w, b),
                 expected=tuple(expected),
                 grads=grads,
@@ -284,19 +302,63 @@ def _mse_cases(gen: torch.Generator) -> list[Case]:
 
 # --- logsumexp, softmax, log-softmax, cross-entropy -----------------------------------
 
-_SOFTMAX_SHAPES = [((1, 5), f64, 1.0), ((6, 3), f64, 1.0), ((4, 4), f64, 1.0)]
-_SOFTMAX_SHAPES += [((3, 5), f32, 1.0), ((3, 4), f64, 800.0)]
-_LARGE_NOTE = (
-    "x has entries near 800 in this case, and exp(800) overflows even float64: "
-    "subtract each row's maximum before exp (the stable softmax)"
-)
+_SOFTMAX_SHAPES = [((1, 5), f64, ""), ((6, 3), f64, ""), ((4, 4), f64, "")]
+_SOFTMAX_SHAPES += [((3, 5), f32, "")]
+# Values where a formula that is right on paper breaks in floating point, each
+# chosen to catch one unstable route and no other: every row near 800 (exp of the
+# raw x overflows), rows near 800 next to rows near 0 (one maximum for the whole
+# batch, x.max(), sends the small rows' exps to 0), and rows whose entries lie
+# hundreds apart with their maximum at 0 (exp of the smallest underflows to 0, so a
+# route through 1/softmax or log(softmax) divides by 0). The spreads pass float32's
+# limits (exp overflows past 88, underflows below -104) or float64's (709, -745).
+_SOFTMAX_SHAPES += [((3, 4), f64, "large"), ((2, 5), f32, "large")]
+_SOFTMAX_SHAPES += [((4, 3), f64, "mixed"), ((2, 4), f32, "mixed")]
+_SOFTMAX_SHAPES += [((3, 5), f64, "wide"), ((3, 5), f32, "wide")]
+_WIDE_ROWS = {
+    f64: [[0, -900, -5, -400, -1], [-800, 0, -3, -450, -760], [-2, -770, 0, -20, -300]],
+    f32: [[0, -120, -5, -60, -1], [-200, 0, -3, -90, -150], [-2, -40, 0, -130, -7]],
+}
+_STRESS_LABEL = {
+    "large": "{x} near 800",
+    "mixed": "rows of {x} near 800 and near 0",
+    "wide": "entries of {x} hundreds apart in a row",
+}
+_STRESS_NOTE = {
+    "large": "{x} has entries near 800 in this case, and exp(800) overflows even "
+    "float64: subtract each row's maximum before exp (the stable softmax)",
+    "mixed": "this batch has rows near 800 next to rows near 0: exp(800) overflows, "
+    "and subtracting one maximum for the whole batch ({x}.max()) sends the small "
+    "rows' exps to 0; subtract each row's own maximum, "
+    "{x}.amax(-1, keepdim=True)",
+    "wide": "the entries of each row lie hundreds apart, so exp of the smallest "
+    "underflows to 0 even after subtracting the row's maximum: a route through "
+    "1/softmax or log(softmax) then divides by 0 or takes log(0). Work with "
+    "{x} - logsumexp({x}) instead",
+}
 
 
 def _logits(
-    gen: torch.Generator, shape: tuple[int, int], dtype: torch.dtype, scale: float
+    gen: torch.Generator, shape: tuple[int, int], dtype: torch.dtype, stress: str
 ) -> Tensor:
-    x = randn(gen, *shape, dtype=dtype)
-    return x if scale == 1 else (x * 5 + scale).to(dtype)
+    x = randn(gen, *shape)
+    if stress == "large":
+        x = x * 5 + 800
+    elif stress == "mixed":  # alternate rows: near 800, then near 0
+        x[::2] = x[::2] * 5 + 800
+    elif stress == "wide":
+        x = torch.tensor(_WIDE_ROWS[dtype], dtype=f64) + 0.3 * x.clamp(-1, 1).abs()
+        x = x - x.amax(-1, keepdim=True)
+    return x.to(dtype)
+
+
+def _stress(case: Case, stress: str, x: str) -> Case:
+    """Mark a case of extreme logits: its label, its note, its trait."""
+    if stress:
+        case.label += ", " + _STRESS_LABEL[stress].format(x=x)
+        case.note = _STRESS_NOTE[stress].format(x=x)
+        case.traits = frozenset({"extreme"})
+        case.batch = case.square = None  # not a case about the batch or the shapes
+    return case
 
 
 def _softmax_family_cases(gen: torch.Generator, kind: str) -> list[Case]:
@@ -306,56 +368,50 @@ def _softmax_family_cases(gen: torch.Generator, kind: str) -> list[Case]:
         "log_softmax": lambda x: torch.log_softmax(x, dim=-1),
     }[kind]
     cases = []
-    for shape, dtype, scale in _SOFTMAX_SHAPES:
-        x = _logits(gen, shape, dtype, scale)
+    for shape, dtype, stress in _SOFTMAX_SHAPES:
+        x = _logits(gen, shape, dtype, stress)
         grad_shape = shape[:1] if kind == "logsumexp" else shape
         grad_out = randn(gen, *grad_shape, dtype=dtype)
         (expected,) = autograd(forward, (x,), grad_out)
         variants = ones_variants(forward, (x,), grad_out, ("grad_x",))
-        extra = ", x near 800" if scale != 1 else ""
-        cases.append(
-            Case(
-                label=case_label(dtype, x=x) + extra,
-                args=(grad_out, x),
-                expected=(expected,),
-                grads=("grad_x",),
-                batch=shape[0],
-                square=shape[0] == shape[1],
-                sizes={"N": (shape[0], "the rows"), "C": (shape[1], "the columns")},
-                variants=variants,
-                note=_LARGE_NOTE if scale != 1 else "",
-            )
+        case = Case(
+            label=case_label(dtype, x=x),
+            args=(grad_out, x),
+            expected=(expected,),
+            grads=("grad_x",),
+            batch=shape[0],
+            square=shape[0] == shape[1],
+            sizes={"N": (shape[0], "the rows"), "C": (shape[1], "the columns")},
+            variants=variants,
         )
+        cases.append(_stress(case, stress, "x"))
     return cases
 
 
 def _cross_entropy_cases(gen: torch.Generator) -> list[Case]:
     cases = []
-    for shape, dtype, scale in _SOFTMAX_SHAPES:
-        logits = _logits(gen, shape, dtype, scale)
+    for shape, dtype, stress in _SOFTMAX_SHAPES:
+        logits = _logits(gen, shape, dtype, stress)
         target = torch.randint(shape[1], shape[:1], generator=gen)
         # target holds integers, so autograd returns only the logits' gradient.
         (expected,) = autograd(F.cross_entropy, (logits, target), None)
         n = shape[0]
-        extra = ", logits near 800" if scale != 1 else ""
-        cases.append(
-            Case(
-                label=case_label(dtype, logits=logits, target=target) + extra,
-                args=(logits, target),
-                expected=(expected,),
-                grads=("grad_logits",),
-                batch=n,
-                square=shape[0] == shape[1],
-                sizes={"N": (n, "the batch size"), "C": (shape[1], "the classes")},
-                note=_LARGE_NOTE.replace("x has", "logits has") if scale != 1 else "",
-                factor_hints={
-                    "N": "the 1/N of the mean over the batch is missing",
-                    "1/N": "did you divide by N twice?",
-                    "N/C": "did you divide by the classes (C) instead of the "
-                    "batch (N)?",
-                },
-            )
+        case = Case(
+            label=case_label(dtype, logits=logits, target=target),
+            args=(logits, target),
+            expected=(expected,),
+            grads=("grad_logits",),
+            batch=n,
+            square=shape[0] == shape[1],
+            sizes={"N": (n, "the batch size"), "C": (shape[1], "the classes")},
+            factor_hints={
+                "N": "the 1/N of the mean over the batch is missing",
+                "1/N": "did you divide by N twice?",
+                "N/C": "did you divide by the classes (C) instead of the batch (N)?",
+                "1/C": "did you divide by the classes (C) as well as the batch (N)?",
+            },
         )
+        cases.append(_stress(case, stress, "logits"))
     return cases
 
 
@@ -401,6 +457,11 @@ def _embedding_cases(gen: torch.Generator) -> list[Case]:
                 expected=(expected,),
                 grads=("grad_table",),
                 batch=idx.numel(),
+                sizes={
+                    "n": (idx.numel(), "the lookups, idx.numel()"),
+                    "V": (rows, "the rows of the table"),
+                    "D": (width, "the width of the table"),
+                },
                 variants=variants,
                 spots=spots,
             )
@@ -497,6 +558,8 @@ def _conv_cases(gen: torch.Generator) -> list[Case]:
         inputs = (x, w, b)
         expected = autograd(forward, inputs, grad_out)
         variants = ones_variants(forward, inputs, grad_out, grads)
+        traits = {"stride"} if stride > 1 else set()
+        traits |= {"padding"} if padding > 0 else set()
         cases.append(
             Case(
                 label=case_label(dtype, x=x, w=w, b=b)
@@ -505,9 +568,20 @@ def _conv_cases(gen: torch.Generator) -> list[Case]:
                 expected=tuple(expected),
                 grads=grads,
                 batch=x_shape[0],
-                sizes={"N": (x_shape[0], "the batch size")},
+                sizes={
+                    "N": (x_shape[0], "the batch size"),
+                    "H_out": (out_shape[2], "the output's height"),
+                    "W_out": (out_shape[3], "the output's width"),
+                    "C_in": (x_shape[1], "the input channels"),
+                    "C_out": (w_shape[0], "the output channels"),
+                },
                 variants=variants,
-                factor_hints=_BATCH_HINTS,
+                factor_hints=_BATCH_HINTS
+                | {
+                    "1/(N·H_out·W_out)": "did you average grad_out instead of "
+                    "summing it? Every output position adds b, so grad_b sums them",
+                },
+                traits=frozenset(traits),
             )
         )
     return cases
@@ -526,23 +600,35 @@ def attention_forward(
 
 
 def _attention_cases(gen: torch.Generator) -> list[Case]:
-    configs = [  # leading dims, Lq, Lk, d, dv, mask, dtype
+    configs = [  # leading dims, Lq, Lk, d, dv, mask or extreme scores, dtype
         ((), 1, 5, 4, 3, None, f64),
         ((), 3, 5, 4, 2, None, f64),
         ((2,), 4, 4, 3, 5, "causal", f64),
         ((), 4, 6, 4, 3, "random", f64),
         ((), 3, 4, 2, 3, "random", f32),
+        ((), 3, 5, 4, 3, "large", f32),
+        ((), 4, 3, 4, 2, "mixed", f64),
+        ((), 2, 4, 3, 3, "mixed", f32),
     ]
     cases = []
-    for lead, lq, lk, d, dv, mask_kind, dtype in configs:
-        q = randn(gen, *lead, lq, d, dtype=dtype)
-        k = randn(gen, *lead, lk, d, dtype=dtype)
+    for lead, lq, lk, d, dv, kind, dtype in configs:
+        q = randn(gen, *lead, lq, d)
+        k = randn(gen, *lead, lk, d)
         v = randn(gen, *lead, lk, dv, dtype=dtype)
         grad_out = randn(gen, *lead, lq, dv, dtype=dtype)
+        if kind in _ATTENTION_SHIFTS:
+            # Every key gets the same last coordinate, so a query's last coordinate
+            # shifts its whole row of scores: the probabilities are those of the
+            # ordinary scores, but exp of the raw scores overflows or, with one
+            # maximum for all rows, underflows in the rows far below it.
+            shifts = torch.tensor(_ATTENTION_SHIFTS[kind][dtype], dtype=f64)
+            k[..., -1] = 1.0
+            q[..., -1] = shifts[:lq] * math.sqrt(d)
+        q, k = q.to(dtype), k.to(dtype)
         mask = None
-        if mask_kind == "causal":
+        if kind == "causal":
             mask = torch.ones(lq, lk, dtype=torch.bool).tril()
-        elif mask_kind == "random":
+        elif kind == "random":
             mask = torch.rand(lq, lk, generator=gen) < 0.6
             mask[torch.arange(lq), torch.randint(lk, (lq,), generator=gen)] = True
         inputs = (q, k, v, mask)
@@ -551,45 +637,76 @@ def _attention_cases(gen: torch.Generator) -> list[Case]:
         variants = ones_variants(attention_forward, inputs, grad_out, grads)
         args = (grad_out, q, k, v) if mask is None else (grad_out, q, k, v, mask)
         label = case_label(dtype, q=q, k=k, v=v)
+        traits: set[str] = set()
+        note = ""
         if mask is not None:
-            label += f", {mask_kind} mask {shape_str(mask)}"
+            label += f", {kind} mask {shape_str(mask)}"
+            traits.add("mask")
+        elif kind is not None:
+            top = max(_ATTENTION_SHIFTS[kind][dtype])
+            label += ", " + _ATTENTION_LABEL[kind].format(top=f"{top:g}")
+            traits.add("extreme")
+            note = _ATTENTION_NOTE[kind]
         cases.append(
             Case(
                 label=label,
                 args=args,
                 expected=tuple(expected),
                 grads=grads,
-                batch=lq,
+                batch=None if kind in _ATTENTION_SHIFTS else lq,
                 sizes={
                     "d": (d, "the width of q and k"),
                     "Lq": (lq, "the queries"),
                     "Lk": (lk, "the keys"),
                 },
                 variants=variants,
-                factor_hints={
-                    "√d": "the 1/√d of the scores is missing in the backward",
-                    "1/√d": "is the 1/√d scale applied twice?",
-                },
+                factor_hints=_ATTENTION_HINTS,
+                note=note,
+                traits=frozenset(traits),
             )
         )
     return cases
 
 
+# The score each query's row is shifted by: past exp's range in float32 (88) or
+# float64 (709), and, in "mixed", rows near 0 beside rows far above.
+_ATTENTION_SHIFTS = {
+    "large": {f32: [100.0, 140.0, 120.0]},
+    "mixed": {f64: [800.0, 0.0, 760.0, 0.5], f32: [120.0, 0.0]},
+}
+_ATTENTION_LABEL = {
+    "large": "scores of 100 and more",
+    "mixed": "rows of scores near {top} and near 0",
+}
+_ATTENTION_NOTE = {
+    "large": "the scores pass 100 in this case, and exp(100) overflows float32: "
+    "subtract each row's maximum score before exp, as a stable softmax does",
+    "mixed": "this case has rows of scores far above 0 next to rows near 0: "
+    "exp of the large scores overflows, and one maximum for all the scores sends "
+    "the small rows' exps to 0; subtract each query's own maximum, "
+    "scores.amax(-1, keepdim=True)",
+}
+
+
 # --- the registry -----------------------------------------------------------------
 
 _COVER_BATCH = "batch of 1 and larger, non-square and square, float64 and float32"
+_COVER_EXTREME = (
+    ", rows near 800, rows near 800 beside rows near 0, entries hundreds apart"
+)
 
 LAYERS: dict[str, Layer] = {
     "lin": Layer(
         "lin_backward(grad_out, x, w, b) -> (grad_x, grad_w, grad_b), w (n_in, n_out)",
-        ("grad_x", "grad_w", "grad_b"),
+        _LIN_GRADS,
         _COVER_BATCH,
         lambda gen: _lin_cases(gen, weight_out_in=False),
     ),
     "lin_out_in": Layer(
-        "lin_out_in_backward(grad_out, x, w, b) -> (grad_x, grad_w, grad_b), "
-        "w (n_out, n_in) as nn.Linear stores it, out = x @ w.T + b",
-        ("grad_x", "grad_w", "grad_b"),
+        "lin_out_in_backward(grad_out, x, weight, bias) -> (grad_x, grad_weight, "
+        "grad_bias), weight (n_out, n_in) as nn.Linear stores it, "
+        "out = x @ weight.T + bias",
+        _LIN_OUT_IN_GRADS,
         _COVER_BATCH,
         lambda gen: _lin_cases(gen, weight_out_in=True),
     ),
@@ -617,25 +734,25 @@ LAYERS: dict[str, Layer] = {
     "logsumexp": Layer(
         "logsumexp_backward(grad_out, x, dim=-1) -> grad_x",
         ("grad_x",),
-        _COVER_BATCH + ", x near 800",
+        _COVER_BATCH + _COVER_EXTREME,
         lambda gen: _softmax_family_cases(gen, "logsumexp"),
     ),
     "softmax": Layer(
         "softmax_backward(grad_out, x, dim=-1) -> grad_x",
         ("grad_x",),
-        _COVER_BATCH + ", x near 800",
+        _COVER_BATCH + _COVER_EXTREME,
         lambda gen: _softmax_family_cases(gen, "softmax"),
     ),
     "log_softmax": Layer(
         "log_softmax_backward(grad_out, x, dim=-1) -> grad_x",
         ("grad_x",),
-        _COVER_BATCH + ", x near 800",
+        _COVER_BATCH + _COVER_EXTREME,
         lambda gen: _softmax_family_cases(gen, "log_softmax"),
     ),
     "cross_entropy": Layer(
         "cross_entropy_backward(logits, target) -> grad_logits",
         ("grad_logits",),
-        _COVER_BATCH + ", logits near 800",
+        _COVER_BATCH + _COVER_EXTREME,
         _cross_entropy_cases,
         loss=True,
     ),
@@ -670,7 +787,7 @@ LAYERS: dict[str, Layer] = {
         "attention_backward(grad_out, q, k, v, mask=None) -> (grad_q, grad_k, grad_v)",
         ("grad_q", "grad_k", "grad_v"),
         "one and several queries, a leading batch dimension, causal and random masks, "
-        "float64 and float32",
+        "scores past 100 and rows of very different scales, float64 and float32",
         _attention_cases,
     ),
 }

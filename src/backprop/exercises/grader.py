@@ -3,16 +3,17 @@ names the known mistakes of the exercise's catalogue, and writes the report."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from backprop._checks import shape_str
 from backprop.exercises.cases import (
+    FACTOR_HINTS,
     LAYERS,
     Case,
     autograd,
@@ -20,17 +21,16 @@ from backprop.exercises.cases import (
     ones_variants,
     randn,
 )
-from backprop.exercises.catalogues import CATALOGUES, Catalogue, Mistake
+from backprop.exercises.catalogues import CATALOGUES, Catalogue
+from backprop.exercises.catalogues.parts import Point, Sizes
 from backprop.exercises.diagnoses import (
-    RECOGNISE,
     Verdict,
+    article,
     case_list,
-    close,
-    factor_groups,
     judge,
     merge_same,
-    patterns,
 )
+from backprop.exercises.patterns import Grading, evaluate, explain, hints
 from backprop.exercises.report import ExerciseNotDone, Report, show
 from backprop.exercises.runner import (
     clone_args,
@@ -41,142 +41,6 @@ from backprop.exercises.runner import (
 )
 
 __all__ = ["check_backward", "check_gradient", "exercise", "exercise_gradient"]
-
-
-# ----------------------------------------------------------------------------------
-# The catalogue's mistakes on each case
-# ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _Known:
-    """One catalogue mistake on one case: its gradients, and which of them differ
-    from the right ones (a mistake can be harmless in a case)."""
-
-    values: tuple[object, ...]
-    telling: tuple[bool, ...]
-
-
-def _differs(value: object, want: Tensor) -> bool:
-    if not isinstance(value, Tensor):
-        return True
-    value = value.detach().to(want.dtype)
-    if value.shape != want.shape:
-        return True
-    if close(value, want, RECOGNISE[want.dtype]):
-        return False
-    # All zeros says nothing about the mistake: any empty answer would match it.
-    return bool(value.abs().nan_to_num(1.0).max().item() > 0)
-
-
-def _evaluate(
-    mistake: Mistake, case: Case, bare: bool, exercise: str, number: int
-) -> _Known:
-    args = clone_args(case.args)
-    if mistake.needs_right:
-        right = case.expected[0] if bare else tuple(case.expected)
-        args = (right, *args)
-    problem = ""
-    try:
-        result = mistake.answer(*args)
-    except Exception as error:
-        problem = f"raised {describe_error(error)}"
-    else:
-        unpacked = unpack(result, case.grads, bare, "its answer")
-        if isinstance(unpacked, str):
-            problem = unpacked
-    if problem:
-        raise ValueError(
-            f"the catalogue of {exercise!r} does not fit this exercise: its mistake "
-            f"{mistake.name!r} {problem} on case {number} ({case.label}); is it the "
-            "catalogue of another exercise?"
-        )
-    assert not isinstance(unpacked, str)
-    telling = tuple(
-        _differs(value, want)
-        for value, want in zip(unpacked, case.expected, strict=True)
-    )
-    return _Known(unpacked, telling)
-
-
-def _matches(mistake: Mistake, known: _Known, got: object, at: int, case: Case) -> bool:
-    """Is ``got``, the candidate's gradient number ``at``, this mistake's?"""
-    if not isinstance(got, Tensor) or not got.is_floating_point():
-        return False
-    want = case.expected[at]
-    if mistake.matches is not None and at == 0:
-        try:
-            return bool(mistake.matches(got.detach(), *clone_args(case.args)))
-        except Exception:  # a shape the predicate cannot read: not this mistake
-            return False
-    value = known.values[at]
-    if not isinstance(value, Tensor):
-        return False
-    return close(
-        got.detach().to(want.dtype), value.to(want.dtype), RECOGNISE[want.dtype]
-    )
-
-
-def _named(
-    catalogue: Catalogue | None,
-    cases: list[Case],
-    knowns: list[list[_Known]],
-    answers: list[tuple[object, ...]],
-    verdicts: list[dict[str, Verdict]],
-) -> list[tuple[Mistake, list[str], list[int]]]:
-    """The mistakes the answer makes: each with the gradients it explains and the
-    cases where they are wrong.
-
-    A mistake is named when, on every gradient it gets wrong somewhere, the answer
-    equals the mistake's on every case (or is right where the mistake is harmless).
-    """
-    if catalogue is None:
-        return []
-    grads = cases[0].grads
-    claimed: set[str] = set()
-    out = []
-    for index, mistake in enumerate(catalogue.mistakes):
-        affected = [
-            at for at in range(len(grads)) if any(k[index].telling[at] for k in knowns)
-        ]
-        if not affected or all(grads[at] in claimed for at in affected):
-            continue
-        fits = all(
-            _matches(mistake, known[index], answer[at], at, case)
-            or (found[grads[at]].ok and not known[index].telling[at])
-            for at in affected
-            for case, known, answer, found in zip(
-                cases, knowns, answers, verdicts, strict=True
-            )
-        )
-        if not fits:
-            continue
-        names = [grads[at] for at in affected if grads[at] not in claimed]
-        claimed.update(names)
-        numbers = [
-            number
-            for number, found in enumerate(verdicts, start=1)
-            if any(not found[name].ok for name in names)
-        ]
-        out.append((mistake, names, numbers))
-    return out
-
-
-def _mistake_message(
-    mistake: Mistake, names: list[str], first: tuple[object, ...], case: Case
-) -> str:
-    """'grad_x: <the mistake>: <hint>.', with the shape when it is wrong too."""
-    at = case.grads.index(names[0])
-    got, want = first[at], case.expected[at]
-    of = case.of.get(names[0], names[0].removeprefix("grad_"))
-    if len(names) == 1 and isinstance(got, Tensor) and got.shape != want.shape:
-        head = (
-            f"{names[0]} has shape {shape_str(got)} instead of {shape_str(want)}, "
-            f"{of}'s shape"
-        )
-    else:
-        head = ", ".join(names)
-    return f"{head}: {mistake.name}: {mistake.hint}."
 
 
 # ----------------------------------------------------------------------------------
@@ -194,17 +58,18 @@ def _grade(
     timeout: float,
     catalogue: Catalogue | None = None,
     exercise: str = "",
+    skip: frozenset[str] = frozenset(),
 ) -> Report:
     if not callable(candidate):
         return Report(
             title,
             False,
-            f"✗ {title}: expected a function, got a {type(candidate).__name__} "
+            f"✗ {title}: expected a function, got {article(type(candidate).__name__)} "
             "(pass the function itself, without calling it).",
         )
     mistakes = catalogue.mistakes if catalogue is not None else ()
     knowns = [
-        [_evaluate(m, case, bare, exercise, number) for m in mistakes]
+        [evaluate(m, case, bare, exercise, number) for m in mistakes]
         for number, case in enumerate(cases, start=1)
     ]
     verdicts: list[dict[str, Verdict]] = []
@@ -243,7 +108,7 @@ def _grade(
         if isinstance(unpacked, str):
             return Report(title, False, f"✗ {title}: {unpacked}", cases=case_lines)
         found = {
-            name: judge(name, got, want, case)
+            name: judge(name, got, want, case, skip)
             for name, got, want in zip(case.grads, unpacked, case.expected, strict=True)
         }
         verdicts.append(found)
@@ -258,72 +123,20 @@ def _grade(
     if not wrong_grads:
         return Report(title, True, f"✓ {title}: {checked}", cases=case_lines)
 
-    named = _named(catalogue, cases, knowns, answers, verdicts)
-    claimed = {name for _, names, _ in named for name in names}
-    found_by_grad: list[tuple[str, str, list[int]]] = []  # (name, message, cases)
-    for mistake, names, numbers in named:
-        first = answers[numbers[0] - 1]
-        message = _mistake_message(mistake, names, first, cases[numbers[0] - 1])
-        found_by_grad.append(("", message, numbers))
-    for name in wrong_grads:
-        if name in claimed:
-            continue
-        found_by_grad += _general(name, cases, verdicts)
+    grading = Grading(cases, answers, verdicts, catalogue, knowns, skip)
     problems = []
-    for message, numbers in merge_same(found_by_grad):
+    for message, numbers in merge_same(explain(grading)):
         if len(cases) == 1:
             problems.append(message)
             continue
         at = "every case" if len(numbers) == len(cases) else case_list(numbers)
         problems.append(f"{message} [{at}]")
-    # A named mistake or a spot explains which cases fail; the patterns would offer
-    # a second, wrong explanation (a single lookup is "a batch of 1").
-    explained = all(
-        name in claimed
-        or all(v[name].ok or v[name].key.startswith("spot:") for v in verdicts)
-        for name in wrong_grads
-    )
-    if not explained:
-        problems += patterns(cases, verdicts)
+    problems += hints(grading)
     verb = "is" if len(wrong_grads) == 1 else "are"
     headline = f"✗ {title}: {', '.join(wrong_grads)} {verb} wrong."
     return Report(
         title, False, headline, problems, case_lines if len(cases) > 1 else []
     )
-
-
-def _general(
-    name: str, cases: list[Case], verdicts: list[dict[str, Verdict]]
-) -> list[tuple[str, str, list[int]]]:
-    """The general diagnoses of one gradient, one message per kind of mistake.
-
-    When some cases can only be described in general terms ("does not match") and
-    others look like a constant factor or the sign, that is a coincidence of those
-    cases: the description that fits every case is given instead.
-    """
-    keys = {found[name].key for found in verdicts if not found[name].ok}
-    coincidence = "mismatch" in keys
-    seen: dict[str, tuple[str, list[int]]] = {}
-    factors = []
-    for number, (case, found) in enumerate(zip(cases, verdicts, strict=True), start=1):
-        verdict = found[name]
-        if verdict.ok:
-            continue
-        if verdict.key in ("factor", "sign") and coincidence:
-            seen.setdefault("mismatch", (verdict.general, []))[1].append(number)
-        elif verdict.key == "factor":
-            factors.append((number, case, verdict))
-        else:
-            seen.setdefault(verdict.key, (verdict.message, []))[1].append(number)
-    if "mismatch" in seen and len(seen["mismatch"][1]) > 1:
-        # Its counts, rows and ratio are those of one case; the others differ.
-        message, numbers = seen["mismatch"]
-        seen["mismatch"] = (
-            f"{message} (The numbers are case {numbers[0]}'s.)",
-            numbers,
-        )
-    groups = list(seen.values()) + (factor_groups(name, factors) if factors else [])
-    return [(name, message, numbers) for message, numbers in groups]
 
 
 # ----------------------------------------------------------------------------------
@@ -351,7 +164,7 @@ def check_backward(
     | name | candidate |
     |---|---|
     | lin | `(grad_out, x, w, b) -> (grad_x, grad_w, grad_b)`, w (n_in, n_out) |
-    | lin_out_in | the same, w (n_out, n_in) as `nn.Linear`: out = x @ w.T + b |
+    | lin_out_in | the same, `(grad_x, grad_weight, grad_bias)`, weight (n_out, n_in) |
     | relu | `(grad_out, x) -> grad_x` |
     | gelu | `(grad_out, x, approximate) -> grad_x`, approximate "tanh" or "none" |
     | mse | `(pred, target) -> grad_pred` (of the mean over all values) |
@@ -410,8 +223,18 @@ def check_backward(
     )
     what = layer.signature.split("(")[0]
     catalogue = CATALOGUES.get(name)
+    skip = layer.skip | (catalogue.skip if catalogue is not None else frozenset())
     return _grade(
-        name, what, cases, candidate, layer.bare, checked, timeout, catalogue, name
+        name,
+        what,
+        cases,
+        candidate,
+        layer.bare,
+        checked,
+        timeout,
+        catalogue,
+        name,
+        skip,
     )
 
 
@@ -445,7 +268,9 @@ def check_gradient(
     ``catalogue`` names the exercise whose typical mistakes the report may name
     (``backprop.exercises.catalogues.CATALOGUES``; a post's exercise is named as
     its ``exercise-<name>`` cell): an answer that makes one of them gets its name
-    and a hint pointing back at the post.
+    and a hint pointing back at the post. The candidate is then also checked at
+    the catalogue's other points, made from ``inputs``: other shapes and values
+    for the same ``forward`` (those the forward cannot take are left out).
 
     Parameters
     ----------
@@ -532,51 +357,111 @@ def check_gradient(
         out = forward(*[t.clone() for t in inputs])
     if not isinstance(out, Tensor):
         raise ValueError(f"forward returned a {type(out).__name__}, not a tensor")
+    if along is not None:
+        _check_along(inputs, along, names)
     title = getattr(forward, "__name__", "the function")
     if title == "<lambda>":
         title = "the function"
-    label = ", ".join(f"{n} {shape_str(t)}" for n, t in zip(names, inputs, strict=True))
-    label = f"{label}, {dtype_label(inputs[0].dtype)}"
-    sizes: dict[str, tuple[float, str]] = {}
-    if inputs[0].ndim >= 1 and inputs[0].shape[0] > 1:
-        sizes["N"] = (inputs[0].shape[0], f"the first dimension of {names[0]}")
-    if inputs[0].numel() > 1 and inputs[0].ndim > 1:
-        sizes["n"] = (inputs[0].numel(), f"the number of entries of {names[0]}")
+    gen = torch.Generator().manual_seed(seed)
+    points = [Point(inputs, along)]
+    if known is not None and known.more is not None:
+        points += _fitting(forward, known.more(points[0], gen), along is not None)
+    cases = [
+        _gradient_case(forward, point, names, grads, gen, known) for point in points
+    ]
     if along is not None:
-        case = _jvp_case(forward, inputs, along, names, label, sizes)
-        call, grads = "jvp(*inputs, along)", case.grads
-        checked = f"the JVP matches torch.func.jvp at {label}, along {names[0]}."
+        call = "jvp(*inputs, along)"
+        checked = f"the JVP matches torch.func.jvp at {cases[0].label}"
     else:
-        gen = torch.Generator().manual_seed(seed)
-        grad_out = None if out.ndim == 0 else randn(gen, *out.shape, dtype=out.dtype)
-        variants = (
-            [] if grad_out is None else ones_variants(forward, inputs, grad_out, grads)
-        )
-        case = Case(
-            label=label,
-            args=tuple(inputs) if grad_out is None else (grad_out, *inputs),
-            expected=tuple(autograd(forward, inputs, grad_out)),
-            grads=grads,
-            sizes=sizes,
-            variants=variants,
-        )
-        call = (
-            "backward(*inputs)" if grad_out is None else "backward(grad_out, *inputs)"
-        )
-        checked = (
-            f"{', '.join(grads)} match{'es' if len(grads) == 1 else ''} autograd at "
-            f"{label}."
-        )
+        call = "backward(*inputs)" if out.ndim == 0 else "backward(grad_out, *inputs)"
+        verb = "matches" if len(grads) == 1 else "match"
+        checked = f"{', '.join(grads)} {verb} autograd at {cases[0].label}"
+    if len(cases) > 1:
+        checked += f", and at {len(cases) - 1} more points (other shapes and values)"
     return _grade(
         title,
         call,
-        [case],
+        cases,
         candidate,
-        len(grads) == 1,
-        checked,
+        len(cases[0].grads) == 1,
+        checked + ".",
         timeout,
         known,
         catalogue or "",
+        known.skip if known is not None else frozenset(),
+    )
+
+
+def _fitting(
+    forward: Callable[..., Tensor], points: list[Point], jvp: bool
+) -> list[Point]:
+    """The points the forward takes: a catalogue's points are made from the post's
+    inputs, and inputs of another kind (a user's own) may not fit them."""
+    out = []
+    for point in points:
+        if jvp != (point.along is not None):
+            continue
+        try:
+            with torch.no_grad():
+                result = forward(*[t.clone() for t in point.inputs])
+        except Exception:
+            continue
+        if isinstance(result, Tensor) and bool(torch.isfinite(result).all()):
+            out.append(point)
+    return out
+
+
+def _default_sizes(inputs: list[Tensor], names: Sequence[str]) -> Sizes:
+    """n, the first input's entries, and N, its rows when it has rows: the same
+    names on points of any shape (a vector's length is its n)."""
+    sizes: Sizes = {}
+    if inputs[0].ndim >= 2 and inputs[0].shape[0] > 1:
+        sizes["N"] = (inputs[0].shape[0], f"the first dimension of {names[0]}")
+    if inputs[0].numel() > 1:
+        sizes["n"] = (inputs[0].numel(), f"the number of entries of {names[0]}")
+    return sizes
+
+
+def _gradient_case(
+    forward: Callable[..., Tensor],
+    point: Point,
+    names: Sequence[str],
+    grads: tuple[str, ...],
+    gen: torch.Generator,
+    known: Catalogue | None,
+) -> Case:
+    """One case of `check_gradient`: the right gradients (or JVP) at one point."""
+    inputs = point.inputs
+    label = ", ".join(f"{n} {shape_str(t)}" for n, t in zip(names, inputs, strict=True))
+    floating = next(t for t in inputs if t.is_floating_point())
+    label = f"{label}, {dtype_label(floating.dtype)}"
+    if point.label:
+        label += f", {point.label}"
+    hints: dict[str, str] = {}
+    if known is not None and known.sizes is not None:
+        sizes = known.sizes(inputs)
+        hints = FACTOR_HINTS  # the catalogue's sizes mean what the hints say
+    else:
+        sizes = _default_sizes(inputs, names)
+    if point.along is not None:
+        case = _jvp_case(forward, inputs, point.along, label, sizes)
+        return dataclasses.replace(case, note=point.note, traits=point.traits)
+    with torch.no_grad():
+        out = forward(*[t.clone() for t in inputs])
+    grad_out = None if out.ndim == 0 else randn(gen, *out.shape, dtype=out.dtype)
+    variants = (
+        [] if grad_out is None else ones_variants(forward, inputs, grad_out, grads)
+    )
+    return Case(
+        label=label,
+        args=tuple(inputs) if grad_out is None else (grad_out, *inputs),
+        expected=tuple(autograd(forward, inputs, grad_out)),
+        grads=grads,
+        sizes=sizes,
+        variants=variants,
+        note=point.note,
+        traits=point.traits,
+        factor_hints=hints,
     )
 
 
@@ -589,21 +474,23 @@ def _catalogue(name: str | None) -> Catalogue | None:
     return CATALOGUES[name]
 
 
-def _jvp_case(
-    forward: Callable[..., Tensor],
-    inputs: list[Tensor],
-    along: Tensor,
-    names: Sequence[str],
-    label: str,
-    sizes: dict[str, tuple[float, str]],
-) -> Case:
-    """The case of a forward-mode check: the JVP along ``along`` for the first input."""
+def _check_along(inputs: list[Tensor], along: Tensor, names: Sequence[str]) -> None:
     if not isinstance(along, Tensor) or along.shape != inputs[0].shape:
         got = shape_str(along) if isinstance(along, Tensor) else type(along).__name__
         raise ValueError(
             f"along must be a direction for {names[0]}, of its shape "
             f"{shape_str(inputs[0])}; got {got}"
         )
+
+
+def _jvp_case(
+    forward: Callable[..., Tensor],
+    inputs: list[Tensor],
+    along: Tensor,
+    label: str,
+    sizes: Sizes,
+) -> Case:
+    """The case of a forward-mode check: the JVP along ``along`` for the first input."""
     first, rest = inputs[0], [t.detach().clone() for t in inputs[1:]]
     with warnings.catch_warnings():
         # torch compiles its forward-mode rules with torch.jit.script the first time,
@@ -622,6 +509,7 @@ def _jvp_case(
         grads=("jvp",),
         sizes=sizes,
         of={"jvp": "the output"},
+        kind="JVP",
     )
 
 

@@ -17,6 +17,9 @@ from torch import Tensor
 
 _TORCH_DIR = str(Path(torch.__file__).parent)
 _PACKAGE_DIR = str(Path(__file__).parent)
+# The library the reader calls: its lines are not the reader's.
+_BACKPROP_DIR = str(Path(__file__).parent.parent)
+_LIBRARY_DIRS = (_TORCH_DIR, _BACKPROP_DIR)
 
 __all__ = ["Outcome", "clone_args", "describe_error", "run", "unpack", "where"]
 
@@ -92,18 +95,25 @@ def run(function: Callable[[], object], seconds: float) -> Outcome:
 
 
 def where(error: BaseException) -> str:
-    """The traceback's last frame in the reader's code, as ' (in f, line n: ...)'."""
+    """Where the error is, the reader's own line first: ' (in f, line n: ...)',
+    then, when it was raised inside the library or torch, where that was."""
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)
         if not frame.filename.startswith(_PACKAGE_DIR)
     ]
-    mine = [f for f in frames if not f.filename.startswith(_TORCH_DIR)]
     if not frames:
         return ""
+    mine = [f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
     frame = (mine or frames)[-1]
     code = f": {frame.line.strip()}" if frame.line else ""
-    return f" (in {frame.name}, line {frame.lineno}{code})"
+    text = f" (in {frame.name}, line {frame.lineno}{code}"
+    # The library function the reader's line called, if the error came from it.
+    called = frames[frames.index(frame) + 1 :]
+    if mine and called and called[0].filename.startswith(_BACKPROP_DIR):
+        module = Path(called[0].filename).stem
+        text += f"; raised inside backprop's {module}.{called[0].name}"
+    return text + ")"
 
 
 def describe_error(error: BaseException) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn import grad as conv_grad
 
 from backprop.exercises.cases import attention_forward, autograd, normalise
 from backprop.exercises.catalogues.parts import Catalogue, Mistake
@@ -453,6 +454,38 @@ def _norm_mistakes(kind: str) -> tuple[Mistake, ...]:
             grad_x_of("right", axis=1 - dim % 2),
         ),
     ]
+    mistakes += [
+        Mistake(
+            "gamma is left out of grad_x_hat = gamma * grad_out",
+            "y = gamma * x_hat + beta, so the gradient reaching x_hat is grad_out "
+            f"times gamma; {_NORM_STEPS}",
+            _by_hand(dim, with_gamma=False),
+        ),
+        Mistake(
+            "grad_gamma multiplies grad_out by x instead of by x_hat",
+            "gamma scales the normalised x_hat, so grad_gamma = (grad_out * x_hat)"
+            ".sum(0); see 'The gradients of gamma and beta' in post 9",
+            _by_hand(dim, gamma_from_x=True),
+        ),
+        Mistake(
+            "the term through the variance has the wrong sign",
+            "the variance path subtracts: grad_x = (grad_x_hat - mean(grad_x_hat) - "
+            f"x_hat * mean(grad_x_hat * x_hat)) / sigma; {_NORM_STEPS}",
+            _by_hand(dim, variance_sign=1.0),
+        ),
+        Mistake(
+            "it divides by sigma² (the variance) instead of by sigma",
+            "x_hat = (x - mean) / sigma with sigma = sqrt(var + eps), so the backward "
+            f"divides by sigma once; {_NORM_STEPS}",
+            _by_hand(dim, power=2),
+        ),
+        Mistake(
+            "it sums where the formula takes means",
+            "the mean and the variance average over the group, so their paths bring "
+            f"means, mean(grad_x_hat) and mean(grad_x_hat * x_hat); {_NORM_STEPS}",
+            _by_hand(dim, reduce="sum"),
+        ),
+    ]
     if kind == "layernorm":
         mistakes.append(
             Mistake(
@@ -464,6 +497,40 @@ def _norm_mistakes(kind: str) -> tuple[Mistake, ...]:
             )
         )
     return tuple(mistakes)
+
+
+_NORM_STEPS = "see 'From six steps to one formula' in post 9"
+
+
+def _by_hand(
+    dim: int,
+    gamma_from_x: bool = False,
+    variance_sign: float = -1.0,
+    power: int = 1,
+    reduce: str = "mean",
+    with_gamma: bool = True,
+) -> Callable[..., tuple[Tensor, Tensor, Tensor]]:
+    """The one-formula backward over ``dim``, with one of its typical slips."""
+
+    def answer(
+        g: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        sigma = torch.sqrt(x.var(dim, keepdim=True, unbiased=False) + eps)
+        x_hat = (x - x.mean(dim, keepdim=True)) / sigma
+        g_hat = g * gamma if with_gamma else g
+
+        def average(t: Tensor) -> Tensor:
+            if reduce == "sum":
+                return t.sum(dim, keepdim=True)
+            return t.mean(dim, keepdim=True)
+
+        centred = (
+            g_hat - average(g_hat) + variance_sign * x_hat * average(g_hat * x_hat)
+        )
+        grad_gamma = (g * (x if gamma_from_x else x_hat)).sum(0)
+        return centred / sigma**power, grad_gamma, g.sum(0)
+
+    return answer
 
 
 def _layernorm_gamma_outside(
@@ -480,12 +547,32 @@ def _layernorm_gamma_outside(
 _CONV = "see 'The backward, from the linear layer' in post 11"
 
 
+def _conv_input_grad(
+    shape: torch.Size, w: Tensor, g: Tensor, stride: int, padding: int
+) -> Tensor:
+    out: Tensor = conv_grad.conv2d_input(  # type: ignore[no-untyped-call]  # untyped
+        shape, w, g, stride=stride, padding=padding
+    )
+    return out
+
+
+def _conv_weight_grad(
+    x: Tensor, shape: torch.Size, g: Tensor, stride: int, padding: int
+) -> Tensor:
+    out: Tensor = conv_grad.conv2d_weight(  # type: ignore[no-untyped-call]  # untyped
+        x, shape, g, stride=stride, padding=padding
+    )
+    return out
+
+
 def _conv_right(
     g: Tensor, x: Tensor, w: Tensor, b: Tensor, stride: int, padding: int
 ) -> list[Tensor]:
-    return autograd(
-        lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding), (x, w, b), g
-    )
+    # torch's own gradients of a convolution, without building a graph: the
+    # catalogue calls this for every mistake on every case.
+    grad_x = _conv_input_grad(x.shape, w, g, stride=stride, padding=padding)
+    grad_w = _conv_weight_grad(x, w.shape, g, stride=stride, padding=padding)
+    return [grad_x, grad_w, g.sum((0, 2, 3))]
 
 
 def _conv_padded_grad(
@@ -515,6 +602,40 @@ def _conv_flipped(
     return grad_x, grad_w.flip(-2, -1), grad_b
 
 
+def _conv_grad_x_flipped(
+    g: Tensor, x: Tensor, w: Tensor, b: Tensor, stride: int, padding: int
+) -> tuple[Tensor, ...]:
+    _, grad_w, grad_b = _conv_right(g, x, w, b, stride, padding)
+    # The transposed convolution with the kernel flipped: the flip belongs to a
+    # true convolution, and the forward here is a correlation.
+    flipped = _conv_input_grad(
+        x.shape, w.flip(-2, -1), g, stride=stride, padding=padding
+    )
+    return flipped, grad_w, grad_b
+
+
+def _conv_bias_batch_mean(
+    g: Tensor, x: Tensor, w: Tensor, b: Tensor, stride: int, padding: int
+) -> tuple[Tensor, ...]:
+    grad_x, grad_w, _ = _conv_right(g, x, w, b, stride, padding)
+    return grad_x, grad_w, g.sum((2, 3)).mean(0)
+
+
+def _conv_weight_per_example(
+    g: Tensor, x: Tensor, w: Tensor, b: Tensor, stride: int, padding: int
+) -> tuple[Tensor, ...]:
+    grad_x, _, grad_b = _conv_right(g, x, w, b, stride, padding)
+    per_example = torch.stack(
+        [
+            _conv_weight_grad(
+                x[n : n + 1], w.shape, g[n : n + 1], stride=stride, padding=padding
+            )
+            for n in range(x.shape[0])
+        ]
+    )
+    return grad_x, per_example, grad_b
+
+
 _CONV_MISTAKES = (
     Mistake(
         "it is the right answer with the kernel flipped",
@@ -535,6 +656,26 @@ _CONV_MISTAKES = (
         f"image, in the backward as in the forward; {_CONV}",
         _conv_stride_ignored,
     ),
+    Mistake(
+        "grad_x uses the flipped kernel",
+        "the forward correlates without flipping, so its backward scatters each "
+        "grad_out entry back through the same, unflipped, kernel; see 'Correlation "
+        "and transposed convolution' in post 11",
+        _conv_grad_x_flipped,
+    ),
+    Mistake(
+        "grad_b averages over the batch instead of summing",
+        "b is added at every position of every image, and each use adds its "
+        "gradient: grad_out.sum((0, 2, 3)); see 'The bias is shared by every pixel, "
+        "not only by every image' in post 11",
+        _conv_bias_batch_mean,
+    ),
+    Mistake(
+        "grad_w is not summed over the batch: one kernel gradient per image",
+        "every image uses the same kernel, so the images' kernel gradients add up; "
+        + _CONV,
+        _conv_weight_per_example,
+    ),
 )
 
 
@@ -548,13 +689,19 @@ def _attention_with(
     scores = q @ k.transpose(-2, -1) * scale
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
+    if how == "unmasked, gradient masked":
+        scores = q @ k.transpose(-2, -1) * scale
     p = torch.softmax(scores, dim=-1)
     grad_v = p.transpose(-2, -1) @ g
     grad_p = g @ v.transpose(-2, -1)
     if how == "diagonal":
         grad_s = p * (1 - p) * grad_p
-    else:  # the softmax's sum over the queries
+    elif how == "queries":  # the softmax's sum over the queries
         grad_s = p * (grad_p - (grad_p * p).sum(-2, keepdim=True))
+    else:
+        grad_s = p * (grad_p - (grad_p * p).sum(-1, keepdim=True))
+        if mask is not None:
+            grad_s = grad_s.masked_fill(~mask, 0.0)
     return grad_s @ k * scale, grad_s.transpose(-2, -1) @ q * scale, grad_v
 
 
@@ -578,7 +725,47 @@ _ATTENTION_MISTAKES = (
         f"softmax normalises each query's row of scores, over the keys; {_ATTENTION}",
         lambda g, q, k, v, mask=None: _attention_with(g, q, k, v, mask, "queries"),
     ),
+    Mistake(
+        "the mask is applied to the gradient only, not to the probabilities",
+        "P must be recomputed with the mask (-inf before the softmax): masked keys "
+        "have probability 0, which changes every other probability of the row and "
+        "grad_v too; see 'The causal mask' in post 12",
+        lambda g, q, k, v, mask=None: _attention_with(
+            g, q, k, v, mask, "unmasked, gradient masked"
+        ),
+    ),
+    Mistake(
+        "masked scores are set to 0 instead of -inf",
+        "a score of 0 still gets exp(0) = 1 of the softmax; -inf gets exp(-inf) = 0, "
+        "no attention; see 'Minus infinity, and rows with nothing to see' in post 12",
+        lambda g, q, k, v, mask=None: _attention_masked_by(g, q, k, v, mask, 0.0),
+    ),
+    Mistake(
+        "the mask is inverted: True is taken as forbidden",
+        "mask True means the query may attend to that key: fill the scores where "
+        "~mask, scores.masked_fill(~mask, -inf); see 'The causal mask' in post 12",
+        lambda g, q, k, v, mask=None: _attention_inverted(g, q, k, v, mask),
+    ),
 )
+
+
+def _attention_masked_by(
+    g: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, fill: float
+) -> tuple[Tensor, ...]:
+    def forward(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if mask is not None:
+            scores = scores.masked_fill(~mask, fill)
+        return torch.softmax(scores, dim=-1) @ v
+
+    return tuple(autograd(forward, (q, k, v), g))
+
+
+def _attention_inverted(
+    g: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
+) -> tuple[Tensor, ...]:
+    inverted = None if mask is None else ~mask
+    return tuple(autograd(attention_forward, (q, k, v, inverted), g))
 
 
 LAYER_CATALOGUES: dict[str, Catalogue] = {

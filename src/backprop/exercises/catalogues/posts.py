@@ -15,6 +15,25 @@ from backprop.exercises.catalogues.layers import (
     onehot,
 )
 from backprop.exercises.catalogues.parts import Catalogue, Example, Mistake
+from backprop.exercises.catalogues.points import (
+    more_bag,
+    more_batchnorm_eval,
+    more_divide,
+    more_elementwise,
+    more_jvp,
+    more_label_smoothing,
+    more_matrix,
+    more_residual_layernorm,
+    more_scale_shift,
+    more_self_attention,
+    more_shortcut,
+    more_skip,
+    rows_and_columns,
+    sizes_bag,
+    sizes_batch,
+    sizes_residual_layernorm,
+    sizes_self_attention,
+)
 
 __all__ = ["POST_CATALOGUES"]
 
@@ -63,6 +82,7 @@ _SOFTPLUS = Catalogue(
         ),
     ),
     _softplus_example,
+    more=more_elementwise,
 )
 
 
@@ -129,6 +149,7 @@ _SKIP = Catalogue(
         ),
     ),
     _skip_example,
+    more=more_skip,
 )
 
 
@@ -178,6 +199,8 @@ _CENTRE = Catalogue(
         ),
     ),
     _centre_example,
+    more=more_matrix,
+    sizes=sizes_batch,
 )
 
 
@@ -219,6 +242,8 @@ _SCALE_SHIFT = Catalogue(
         ),
     ),
     _scale_shift_example,
+    more=more_scale_shift,
+    sizes=sizes_batch,
 )
 
 
@@ -269,6 +294,7 @@ _JVP_CATALOGUE = Catalogue(
         ),
     ),
     _jvp_example,
+    more=more_jvp,
 )
 
 _GRAM = "see 'The shapes only check' in post 5"
@@ -304,6 +330,8 @@ _GRAM_CATALOGUE = Catalogue(
         ),
     ),
     _gram_example,
+    more=more_matrix,
+    sizes=sizes_batch,
 )
 
 
@@ -379,18 +407,20 @@ _SHORTCUT_CATALOGUE = Catalogue(
         ),
     ),
     _shortcut_example,
+    more=more_shortcut,
+    sizes=sizes_batch,
 )
 
 
 # --- post 7: label smoothing ------------------------------------------------------
 
 _SMOOTH = "see 'Cross-entropy: most of the Jacobian cancels' in post 7"
-_EPSILON = 0.1
+_ALPHA = 0.1
 
 
 def _smoothing_example() -> Example:
     def smoothed_ce(logits: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(logits, target, label_smoothing=_EPSILON)
+        return F.cross_entropy(logits, target, label_smoothing=_ALPHA)
 
     gen = _gen(7)
     logits = torch.randn(6, 4, dtype=f64, generator=gen)
@@ -407,20 +437,20 @@ _LABEL_SMOOTHING = Catalogue(
     (
         Mistake(
             "it is the plain cross-entropy gradient, without the smoothing",
-            "the target distribution is q = (1 - ε) onehot + ε / C, and the gradient "
+            "the target distribution is q = (1 - α) onehot + α / C, and the gradient "
             f"is (softmax - q) / N; {_SMOOTH}",
             lambda z, t: _smoothed(z, t, onehot(t, z)),
         ),
         Mistake(
-            "the ε / C of the smoothed target is left out",
-            "q = (1 - ε) onehot + ε / C gives every class ε / C, and q sums to 1; "
+            "the α / C of the smoothed target is left out",
+            "q = (1 - α) onehot + α / C gives every class α / C, and q sums to 1; "
             f"{_SMOOTH}",
-            lambda z, t: _smoothed(z, t, (1 - _EPSILON) * onehot(t, z)),
+            lambda z, t: _smoothed(z, t, (1 - _ALPHA) * onehot(t, z)),
         ),
         Mistake(
-            "the target's 1 - ε is left out: q = onehot + ε / C",
-            "the target class gets 1 - ε + ε / C, so that q sums to 1; " + _SMOOTH,
-            lambda z, t: _smoothed(z, t, onehot(t, z) + _EPSILON / z.shape[1]),
+            "the target's 1 - α is left out: q = onehot + α / C",
+            "the target class gets 1 - α + α / C, so that q sums to 1; " + _SMOOTH,
+            lambda z, t: _smoothed(z, t, onehot(t, z) + _ALPHA / z.shape[1]),
         ),
         Mistake(
             "the 1/N of the mean over the batch is missing",
@@ -430,11 +460,13 @@ _LABEL_SMOOTHING = Catalogue(
         ),
     ),
     _smoothing_example,
+    more=more_label_smoothing,
+    sizes=rows_and_columns,
 )
 
 
 def _smooth_q(z: Tensor, t: Tensor) -> Tensor:
-    return (1 - _EPSILON) * onehot(t, z) + _EPSILON / z.shape[1]
+    return (1 - _ALPHA) * onehot(t, z) + _ALPHA / z.shape[1]
 
 
 # --- post 8: the maximum of each row ----------------------------------------------
@@ -482,6 +514,8 @@ _ROW_MAX = Catalogue(
         ),
     ),
     _row_max_example,
+    more=more_matrix,
+    sizes=rows_and_columns,
 )
 
 
@@ -517,6 +551,19 @@ def _batch_statistics(
     )
 
 
+def _eval_x_hat(
+    right: tuple[Tensor, ...], g: Tensor, x: Tensor, gamma: Tensor
+) -> Tensor:
+    """x_hat with the running statistics, which the catalogue cannot see, recovered
+    from the right answer: grad_x = gamma / sigma_bar * g gives sigma_bar, and
+    grad_gamma = sum(g * (x - mu)) / sigma_bar gives mu (least squares over the
+    rows, per feature)."""
+    slope = gamma * g  # grad_x * sigma_bar
+    sigma_bar = (slope * slope).sum(0) / (slope * right[0]).sum(0)
+    mu = ((g * x).sum(0) - sigma_bar * right[1]) / g.sum(0)
+    return (x - mu) / sigma_bar
+
+
 _BATCHNORM_EVAL = Catalogue(
     "post 9",
     (
@@ -549,8 +596,38 @@ _BATCHNORM_EVAL = Catalogue(
             lambda right, g, x, gamma, beta: (right[0], (g * x).sum(0), right[2]),
             needs_right=True,
         ),
+        Mistake(
+            "grad_gamma and grad_beta are not summed over the batch",
+            "gamma and beta serve every row of the batch, so their gradients sum over "
+            f"it, .sum(0), in eval mode as in training; {_EVAL}",
+            lambda right, g, x, gamma, beta: (
+                right[0],
+                g * _eval_x_hat(right, g, x, gamma),
+                g,
+            ),
+            needs_right=True,
+        ),
+        Mistake(
+            "grad_x divides by the running variance instead of its square root",
+            "sigma_bar = sqrt(running_var + eps): grad_x = gamma / sigma_bar * "
+            f"grad_out; {_EVAL}",
+            lambda right, g, x, gamma, beta: (
+                right[0] ** 2 / (gamma * g),
+                right[1],
+                right[2],
+            ),
+            needs_right=True,
+        ),
+        Mistake(
+            "grad_beta averages over the batch instead of summing",
+            "beta is added to every row, so its gradient sums them, .sum(0); " + _EVAL,
+            lambda right, g, x, gamma, beta: (right[0], right[1], g.mean(0)),
+            needs_right=True,
+        ),
     ),
     _batchnorm_eval_example,
+    more=more_batchnorm_eval,
+    sizes=sizes_batch,
 )
 
 
@@ -571,6 +648,17 @@ def _bag_example() -> Example:
 def _bag(g: Tensor, idx: Tensor, table: Tensor, per_position: Tensor) -> Tensor:
     rows = per_position.reshape(-1, table.shape[1])
     return torch.zeros_like(table).index_add_(0, idx.reshape(-1), rows)
+
+
+def _bag_right(g: Tensor, idx: Tensor, table: Tensor) -> Tensor:
+    return _bag(g, idx, table, (g / idx.shape[1])[:, None, :].expand(*idx.shape, -1))
+
+
+def _bag_once_per_sentence(g: Tensor, idx: Tensor, table: Tensor) -> Tensor:
+    grad = torch.zeros_like(table)
+    for sentence, tokens in enumerate(idx):
+        grad[tokens.unique()] += g[sentence] / idx.shape[1]
+    return grad
 
 
 def _bag_assigned(g: Tensor, idx: Tensor, table: Tensor) -> Tensor:
@@ -608,8 +696,28 @@ _BAG_OF_WORDS = Catalogue(
                 g, idx, table, (g / idx.shape[0])[:, None, :].expand(*idx.shape, -1)
             ),
         ),
+        Mistake(
+            "it is the right answer plus the table itself",
+            "start the gradient from zeros (torch.zeros_like(table)), not from a copy "
+            f"of the table; {_BAG}",
+            lambda g, idx, table: table + _bag_right(g, idx, table),
+        ),
+        Mistake(
+            "the 1/T of the mean is applied twice",
+            "the mean divides by T once, in its backward as in its forward; " + _BAG,
+            lambda g, idx, table: _bag_right(g, idx, table) / idx.shape[1],
+        ),
+        Mistake(
+            "a token used twice in one sentence is counted once",
+            "each position is a lookup of its own: a token at two positions gets "
+            "2/T of its sentence's gradient; see 'Repeated tokens must add up' in "
+            "post 10",
+            _bag_once_per_sentence,
+        ),
     ),
     _bag_example,
+    more=more_bag,
+    sizes=sizes_bag,
 )
 
 
@@ -642,6 +750,17 @@ def _self_attention_x(
     terms = {"q": grad_q @ w_q.T, "k": grad_k @ w_k.T, "v": grad_v @ w_v.T}
     grad_x = sum((terms[use] for use in uses), torch.zeros_like(x))
     return grad_x, x.T @ grad_q, x.T @ grad_k, x.T @ grad_v
+
+
+def _self_attention_scaled_by_d(
+    g: Tensor, x: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor
+) -> tuple[Tensor, ...]:
+    def forward(x: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor) -> Tensor:
+        q, k = x @ w_q, x @ w_k
+        scores = q @ k.T / q.shape[-1]
+        return torch.softmax(scores, dim=-1) @ (x @ w_v)
+
+    return tuple(autograd(forward, (x, w_q, w_k, w_v), g))
 
 
 _SELF_ATTENTION = Catalogue(
@@ -677,8 +796,17 @@ _SELF_ATTENTION = Catalogue(
             + _THREE_USES,
             lambda g, x, w_q, w_k, w_v: _self_attention_x(g, x, w_q, w_k, w_v, "kv"),
         ),
+        Mistake(
+            "the scores are scaled by 1/d instead of 1/√d",
+            "S = Q Kᵀ / √d, with d the width of q and k: the same scale in the "
+            "backward's P and in grad_q and grad_k; see 'The forward pass in three "
+            "steps' in post 12",
+            _self_attention_scaled_by_d,
+        ),
     ),
     _self_attention_example,
+    more=more_self_attention,
+    sizes=sizes_self_attention,
 )
 
 
@@ -718,8 +846,19 @@ _TANH = Catalogue(
             f"d tanh(x)/dx = 1 - tanh(x)²: tanh is flat far from 0; {_TAPE}",
             lambda g, x: g * (1 + torch.tanh(x) ** 2),
         ),
+        Mistake(
+            "tanh's derivative is written (1 - tanh(x))²",
+            f"the square is on tanh, inside: 1 - tanh(x)²; {_TAPE}",
+            lambda g, x: g * (1 - torch.tanh(x)) ** 2,
+        ),
+        Mistake(
+            "it multiplies by tanh(x) itself instead of its derivative",
+            "the saved out is tanh(x); the local derivative is 1 - out**2; " + _TAPE,
+            lambda g, x: g * torch.tanh(x),
+        ),
     ),
     _tanh_example,
+    more=more_elementwise,
 )
 
 
@@ -757,8 +896,21 @@ _DIVIDE = Catalogue(
             f"d(a / b)/da = 1 / b; {_TAPE}",
             lambda g, a, b: (g * b, (-g * a / b**2).sum(0)),
         ),
+        Mistake(
+            "a's gradient passes grad_out on without dividing by b",
+            f"a is divided by b, so its local derivative is 1 / b; {_TAPE}",
+            lambda g, a, b: (g.clone(), (-g * a / b**2).sum(0)),
+        ),
+        Mistake(
+            "b's gradient leaves a out: -1 / b² alone",
+            "d(a / b)/db = -a / b²: the numerator stays in the product, as the "
+            f"other factor does in __mul__'s backward; {_TAPE}",
+            lambda g, a, b: (g / b, (-g / b**2).sum(0)),
+        ),
     ),
     _divide_example,
+    more=more_divide,
+    sizes=sizes_batch,
 )
 
 
@@ -880,6 +1032,8 @@ _RESIDUAL_LAYERNORM = Catalogue(
         ),
     ),
     _residual_layernorm_example,
+    more=more_residual_layernorm,
+    sizes=sizes_residual_layernorm,
 )
 
 
