@@ -212,3 +212,32 @@ def test_kept_activations_order_the_strategies():
     # What each strategy keeps is sizes, the same on any machine.
     assert kept["manual"] < kept["keep"] < kept["autograd"]
     assert kept["fused"] < kept["autograd"]
+
+
+def test_bench_grader_times_every_exercise():
+    # How long a check takes is printed (python -m backprop.bench --case grader), never
+    # asserted: a busy machine would fail it for nothing.
+    from backprop.exercises import LAYERS
+
+    lines = run_bench("--case", "grader", "--repeats", "1", timeout=600)
+    rows = dict(
+        re.fullmatch(r"(\S+)\s+(\d+\.\d{3}) s", line).groups() for line in lines[1:-1]
+    )
+    assert set(rows) == set(LAYERS)
+    slowest = re.fullmatch(r"slowest check: (\d+\.\d{3}) s \((\S+)\)", lines[-1])
+    assert slowest and rows[slowest.group(2)] == slowest.group(1)
+
+
+@pytest.mark.parametrize("name", ["lin", "lin_out_in", "conv2d"])
+def test_right_backward_is_graded_right(name):
+    from backprop.bench import right_backward
+    from backprop.exercises import check_backward
+
+    check_backward(name, right_backward(name)).assert_ok()
+
+
+def test_right_backward_names_the_exercises_when_there_is_none():
+    from backprop.bench import right_backward
+
+    with pytest.raises(ValueError, match=r"no exercise 'lin_grad'.*'lin'"):
+        right_backward("lin_grad")

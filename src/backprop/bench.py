@@ -46,6 +46,11 @@ forward work (each attention's softmax, each GELU's tanh, each layer norm's
 statistics, the loss's softmax), measured by running exactly those forwards
 again on the saved inputs.
 
+``python -m backprop.bench --case grader`` times `backprop.exercises.check_backward`
+grading a right answer (`right_backward`), for every exercise: the best of
+``--repeats`` wall-clock times, which should be well under a second, so that a
+reader waits for no report.
+
 This module is a benchmark against autograd, so it uses autograd; the library
 itself never does. The last line printed is ``manual/autograd time ratio: X.XX``
 (against the course's check; for the transformer, recompute against autograd
@@ -436,9 +441,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--case",
-        choices=["mlp", "transformer"],
+        choices=["mlp", "transformer", "grader"],
         default="mlp",
-        help="the course's MLP (default) or a small GPT",
+        help="the course's MLP (default), a small GPT, or the exercises' grader",
     )
     parser.add_argument(
         "--n",
@@ -476,6 +481,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.case == "transformer":
         _main_transformer(args.n, args.repeats)
         return
+    if args.case == "grader":
+        _main_grader(args.repeats)
+        return
 
     memory = {variant: _memory_in_subprocess(variant, args.n) for variant in VARIANTS}
     torch.set_num_threads(THREADS)
@@ -508,6 +516,68 @@ def main(argv: list[str] | None = None) -> None:
     as_data = medians["manual"] / medians["autograd_data"]
     print(f"manual/autograd (input as data) time ratio: {as_data:.2f}")
     print(f"manual/autograd time ratio: {medians['manual'] / medians['autograd']:.2f}")
+
+
+# ---------------------------------------------------------------- the grader
+
+
+def right_backward(name: str) -> Callable[..., object]:
+    """The library's backward of the exercise ``name`` (a key of ``LAYERS``), with
+    the exercise's signature: what a right answer computes.
+
+    Parameters
+    ----------
+    name : str
+        An exercise of `backprop.exercises.check_backward`.
+
+    Returns
+    -------
+    callable
+        ``backprop.functional.<name>_backward``; for ``"lin_out_in"`` (the
+        ``nn.Linear`` layout, ``(n_out, n_in)``), `lin_backward` through a transpose.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not an exercise of `check_backward`.
+    """
+    from backprop import functional
+    from backprop.exercises import LAYERS
+
+    if name == "lin_out_in":
+
+        def lin_out_in_backward(
+            grad_out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor
+        ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+            grad_x, grad_w, grad_b = functional.lin_backward(grad_out, x, w.T, b)
+            return grad_x, grad_w.T, grad_b
+
+        return lin_out_in_backward
+    if name not in LAYERS:
+        raise ValueError(f"no exercise {name!r}; the exercises are {sorted(LAYERS)}")
+    backward: Callable[..., object] = getattr(functional, f"{name}_backward")
+    return backward
+
+
+def _main_grader(repeats: int) -> None:
+    """How long `check_backward` takes to grade a right answer, per exercise: the
+    best of ``repeats`` wall-clock times (the target: well under a second each)."""
+    from backprop.exercises import LAYERS, check_backward
+
+    torch.set_num_threads(THREADS)
+    print(f"check_backward on a right answer, best of {repeats}, {THREADS} threads")
+    best: dict[str, float] = {}
+    for name in sorted(LAYERS):
+        backward = right_backward(name)
+        timings = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            check_backward(name, backward)
+            timings.append(time.perf_counter() - started)
+        best[name] = min(timings)
+        print(f"{name:<20} {best[name]:6.3f} s")
+    slowest = max(best, key=best.__getitem__)
+    print(f"slowest check: {best[slowest]:.3f} s ({slowest})")
 
 
 # ---------------------------------------------------------------- the transformer
