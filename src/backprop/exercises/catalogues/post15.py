@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from backprop.embedding import embedding_backward
-from backprop.exercises.catalogues.parts import Catalogue, Example, Mistake
+from backprop.exercises.catalogues.parts import Catalogue, Example, Mistake, Point
 from backprop.linear import lin_backward
 from backprop.modules import LayerNorm, Module, MultiHeadAttention
 from backprop.normalization import layernorm_backward
@@ -39,6 +39,45 @@ def _randn(gen: torch.Generator, *shape: int) -> Tensor:
 
 def _grads(*tensors: Tensor) -> tuple[object, ...]:
     return tuple(getattr(t, "g", None) for t in tensors)
+
+
+# --- other points: other batches and lengths, the model's widths kept -------------
+
+
+def _more_sequences(point: Point, gen: torch.Generator) -> list[Point]:
+    """x (B, T, D) and the parameters: other batches and lengths (D is the
+    parameters'), so that a sum over the wrong axis or a transpose cannot hide."""
+    x, *params = point.inputs
+    return [
+        Point([_randn(gen, b, t, x.shape[-1]) * 2 + 1, *params])
+        for b, t in [(1, 3), (3, 5)]
+    ]
+
+
+def _more_tied_head(point: Point, gen: torch.Generator) -> list[Point]:
+    """table (V, D), pos (T, D), tokens (B, T): other vocabularies, widths, batches
+    and lengths, with repeated tokens."""
+    out = []
+    for vocab, width, batch, length in [(4, 3, 2, 6), (9, 6, 1, 3)]:
+        tokens = torch.randint(vocab, (batch, length), generator=gen)
+        tokens[0, -1] = tokens[0, 0]  # a token used twice
+        table = _randn(gen, vocab, width)
+        out.append(Point([table, 0.5 * _randn(gen, length, width), tokens]))
+    return out
+
+
+def _more_gpt(point: Point, gen: torch.Generator) -> list[Point]:
+    """Other vocabularies and longest sequences (the tables' rows), batches and
+    lengths of tokens, with repeated tokens; the final layer norm's as given."""
+    _table, _pos, gamma, beta, _tokens = point.inputs
+    width = gamma.shape[0]
+    out = []
+    for vocab, max_len, batch, length in [(4, 3, 1, 2), (9, 8, 4, 8)]:
+        tokens = torch.randint(vocab, (batch, length), generator=gen)
+        tokens[0, -1] = tokens[0, 0]  # a token used twice
+        table, pos = _randn(gen, vocab, width), 0.5 * _randn(gen, max_len, width)
+        out.append(Point([table, pos, gamma, beta, tokens]))
+    return out
 
 
 # --- step 3: the attention sub-layer ----------------------------------------------
@@ -184,6 +223,7 @@ _ATTENTION_SUBLAYER = Catalogue(
         ),
     ),
     _attention_example,
+    more=_more_sequences,
 )
 
 
@@ -299,6 +339,7 @@ _BLOCK = Catalogue(
         ),
     ),
     _block_example,
+    more=_more_sequences,
 )
 
 
@@ -396,6 +437,7 @@ _TIED_HEAD = Catalogue(
         ),
     ),
     _tied_head_example,
+    more=_more_tied_head,
 )
 
 
@@ -407,11 +449,11 @@ _GPT = {"vocab": 7, "max_len": 6, "d_model": _D_MODEL, "d_ff": _D_FF}
 
 def gpt_holding(table: Tensor, pos: Tensor, gamma: Tensor, beta: Tensor) -> TinyGPT:
     """A tied `TinyGPT` (1 block, seeded weights) holding the given embeddings and
-    final layer norm."""
+    final layer norm; its vocabulary and longest sequence are the tables' rows."""
     gen = _gen(61)
     c = _GPT
     gpt = TinyGPT(
-        c["vocab"], c["max_len"], c["d_model"], _HEADS, c["d_ff"], 1,
+        table.shape[0], pos.shape[0], c["d_model"], _HEADS, c["d_ff"], 1,
         tie_weights=True, generator=gen, dtype=table.dtype,
     )  # fmt: skip
     for p in gpt.parameters():
@@ -528,6 +570,7 @@ _MODEL_BACKWARD = Catalogue(
         ),
     ),
     _gpt_example,
+    more=_more_gpt,
 )
 
 
