@@ -14,20 +14,136 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from backprop.activations import _gelu_inner
-from backprop.attention import _attention_probs, attention_backward, causal_mask
-from backprop.functional import gelu_backward, layernorm_backward
+from backprop.attention import attention_backward, causal_mask
+from backprop.functional import (
+    attention_probs,
+    gelu_backward,
+    gelu_inner,
+    layernorm_backward,
+    layernorm_with_stats,
+)
 from backprop.modules import LayerNorm, Model, MultiHeadAttention
-from backprop.normalization import _layernorm_keeping_stats
 from backprop.transformer import GELU, TinyGPT, TokenCrossEntropy, TransformerBlock
 from oracles import autograd_grads
 from strategies import dtypes, layouts, make_mask, make_tensor, seeds, shapes, tolerance
 
 f64 = torch.float64
 STRATEGIES = ("recompute", "keep")
+
+
+# ------------------------------------------------ the forwards that keep them
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=shapes(min_dims=1, max_dims=4, max_side=5),
+    dtype=dtypes,
+    layout=layouts,
+    eps=st.sampled_from([0.0, 1e-5, 0.5]),
+    seed=seeds,
+)
+def test_layernorm_statistics_are_the_mean_and_the_inverse_deviation(
+    shape, dtype, layout, eps, seed
+):
+    x = make_tensor(shape, dtype, layout, seed=seed, scale=3.0) + 1
+    # eps = 0 needs a spread: a vector of equal features has no deviation
+    assume(eps > 0 or shape[-1] > 1)
+    if eps == 0.0:
+        x = x + torch.arange(shape[-1], dtype=dtype)
+    gamma = make_tensor(shape[-1:], dtype, seed=seed + 1)
+    beta = make_tensor(shape[-1:], dtype, seed=seed + 2)
+    out, (mean, inv_sigma) = layernorm_with_stats(x, gamma, beta, eps)
+    x64 = x.double()
+    want_mean = x64.mean(-1, keepdim=True)
+    want_inv_sigma = 1 / torch.sqrt(x64.var(-1, unbiased=False, keepdim=True) + eps)
+    torch.testing.assert_close(mean, want_mean.to(dtype), **tolerance(dtype))
+    rtol, atol = tolerance(dtype).values()
+    torch.testing.assert_close(
+        inv_sigma, want_inv_sigma.to(dtype), rtol=rtol * 10, atol=atol
+    )
+    want_out = F.layer_norm(x64, shape[-1:], gamma.double(), beta.double(), eps)
+    atol *= max(1.0, want_out.abs().max().item())
+    torch.testing.assert_close(out, want_out.to(dtype), rtol=rtol, atol=atol)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=shapes(min_dims=0, max_dims=3),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+    scale=st.sampled_from([1.0, 4.0, 30.0]),
+)
+def test_gelu_inner_is_erf_or_tanh_in_closed_form(shape, dtype, layout, seed, scale):
+    x = make_tensor(shape, dtype, layout, seed=seed, scale=scale)
+    x64 = x.double()
+    want_erf = torch.erf(x64 / math.sqrt(2))
+    u = math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)
+    want_tanh = torch.tanh(u)
+    tol = tolerance(dtype)
+    torch.testing.assert_close(gelu_inner(x, "none"), want_erf.to(dtype), **tol)
+    torch.testing.assert_close(gelu_inner(x, "tanh"), want_tanh.to(dtype), **tol)
+    torch.testing.assert_close(gelu_inner(x), want_tanh.to(dtype), **tol)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batch=shapes(min_dims=0, max_dims=2, max_side=3),
+    lq=st.integers(1, 5),
+    lk=st.integers(1, 5),
+    d=st.integers(1, 4),
+    masked=st.sampled_from([None, "causal", "random"]),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+)
+def test_attention_probs_are_torch_softmax_of_the_masked_scores(
+    batch, lq, lk, d, masked, dtype, layout, seed
+):
+    q = make_tensor((*batch, lq, d), dtype, layout, seed=seed, scale=3.0)
+    k = make_tensor((*batch, lk, d), dtype, layout, seed=seed + 1, scale=3.0)
+    mask = None
+    if masked == "causal":
+        mask = causal_mask(lq, lk) | (torch.arange(lk) == 0)
+    elif masked == "random":
+        mask = make_mask((*batch, lq, lk), seed=seed + 4)
+        mask[..., 0] = True
+    q64, k64 = q.double(), k.double()
+    scores = torch.einsum("...id,...jd->...ij", q64, k64) / math.sqrt(d)
+    if mask is not None:
+        scores = torch.where(mask, scores, -math.inf)
+    want = torch.softmax(scores, dim=-1)
+    probs = attention_probs(q, k, mask)
+    torch.testing.assert_close(probs, want.to(dtype), **tolerance(dtype))
+    if mask is not None:
+        assert (probs.masked_select(~mask.expand_as(probs)) == 0).all()
+
+
+def test_the_kept_forwards_name_what_is_wrong_with_their_inputs():
+    q, k = torch.randn(2, 3, 4), torch.randn(2, 5, 4)
+    with pytest.raises(
+        ValueError,
+        match=r"last dimension d .* q of shape \(2, 3, 4\) "
+        r"and k of shape \(2, 5, 3\)",
+    ):
+        attention_probs(q, k[..., :3])
+    with pytest.raises(ValueError, match=r"q and k must have equal leading dimensions"):
+        attention_probs(q, k[:1])
+    with pytest.raises(ValueError, match=r"k must hold at least one position"):
+        attention_probs(q, k[:, :0])
+    with pytest.raises(ValueError, match="allows no key for the query"):
+        attention_probs(q, k, torch.zeros(3, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask must be a boolean tensor"):
+        attention_probs(q, k, torch.ones(3, 5))
+    with pytest.raises(ValueError, match="x must be a floating-point tensor"):
+        gelu_inner(torch.arange(3))
+    with pytest.raises(ValueError, match="approximate"):
+        gelu_inner(torch.randn(3), "erf")
+    with pytest.raises(ValueError, match=r"gamma must have shape \(4,\)"):
+        layernorm_with_stats(q, torch.ones(3), torch.zeros(4))
 
 
 # ------------------------------------------------------------ the functional forms
@@ -47,7 +163,7 @@ def test_layernorm_backward_from_kept_statistics_matches_autograd(
     gamma = make_tensor(shape[-1:], dtype, seed=seed + 1)
     beta = make_tensor(shape[-1:], dtype, seed=seed + 2)
     grad_out = make_tensor(shape, dtype, seed=seed + 3)
-    out, stats = _layernorm_keeping_stats(x, gamma, beta, 1e-5)
+    out, stats = layernorm_with_stats(x, gamma, beta, 1e-5)
     # The oracle in float64: torch's float32 layer norm rounds x - mean to a
     # nonzero number where a vector has one feature.
     x64, gamma64, beta64 = (t.double() for t in (x, gamma, beta))
@@ -80,7 +196,7 @@ def test_gelu_backward_from_the_kept_inner_value_matches_autograd(
 ):
     x = make_tensor(shape, dtype, layout, seed=seed, scale=scale)
     grad_out = make_tensor(shape, dtype, seed=seed + 1)
-    inner = _gelu_inner(x, approximate)
+    inner = gelu_inner(x, approximate)
     torch.testing.assert_close(
         0.5 * x * (1 + inner), F.gelu(x, approximate=approximate), **tolerance(dtype)
     )
@@ -125,7 +241,7 @@ def test_attention_backward_from_the_kept_softmax_matches_autograd(
     elif masked == "random":
         mask = make_mask((*batch, lq, lk), seed=seed + 4)
         mask[..., 0] = True
-    probs = _attention_probs(q, k, mask)
+    probs = attention_probs(q, k, mask)
     want = autograd_grads(_softmax_attention, [q, k, v, mask], grad_out)
     got = attention_backward(grad_out, q, k, v, mask, probs=probs)
     for g, w in zip(got, want[:3], strict=True):

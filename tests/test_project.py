@@ -1,5 +1,6 @@
 """The set-up around the library: scripts, CI, publishing workflow."""
 
+import ast
 import re
 import subprocess
 import sys
@@ -139,3 +140,101 @@ def test_reference_build_names_the_command_when_quartodoc_is_missing():
     assert result.returncode == 1
     assert "quartodoc" in result.stderr and "./scripts/render.sh" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _library_modules():
+    """{dotted name: parsed source} for every module of src/backprop."""
+    package = ROOT / "src" / "backprop"
+    modules = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = ast.parse(path.read_text(encoding="utf-8"))
+    return modules
+
+
+def _private(name):
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_names_defined(tree):
+    """The private names a module defines: its own, and its classes' members."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)  # self._x = ...
+    return {name for name in names if _private(name)}
+
+
+def _crossings(modules):
+    """Each private name one module of ``modules`` takes from another: an import
+    of ``_name`` from a backprop module other than backprop._checks, or ``x._name``
+    (``x`` not ``self`` or ``cls``) for a ``_name`` that only other modules define."""
+    defined = {name: _private_names_defined(tree) for name, tree in modules.items()}
+    crossings = []
+    for module, tree in modules.items():
+        elsewhere = set().union(*(d for m, d in defined.items() if m != module))
+        foreign = elsewhere - defined[module]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                source = node.module
+                if source.split(".")[0] != "backprop" or source == "backprop._checks":
+                    continue
+                crossings += [
+                    f"{module}:{node.lineno} imports {alias.name} from {source}"
+                    for alias in node.names
+                    if _private(alias.name)
+                ]
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr in foreign
+                and not (isinstance(node.value, ast.Name) and node.value.id in OWN)
+            ):
+                crossings.append(
+                    f"{module}:{node.lineno} reads {ast.unparse(node)}, private to "
+                    "another module"
+                )
+    return crossings
+
+
+OWN = {"self", "cls"}
+
+
+def test_no_private_name_crosses_a_module_boundary():
+    # What two modules share is public, or is a check in backprop._checks: a
+    # private name is free to change with the one module that defines it.
+    crossings = _crossings(_library_modules())
+    assert not crossings, "\n".join(crossings)
+
+
+def test_the_boundary_check_sees_private_imports_and_method_calls():
+    # The check above on made-up modules, so that it is seen to fail.
+    sources = {
+        "backprop.attention": (
+            "def _scores(): pass\nclass A:\n    def _mask(self): pass"
+        ),
+        "backprop._checks": "def require_x(): pass\ndef _helper(): pass",
+        "backprop.bench": (
+            "from backprop.attention import _scores, A\n"
+            "from backprop._checks import _helper, require_x\n"
+            "import torch\n"
+            "class B:\n"
+            "    def _own(self): self._mask = None\n"
+            "A()._mask()\n"
+            "torch._C\n"
+            "self._mask\n"
+        ),
+    }
+    modules = {name: ast.parse(source) for name, source in sources.items()}
+    assert _crossings(modules) == [
+        "backprop.bench:1 imports _scores from backprop.attention",
+    ]
+    modules["backprop.bench"] = ast.parse("A()._mask()\n")
+    assert _crossings(modules) == [
+        "backprop.bench:1 reads A()._mask, private to another module"
+    ]

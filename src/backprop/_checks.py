@@ -186,6 +186,104 @@ def require_positive_int(name: str, value: object) -> int:
     return require_int(name, value, minimum=1)
 
 
+def check_attention_inputs(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor | None,
+    mask: torch.Tensor | None,
+) -> None:
+    """The inputs of `backprop.attention.attention` and its backwards.
+
+    q, k and v floating-point of one dtype, at least 2-D, q and k of one width d,
+    k and v of one length Lk > 0, equal leading dimensions; a mask, if any,
+    boolean, broadcastable to the scores (..., Lq, Lk) and allowing every query a
+    key. ``v=None`` checks q, k and the mask only (what the scores need).
+    """
+    named = (("q", q), ("k", k)) + ((("v", v),) if v is not None else ())
+    for name, t in named:
+        require_float(name, t)
+        require_ndim(name, t, min_ndim=2)
+    require_same_dtype(q=q, k=k, v=v)
+    shapes = ", ".join(f"{name} {shape_str(t)}" for name, t in named)
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            "q and k must have the same last dimension d (a query is compared with "
+            "each key "
+            f"by a dot product), got q of shape {shape_str(q)} and k of shape "
+            f"{shape_str(k)}"
+        )
+    if v is not None and k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k and v must have the same number of positions Lk (one value per key), "
+            f"got k of shape {shape_str(k)} and v of shape {shape_str(v)}"
+        )
+    if not all(t.shape[:-2] == q.shape[:-2] for _, t in named):
+        them = "q, k and v" if v is not None else "q and k"
+        raise ValueError(
+            f"{them} must have equal leading dimensions (no broadcasting between "
+            "them), "
+            f"got {shapes}"
+        )
+    if k.shape[-2] == 0:
+        keys = "k and v" if v is not None else "k"
+        raise ValueError(
+            f"{keys} must hold at least one position to attend to, got {shapes}"
+        )
+    if mask is not None:
+        _check_mask(mask, (*q.shape[:-1], k.shape[-2]), q)
+
+
+def _check_mask(
+    mask: torch.Tensor, scores_shape: tuple[int, ...], q: torch.Tensor
+) -> None:
+    require_tensor("mask", mask)
+    if mask.dtype != torch.bool:
+        raise ValueError(
+            "mask must be a boolean tensor (True where attention is allowed), got "
+            "dtype "
+            f"{mask.dtype} and shape {shape_str(mask)}; e.g. use mask.bool() or mask "
+            "!= 0"
+        )
+    require_same_device(q=q, mask=mask)
+    # Broadcastable to the scores WITHOUT changing their shape: align from the right,
+    # every mask dimension is 1 or equal to the scores' one.
+    fits = mask.ndim <= len(scores_shape) and all(
+        m in (1, s)
+        for m, s in zip(reversed(mask.shape), reversed(scores_shape), strict=False)
+    )
+    if not fits:
+        raise ValueError(
+            f"mask of shape {shape_str(mask)} does not broadcast to the scores' shape "
+            f"{shape_str(scores_shape)} (..., Lq, Lk)"
+        )
+    no_key = ~mask.expand(scores_shape).any(dim=-1)
+    if no_key.any():
+        position = tuple(int(i) for i in no_key.nonzero()[0])
+        raise ValueError(
+            f"mask of shape {shape_str(mask)} allows no key for the query at position "
+            f"{position} "
+            f"of the scores' leading dims {shape_str(scores_shape[:-1])}: a softmax "
+            "over nothing "
+            "is undefined"
+        )
+
+
+INTERMEDIATES = ("recompute", "keep")
+
+
+def require_intermediates(value: object) -> str:
+    """The ``intermediates`` argument, checked: what a backward gets from its forward.
+
+    ``"recompute"``: only the forward's inputs and output, as the functional
+    backwards take them (they compute the rest again). ``"keep"``: also what the
+    forward computed along the way and the backward reads (layer norm's statistics,
+    attention's softmax, the GELU's tanh), as autograd keeps it.
+    """
+    if value not in INTERMEDIATES:
+        raise ValueError(f"intermediates must be 'recompute' or 'keep', got {value!r}")
+    return str(value)
+
+
 # The gradient of a tensor lives in a `.g` attribute (fast.ai's convention), which
 # torch.Tensor does not declare; the modules read and write it through these two
 # functions only, so the type checker is told about it once.

@@ -8,7 +8,7 @@ import torch
 
 from backprop._checks import require_float, require_same_dtype, shape_str
 
-__all__ = ["gelu", "gelu_backward", "relu", "relu_backward"]
+__all__ = ["gelu", "gelu_backward", "gelu_inner", "relu", "relu_backward"]
 
 
 def relu(x: torch.Tensor) -> torch.Tensor:
@@ -131,14 +131,49 @@ def gelu(x: torch.Tensor, approximate: str = "tanh") -> torch.Tensor:
     require_float("x", x)
     _check_approximate(approximate)
     # Out of place, so that autograd can differentiate it as the reference.
-    return 0.5 * x * (1 + _gelu_inner(x, approximate))
+    return 0.5 * x * (1 + _inner(x, approximate))
 
 
-def _gelu_inner(x: torch.Tensor, approximate: str) -> torch.Tensor:
-    """The s of gelu(x) = x (1 + s) / 2: erf(x / sqrt 2), or tanh u for the tanh form.
+def gelu_inner(x: torch.Tensor, approximate: str = "tanh") -> torch.Tensor:
+    r"""The $s$ of $\operatorname{gelu}(x) = \tfrac12 x (1 + s)$, elementwise.
 
-    What a GELU that keeps its intermediates saves for `gelu_backward` (``inner=``).
+    $s = \operatorname{erf}(x / \sqrt2)$ for ``approximate="none"``, and
+    $s = \tanh u$ with $u = \sqrt{2/\pi} \, (x + 0.044715 \, x^3)$ for
+    ``approximate="tanh"``: what `gelu_backward` takes as ``inner=`` when the
+    forward kept it (`backprop.transformer.GELU` with ``intermediates="keep"``).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Floating-point tensor of any shape.
+    approximate : {"tanh", "none"}, default "tanh"
+        The tanh approximation, or the exact erf form.
+
+    Returns
+    -------
+    torch.Tensor
+        $s$, in $(-1, 1)$, the shape of ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not floating-point or ``approximate`` is neither value.
+
+    Examples
+    --------
+    >>> x = torch.tensor([-1.0, 0.0, 1.0])
+    >>> gelu_inner(x, approximate="none")
+    tensor([-0.6827,  0.0000,  0.6827])
+    >>> torch.allclose(0.5 * x * (1 + gelu_inner(x)), gelu(x))
+    True
     """
+    require_float("x", x)
+    _check_approximate(approximate)
+    return _inner(x, approximate)
+
+
+def _inner(x: torch.Tensor, approximate: str) -> torch.Tensor:
+    """`gelu_inner` once its arguments are checked."""
     if approximate == "none":
         return torch.erf(x / math.sqrt(2))
     return torch.tanh(_TANH_C * (x + _TANH_A * x**3))

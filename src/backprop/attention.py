@@ -38,14 +38,11 @@ import torch
 from torch import Tensor
 
 from backprop._checks import (
+    check_attention_inputs,
     require_float,
     require_int,
-    require_ndim,
-    require_same_device,
     require_same_dtype,
     require_shape,
-    require_tensor,
-    shape_str,
 )
 from backprop.softmax import softmax
 
@@ -53,6 +50,7 @@ __all__ = [
     "attention",
     "attention_backward",
     "attention_backward_blockwise",
+    "attention_probs",
     "causal_mask",
 ]
 
@@ -95,73 +93,6 @@ def causal_mask(
     lq = require_int("lq", lq, minimum=1)
     lk = lq if lk is None else require_int("lk", lk, minimum=1)
     return torch.ones(lq, lk, dtype=torch.bool, device=device).tril()
-
-
-def _check_attention_inputs(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
-) -> None:
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        require_float(name, t)
-        require_ndim(name, t, min_ndim=2)
-    require_same_dtype(q=q, k=k, v=v)
-    shapes = f"q {shape_str(q)}, k {shape_str(k)}, v {shape_str(v)}"
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            "q and k must have the same last dimension d (a query is compared with "
-            "each key "
-            f"by a dot product), got q of shape {shape_str(q)} and k of shape "
-            f"{shape_str(k)}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k and v must have the same number of positions Lk (one value per key), "
-            f"got k of shape {shape_str(k)} and v of shape {shape_str(v)}"
-        )
-    if not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
-        raise ValueError(
-            "q, k and v must have equal leading dimensions (no broadcasting between "
-            "them), "
-            f"got {shapes}"
-        )
-    if k.shape[-2] == 0:
-        raise ValueError(
-            f"k and v must hold at least one position to attend to, got {shapes}"
-        )
-    if mask is not None:
-        _check_mask(mask, (*q.shape[:-1], k.shape[-2]), q)
-
-
-def _check_mask(mask: Tensor, scores_shape: tuple[int, ...], q: Tensor) -> None:
-    require_tensor("mask", mask)
-    if mask.dtype != torch.bool:
-        raise ValueError(
-            "mask must be a boolean tensor (True where attention is allowed), got "
-            "dtype "
-            f"{mask.dtype} and shape {shape_str(mask)}; e.g. use mask.bool() or mask "
-            "!= 0"
-        )
-    require_same_device(q=q, mask=mask)
-    # Broadcastable to the scores WITHOUT changing their shape: align from the right,
-    # every mask dimension is 1 or equal to the scores' one.
-    fits = mask.ndim <= len(scores_shape) and all(
-        m in (1, s)
-        for m, s in zip(reversed(mask.shape), reversed(scores_shape), strict=False)
-    )
-    if not fits:
-        raise ValueError(
-            f"mask of shape {shape_str(mask)} does not broadcast to the scores' shape "
-            f"{shape_str(scores_shape)} (..., Lq, Lk)"
-        )
-    no_key = ~mask.expand(scores_shape).any(dim=-1)
-    if no_key.any():
-        position = tuple(int(i) for i in no_key.nonzero()[0])
-        raise ValueError(
-            f"mask of shape {shape_str(mask)} allows no key for the query at position "
-            f"{position} "
-            f"of the scores' leading dims {shape_str(scores_shape[:-1])}: a softmax "
-            "over nothing "
-            "is undefined"
-        )
 
 
 def _masked_scores(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
@@ -212,12 +143,55 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Te
     tensor([[5., 6.],
             [5., 6.]])
     """
-    _check_attention_inputs(q, k, v, mask)
-    return _attention_probs(q, k, mask) @ v
+    check_attention_inputs(q, k, v, mask)
+    return _probs(q, k, mask) @ v
 
 
-def _attention_probs(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
-    """P = softmax(q kᵀ / sqrt(d)) over the keys, masked: what ``probs=`` takes."""
+def attention_probs(q: Tensor, k: Tensor, mask: Tensor | None = None) -> Tensor:
+    r"""The attention weights $P = \operatorname{softmax}(Q K^\top / \sqrt{d})$.
+
+    The softmax runs over the keys, with the scores of masked positions set to
+    $-\infty$ first, so each row of $P$ sums to 1 over the keys its query may see.
+    `attention` is ``attention_probs(q, k, mask) @ v``; `attention_backward` takes
+    $P$ as ``probs=`` when the forward kept it.
+
+    Parameters
+    ----------
+    q : torch.Tensor
+        Queries, shape ``(..., Lq, d)``.
+    k : torch.Tensor
+        Keys, shape ``(..., Lk, d)``, the leading dimensions of ``q``, Lk > 0.
+    mask : torch.Tensor or None, default None
+        Boolean, True where query $i$ may attend to key $j$; broadcastable to
+        ``(..., Lq, Lk)``, with at least one True per query. None allows all.
+
+    Returns
+    -------
+    torch.Tensor
+        $P$, shape ``(..., Lq, Lk)``; 0 where the mask is False.
+
+    Raises
+    ------
+    ValueError
+        If ``q`` and ``k`` are not floating-point of one dtype, differ in width
+        or leading dimensions, ``k`` has no position, or the mask is not boolean,
+        does not broadcast, or leaves a query with no key.
+
+    Examples
+    --------
+    Equal scores share the weight equally among the keys a query sees.
+
+    >>> q, k = torch.ones(2, 4), torch.ones(3, 4)
+    >>> attention_probs(q, k, causal_mask(2, 3))
+    tensor([[1.0000, 0.0000, 0.0000],
+            [0.5000, 0.5000, 0.0000]])
+    """
+    check_attention_inputs(q, k, None, mask)
+    return _probs(q, k, mask)
+
+
+def _probs(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+    """`attention_probs` once its inputs are checked."""
     return softmax(_masked_scores(q, k, mask), dim=-1)
 
 
@@ -278,7 +252,7 @@ def attention_backward(
     >>> grad_v
     tensor([[2., 2.]])
     """
-    _check_attention_inputs(q, k, v, mask)
+    check_attention_inputs(q, k, v, mask)
     require_float("grad_out", grad_out)
     require_same_dtype(q=q, grad_out=grad_out)
     out_shape = (*q.shape[:-1], v.shape[-1])
@@ -286,7 +260,7 @@ def attention_backward(
 
     scale = 1 / math.sqrt(q.shape[-1])
     if probs is None:
-        p = _attention_probs(q, k, mask)  # S = q kᵀ/√d and its softmax, again
+        p = _probs(q, k, mask)  # S = q kᵀ/√d and its softmax, again
     else:
         scores_shape = (*q.shape[:-1], k.shape[-2])
         require_shape("probs", probs, scores_shape, "the scores' shape (..., Lq, Lk)")
@@ -365,7 +339,7 @@ def attention_backward_blockwise(
     >>> all(torch.allclose(b, f, atol=1e-6) for b, f in zip(blocks, full, strict=True))
     True
     """
-    _check_attention_inputs(q, k, v, mask)
+    check_attention_inputs(q, k, v, mask)
     require_float("grad_out", grad_out)
     require_same_dtype(q=q, grad_out=grad_out)
     out_shape = (*q.shape[:-1], v.shape[-1])

@@ -72,8 +72,15 @@ from collections.abc import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
-from backprop.attention import _attention_probs
-from backprop.functional import cross_entropy, gelu, layernorm, lin, mse, relu
+from backprop.functional import (
+    attention_probs,
+    cross_entropy,
+    gelu,
+    layernorm,
+    lin,
+    mse,
+    relu,
+)
 from backprop.modules import MSE, Lin, Model, Module, ReLU
 from backprop.transformer import TinyGPT, TokenCrossEntropy, TransformerBlock
 
@@ -669,12 +676,13 @@ def fused_loss(
         assert isinstance(block, TransformerBlock)
         a, ln1, ln2 = block.attention, block.ln1, block.ln2
         h = F.layer_norm(x, shape, ln1.gamma, ln1.beta, ln1.eps)
+        # (N, T, d_model) -> (N, h, T, d_head) and back, by torch's own views
         q, k, v = (
-            a._split(lin(h, w, b))
+            lin(h, w, b).reshape(*h.shape[:-1], a.n_heads, -1).transpose(1, 2)
             for w, b in ((a.w_q, a.b_q), (a.w_k, a.b_k), (a.w_v, a.b_v))
         )
         heads = F.scaled_dot_product_attention(q, k, v, is_causal=a.causal)
-        x = x + lin(a._merge(heads), a.w_o, a.b_o)
+        x = x + lin(heads.transpose(1, 2).flatten(2), a.w_o, a.b_o)
         h = F.layer_norm(x, shape, ln2.gamma, ln2.beta, ln2.eps)
         hidden = F.gelu(
             lin(h, block.up.w, block.up.b), approximate=block.gelu.approximate
@@ -682,7 +690,8 @@ def fused_loss(
         x = x + lin(hidden, block.down.w, block.down.b)
     ln_f = gpt.ln_f
     h = F.layer_norm(x, shape, ln_f.gamma, ln_f.beta, ln_f.eps)
-    logits = lin(h, gpt._w_head())
+    w_head = gpt.tok.table.T if gpt.head is None else gpt.head.w  # tied or not
+    logits = lin(h, w_head)
     return F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-1
     )
@@ -791,8 +800,8 @@ def recomputed_forward_seconds(n: int, repeats: int = 5) -> float:
     for block in gpt.blocks.layers:
         assert isinstance(block, TransformerBlock)
         q, k, _v, _merged, _probs = block.attention.saved
-        mask = block.attention._mask(q.shape[-2], q.device)
-        work.append((_attention_probs, (q, k, mask)))  # S = q kᵀ/√d and its softmax
+        mask = block.attention.saved_mask  # the forward's, as backward() reads it
+        work.append((attention_probs, (q, k, mask)))  # S = q kᵀ/√d and its softmax
         for norm in (block.ln1, block.ln2):
             work.append((layernorm, (norm.args[0], norm.gamma, norm.beta)))
         work.append((gelu, (block.up.out,)))

@@ -19,8 +19,8 @@ Each function is defined in the module of its concept (`backprop.linear`,
 import them from.
 """
 
-from backprop.activations import gelu, gelu_backward, relu, relu_backward
-from backprop.attention import attention, attention_backward
+from backprop.activations import gelu, gelu_backward, gelu_inner, relu, relu_backward
+from backprop.attention import attention, attention_backward, attention_probs
 from backprop.broadcasting import unbroadcast
 from backprop.conv import conv2d, conv2d_backward
 from backprop.embedding import embedding, embedding_backward
@@ -31,6 +31,7 @@ from backprop.normalization import (
     batchnorm_backward,
     layernorm,
     layernorm_backward,
+    layernorm_with_stats,
 )
 from backprop.softmax import (
     log_softmax,
@@ -44,6 +45,7 @@ from backprop.softmax import (
 __all__ = [
     "attention",
     "attention_backward",
+    "attention_probs",
     "batchnorm",
     "batchnorm_backward",
     "conv2d",
@@ -54,8 +56,10 @@ __all__ = [
     "embedding_backward",
     "gelu",
     "gelu_backward",
+    "gelu_inner",
     "layernorm",
     "layernorm_backward",
+    "layernorm_with_stats",
     "lin",
     "lin_backward",
     "log_softmax",

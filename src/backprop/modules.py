@@ -39,6 +39,7 @@ from backprop._checks import (
     grad_of,
     require_float,
     require_int_pair,
+    require_intermediates,
     require_ndim,
     require_positive_int,
     require_same_dtype,
@@ -46,10 +47,9 @@ from backprop._checks import (
     shape_str,
 )
 from backprop.attention import (
-    _attention_probs,
-    _check_attention_inputs,
     attention,
     attention_backward,
+    attention_probs,
     causal_mask,
 )
 from backprop.conv import IntPair
@@ -64,6 +64,7 @@ from backprop.functional import (
     embedding_backward,
     layernorm,
     layernorm_backward,
+    layernorm_with_stats,
     lin,
     lin_backward,
     mse,
@@ -71,7 +72,6 @@ from backprop.functional import (
     relu,
     relu_backward,
 )
-from backprop.normalization import _layernorm_keeping_stats
 
 __all__ = [
     "MSE",
@@ -87,22 +87,6 @@ __all__ = [
     "ReLU",
     "Sequential",
 ]
-
-
-INTERMEDIATES = ("recompute", "keep")
-
-
-def _intermediates(value: object) -> str:
-    """The ``intermediates`` argument, checked: what a backward gets from its forward.
-
-    ``"recompute"``: only the forward's inputs and output, as the functional
-    backwards take them (they compute the rest again). ``"keep"``: also what the
-    forward computed along the way and the backward reads (layer norm's statistics,
-    attention's softmax, the GELU's tanh), as autograd keeps it.
-    """
-    if value not in INTERMEDIATES:
-        raise ValueError(f"intermediates must be 'recompute' or 'keep', got {value!r}")
-    return str(value)
 
 
 class Module:
@@ -1038,14 +1022,14 @@ class LayerNorm(Module):
     ) -> None:
         d = require_positive_int("d", d)
         self.eps = eps
-        self.intermediates = _intermediates(intermediates)
+        self.intermediates = require_intermediates(intermediates)
         self.gamma = torch.ones(d, dtype=dtype, device=device)
         self.beta = torch.zeros(d, dtype=dtype, device=device)
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         if self.intermediates == "recompute":
             return layernorm(inp, self.gamma, self.beta, self.eps)
-        out, self.saved = _layernorm_keeping_stats(inp, self.gamma, self.beta, self.eps)
+        out, self.saved = layernorm_with_stats(inp, self.gamma, self.beta, self.eps)
         return out
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
@@ -1252,7 +1236,7 @@ class MultiHeadAttention(Module):
         generator: torch.Generator | None = None,
         intermediates: str = "recompute",
     ) -> None:
-        self.intermediates = _intermediates(intermediates)
+        self.intermediates = require_intermediates(intermediates)
         d_model = require_positive_int("d_model", d_model)
         n_heads = require_positive_int("n_heads", n_heads)
         if d_model % n_heads != 0:
@@ -1311,8 +1295,8 @@ class MultiHeadAttention(Module):
         if not length:
             heads = v
         elif self.intermediates == "keep":
-            _check_attention_inputs(q, k, v, self.saved_mask)  # as attention() does
-            probs = _attention_probs(q, k, self.saved_mask)
+            # v is split from x as q and k are: checking q, k and the mask suffices
+            probs = attention_probs(q, k, self.saved_mask)
             heads = probs @ v
         else:
             heads = attention(q, k, v, self.saved_mask)

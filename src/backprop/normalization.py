@@ -46,7 +46,13 @@ from backprop._checks import (
     shape_str,
 )
 
-__all__ = ["batchnorm", "batchnorm_backward", "layernorm", "layernorm_backward"]
+__all__ = [
+    "batchnorm",
+    "batchnorm_backward",
+    "layernorm",
+    "layernorm_backward",
+    "layernorm_with_stats",
+]
 
 
 def _normalize(x: Tensor, dims: tuple[int, ...], eps: float) -> tuple[Tensor, Tensor]:
@@ -286,10 +292,47 @@ def layernorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tens
     return gamma * x_hat + beta
 
 
-def _layernorm_keeping_stats(
-    x: Tensor, gamma: Tensor, beta: Tensor, eps: float
+def layernorm_with_stats(
+    x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """`layernorm`, and the statistics ``(mu, 1/sigma)`` for ``stats=``."""
+    r"""`layernorm`, and the statistics it normalised with.
+
+    The statistics are what `layernorm_backward` takes as ``stats=`` when the
+    forward kept them (`backprop.modules.LayerNorm` with
+    ``intermediates="keep"``): the mean $\mu$ of each vector ``x[..., :]`` and
+    $1 / \sqrt{\sigma^2 + \epsilon}$, with $\sigma^2$ its biased variance.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Shape ``(..., d)``, any number of leading dimensions.
+    gamma, beta : torch.Tensor
+        Scale and shift, shape ``(d,)``.
+    eps : float, default 1e-5
+        Added to the variance, $\epsilon \ge 0$.
+
+    Returns
+    -------
+    out : torch.Tensor
+        ``layernorm(x, gamma, beta, eps)``, ``x``'s shape.
+    stats : (torch.Tensor, torch.Tensor)
+        $\mu$ and $1 / \sqrt{\sigma^2 + \epsilon}$, each of shape ``(..., 1)``.
+
+    Raises
+    ------
+    ValueError
+        If ``gamma`` or ``beta`` is not ``(d,)``, ``eps`` is negative, or the
+        tensors are not floating-point of one dtype.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[1.0, 3.0]])
+    >>> out, (mean, inv_sigma) = layernorm_with_stats(
+    ...     x, torch.ones(2), torch.zeros(2), eps=0.0
+    ... )
+    >>> out, mean, inv_sigma
+    (tensor([[-1.,  1.]]), tensor([[2.]]), tensor([[1.]]))
+    """
     _check_layernorm_inputs(x, gamma, beta, eps)
     x_hat, mean, inv_sigma = _normalize_with_mean(x, (-1,), eps)
     return gamma * x_hat + beta, (mean, inv_sigma)

@@ -23,14 +23,14 @@ import torch
 
 from backprop._checks import (
     grad_of,
-    require_float,
     require_index,
+    require_intermediates,
     require_ndim,
     require_positive_int,
     set_grad,
     shape_str,
 )
-from backprop.activations import _gelu_inner, gelu, gelu_backward
+from backprop.activations import gelu, gelu_backward, gelu_inner
 from backprop.functional import cross_entropy, cross_entropy_backward, lin, lin_backward
 from backprop.modules import (
     Embedding,
@@ -39,7 +39,6 @@ from backprop.modules import (
     Module,
     MultiHeadAttention,
     Sequential,
-    _intermediates,
 )
 
 __all__ = [
@@ -85,13 +84,12 @@ class GELU(Module):
     ) -> None:
         gelu(torch.zeros(1), approximate)  # checks the value now, not at the forward
         self.approximate = approximate
-        self.intermediates = _intermediates(intermediates)
+        self.intermediates = require_intermediates(intermediates)
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         if self.intermediates == "recompute":
             return gelu(inp, self.approximate)
-        require_float("inp", inp)
-        self.saved = _gelu_inner(inp, self.approximate)
+        self.saved = gelu_inner(inp, self.approximate)
         return 0.5 * inp * (1 + self.saved)
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
@@ -239,7 +237,7 @@ class TransformerBlock(Sequential):
         intermediates: str = "recompute",
     ) -> None:
         require_positive_int("d_ff", d_ff)
-        kept = _intermediates(intermediates)  # for every layer that can keep
+        kept = require_intermediates(intermediates)  # for every layer that can keep
         attention = MultiHeadAttention(
             d_model,
             n_heads,
@@ -365,7 +363,7 @@ class TinyGPT(Module):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        self.intermediates = _intermediates(intermediates)
+        self.intermediates = require_intermediates(intermediates)
         require_positive_int("vocab", vocab)
         require_positive_int("max_len", max_len)
         require_positive_int("n_layers", n_layers)
