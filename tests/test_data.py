@@ -188,12 +188,10 @@ def test_load_mnist_from_a_fake_file(tmp_path) -> None:
     assert torch.equal(split.y_valid, torch.from_numpy(y_valid).long())
     # Normalised with the training set's statistics, computed here independently in
     # float64.
-    mean, std = (
-        x_train.astype(np.float64).mean(),
-        x_train.astype(np.float64).std(ddof=1),
-    )
-    expected_train = torch.from_numpy((x_train - mean) / std)
-    expected_valid = torch.from_numpy((x_valid - mean) / std)
+    x_train64, x_valid64 = x_train.astype(np.float64), x_valid.astype(np.float64)
+    mean, std = x_train64.mean(), x_train64.std(ddof=1)
+    expected_train = torch.from_numpy((x_train64 - mean) / std)
+    expected_valid = torch.from_numpy((x_valid64 - mean) / std)
     torch.testing.assert_close(
         split.x_train.double(), expected_train, rtol=1e-5, atol=1e-5
     )

@@ -11,6 +11,7 @@ import operator
 from collections.abc import Sequence
 from typing import SupportsIndex
 
+import numpy as np
 import torch
 
 
@@ -139,13 +140,15 @@ def as_int(value: object) -> int | None:
     a one-element integer tensor) except a bool: ``True`` would pass for 1, a
     kernel of size 1, which is a slip rather than an intent.
     """
-    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
+    # numpy.bool_ is refused here: NumPy 1.x's operator.index takes it for 0 or 1
+    # (with a DeprecationWarning), NumPy 2's raises TypeError.
+    if isinstance(value, bool | np.bool_) or not isinstance(value, SupportsIndex):
         return None
     if isinstance(value, torch.Tensor) and value.dtype == torch.bool:
         return None
     try:
         return operator.index(value)
-    except TypeError:  # numpy.bool_, or a tensor that is not one integer
+    except TypeError:  # a tensor that is not one integer
         return None
 
 
@@ -157,7 +160,9 @@ def require_int(name: str, value: object, minimum: int | None = None) -> int:
         kind = {1: "a positive int", 0: "a non-negative int", None: "an int"}.get(
             minimum, f"an int of at least {minimum}"
         )
-        got = f"{value!r} (a bool)" if isinstance(value, bool) else repr(value)
+        got = (
+            f"{value!r} (a bool)" if isinstance(value, bool | np.bool_) else repr(value)
+        )
         raise ValueError(f"{name} must be {kind}, got {got}")
     return number
 
@@ -172,7 +177,9 @@ def require_int_pair(name: str, value: object, minimum: int) -> tuple[int, int]:
         else [None]
     )
     if None in numbers:
-        got = f"{value!r} (a bool)" if isinstance(value, bool) else repr(value)
+        got = (
+            f"{value!r} (a bool)" if isinstance(value, bool | np.bool_) else repr(value)
+        )
         raise ValueError(f"{name} must be an int or a pair of ints, got {got}")
     first, second = numbers
     assert first is not None and second is not None
