@@ -16,4 +16,7 @@ echo "ruff check, ruff format --check, mypy:"
 python -m ruff check --quiet .
 python -m ruff format --check --quiet .
 python -m mypy
-python -m pytest "$@"
+# One worker per processor (pytest-xdist); tests that share an expensive set-up (a post's
+# execution, the rendered site, the API reference) go to one worker (tests/conftest.py).
+# PYTEST_WORKERS=0 runs them one after the other, in this process.
+python -m pytest -n "${PYTEST_WORKERS:-auto}" --dist loadgroup "$@"

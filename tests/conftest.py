@@ -34,6 +34,25 @@ def pytest_configure(config):
         )
 
 
+# scripts/test.sh runs the tests side by side (pytest-xdist, `--dist loadgroup`). Each
+# worker builds its own session and module fixtures, so the tests that share an
+# expensive one go to the same worker, which builds it once: the rendered site, the API
+# reference, and a post's execution (its two slow tests read one run of the post).
+_SHARED_SET_UP = {"rendered_site": "rendered-site", "built_reference": "reference"}
+
+
+def pytest_itemcollected(item):
+    # Before xdist reads the groups (in pytest_collection_modifyitems).
+    group = next(
+        (g for name, g in _SHARED_SET_UP.items() if name in item.fixturenames), None
+    )
+    post = getattr(getattr(item, "callspec", None), "params", {}).get("post")
+    if group is None and item.module.__name__ == "test_posts" and post is not None:
+        group = f"post-{Path(post).parent.name}"
+    if group is not None:
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def rendered_site(tmp_path_factory):
     """``(site_dir, completed_process)`` of one ``quarto render`` of a copy of the

@@ -110,6 +110,30 @@ def reference_directory() -> Path:
     return ROOT / reference_links.quartodoc_config(ROOT).get("dir", "reference")
 
 
+def top_level_pages() -> list[Path]:
+    """The pages outside posts/: the home page, About, Notation, the lesson's guide."""
+    return sorted(ROOT.glob("*.qmd"))
+
+
+def site_pages() -> list[Path]:
+    """Every page written by hand: the top-level ones, then the posts in order."""
+    return [*top_level_pages(), *post_paths()]
+
+
+def pages_with_code() -> list[Path]:
+    """The pages whose Python cells run when the site renders: every post, then each
+    top-level page with a cell (executed like a post, by ``test_posts.py``)."""
+    return [*post_paths(), *(page for page in top_level_pages() if python_cells(page))]
+
+
+def page_name(page: Path) -> str:
+    """A post by its folder (``06-backprop-from-scratch``), another page by its path
+    (``lesson-13.qmd``): the names tests give pages."""
+    if page.parent.parent == POSTS_DIR:
+        return page.parent.name
+    return page.relative_to(ROOT).as_posix()
+
+
 def post_paths() -> list[Path]:
     """Every post, oldest first (the reading order of the series)."""
     posts = list(POSTS_DIR.glob("*/index.qmd"))

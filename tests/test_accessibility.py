@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from rendered_site import NO_QUARTO, QUARTO
-from site_sources import ROOT, post_paths, reference_pages
+from site_sources import ROOT, post_paths, reference_pages, top_level_pages
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HAVE_A11Y_EXTRA = all(
@@ -48,9 +48,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PAGES = [
-    "index.html",
-    "about.html",
-    "notation.html",
+    *(p.with_suffix(".html").name for p in top_level_pages()),
     *(f"posts/{p.parent.name}/index.html" for p in post_paths()),
     # The API reference, generated at render time: every page of it.
     *sorted(

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from backprop import autograd as ag
 from backprop.data import load_digits
-from backprop.modules import MSE, CrossEntropy, Lin, Model, ReLU, sgd_step
+from backprop.modules import MSE, CrossEntropy, Lin, Model, ReLU
+from backprop.optim import sgd_step
 from strategies import (
     batch_shapes,
     broadcast_pairs,

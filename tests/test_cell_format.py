@@ -9,19 +9,20 @@ from __future__ import annotations
 import format_cells
 import pytest
 
-from site_sources import ROOT, post_paths
+from site_sources import ROOT, page_name, pages_with_code
 
-POSTS = post_paths()
+# The posts, and every other page with Python cells.
+PAGES = pages_with_code()
 
 
-@pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
+@pytest.mark.parametrize("post", PAGES, ids=[page_name(p) for p in PAGES])
 def test_cells_are_formatted(post):
     results = format_cells.format_post(post, write=False)
     unparsable = [f"line {r.line}: {r.error}" for r in results if r.error]
     assert not unparsable, f"ruff cannot parse these cells: {unparsable}"
     changed = [r.line for r in results if r.changed]
     assert not changed, (
-        f"{post.parent.name}: the cells at lines {changed} are not formatted; "
+        f"{page_name(post)}: the cells at lines {changed} are not formatted; "
         f"run: python scripts/format_cells.py {post.relative_to(ROOT)}"
     )
 

@@ -143,6 +143,51 @@ def _graph_case(fn, inputs: dict[str, float], output: str) -> dict:
     return case
 
 
+POST_2 = ROOT / "posts" / "02-chain-rule" / "index.qmd"
+
+
+def post_2_names() -> dict[str, str]:
+    """The letters post 2 gives each node, by role, read from its equations."""
+    text = POST_2.read_text(encoding="utf-8")
+    graph = re.search(
+        r"\$\$\s*(\w) = (\w) (\w), \\qquad (\w) = \1 \+ (\w), "
+        r"\\qquad (\w) = \4 - (\w), \\qquad (\w) = \6\^2 \.\s*\$\$ \{#eq-graph\}",
+        text,
+    )
+    assert graph, "post 2's @eq-graph is not u = w x, v = u + b, r = v - t, L = r^2"
+    two_paths = re.search(
+        r"\$(\w) = (\w)\$ and \$(\w) = \2\^2\$ are two nodes that both read \$\2\$, "
+        r"and\s+\$(\w) = \1 \+ \3\$",
+        text,
+    )
+    assert two_paths, "post 2 no longer names the nodes of y = x + x^2 as expected"
+    roles = ("product", "weight", "input", "sum", "bias", "residual", "target", "loss")
+    names = dict(zip(roles, graph.groups(), strict=True))
+    identity, x, square, output = two_paths.groups()
+    assert x == names["input"]
+    names.update(identity=identity, square=square, output=output)
+    return names
+
+
+def explorer_names() -> dict[str, str]:
+    """chain.js's NAMES table, read from its source."""
+    source = (ROOT / "assets" / "explorers" / "chain.js").read_text(encoding="utf-8")
+    table = re.search(r"export const NAMES = \{(.*?)\};", source, re.S)
+    assert table, "chain.js has no NAMES table"
+    return dict(re.findall(r"(\w+): \"([^\"]+)\"", table.group(1)))
+
+
+def test_the_chain_explorer_names_nodes_as_post_2_does():
+    # Runs without Node: the explorer's letters are the post's, role by role.
+    assert explorer_names() == post_2_names()
+
+
+def test_the_name_check_sees_a_renamed_node():
+    names = post_2_names()
+    assert names["residual"] == "r" and names["square"] == "q"
+    assert dict(names, residual="d") != names
+
+
 def _chain_fixture() -> dict:
     neuron = _graph_case(_neuron, {"x": 1.5, "w": -2.0, "b": 0.5, "t": 1.0}, "loss")
     # The numbers post 2 prints: L = 12.25, dL/dx = 14, dL/dw = -10.5.
@@ -150,7 +195,7 @@ def _chain_fixture() -> dict:
     assert neuron["gradients"]["x"] == 14.0 and neuron["gradients"]["w"] == -10.5
     two_paths = _graph_case(_two_paths, {"x": 1.0}, "output")
     assert two_paths["gradients"]["x"] == 3.0  # 1 + 2x
-    return {"neuron": neuron, "twoPaths": two_paths}
+    return {"neuron": neuron, "twoPaths": two_paths, "names": post_2_names()}
 
 
 # --- finite differences -----------------------------------------------------------

@@ -13,13 +13,15 @@ import re
 import pytest
 import yaml
 
-from site_sources import ROOT, post_paths, python_cells
+from site_sources import ROOT, page_name, pages_with_code, python_cells
 
 CODE_COLUMN = 88
-POSTS = post_paths()
+# The posts, and every other page with Python cells.
+PAGES = pages_with_code()
+PAGE_IDS = [page_name(p) for p in PAGES]
 
 
-@pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
+@pytest.mark.parametrize("post", PAGES, ids=PAGE_IDS)
 def test_code_lines_fit_the_column(post):
     long_lines = [
         f"  {len(line)} chars: {line.strip()[:60]}…"
@@ -29,12 +31,12 @@ def test_code_lines_fit_the_column(post):
         if len(line) > CODE_COLUMN and not line.startswith("#|")
     ]
     assert not long_lines, (
-        f"{post.parent.name}: code lines longer than {CODE_COLUMN} characters run "
+        f"{page_name(post)}: code lines longer than {CODE_COLUMN} characters run "
         "out of the column:\n" + "\n".join(long_lines)
     )
 
 
-@pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
+@pytest.mark.parametrize("post", PAGES, ids=PAGE_IDS)
 def test_figures_take_their_size_from_the_shared_style(post):
     for cell in python_cells(post):
         code = "\n".join(
@@ -43,11 +45,11 @@ def test_figures_take_their_size_from_the_shared_style(post):
             if not line.lstrip().startswith("#")
         )
         assert "figsize" not in code, (
-            f"{post.parent.name}: a figure sets figsize; use backprop.plots.subplots("
+            f"{page_name(post)}: a figure sets figsize; use backprop.plots.subplots("
             "height=...), whose width fits the column"
         )
         assert not re.search(r"\bplt\.(subplots|figure)\(", code), (
-            f"{post.parent.name}: draw with backprop.plots.subplots, not plt directly"
+            f"{page_name(post)}: draw with backprop.plots.subplots, not plt directly"
         )
 
 

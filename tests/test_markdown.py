@@ -15,13 +15,13 @@ import subprocess
 
 import pytest
 
-from site_sources import ROOT, post_paths
+from site_sources import ROOT, site_pages
 
 PANDOC = shutil.which("pandoc")
 pytestmark = pytest.mark.skipif(
     PANDOC is None, reason="pandoc is not on PATH (Debian: apt-get install pandoc)"
 )
-PAGES = [ROOT / "index.qmd", ROOT / "about.qmd", ROOT / "notation.qmd", *post_paths()]
+PAGES = site_pages()
 
 
 def visible_text(page) -> str:

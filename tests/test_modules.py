@@ -1,5 +1,5 @@
 """Modules' .g gradients against the functional backwards and torch.autograd; SGD on
-the digits."""
+the digits (sgd_step itself: test_optim.py)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from backprop.modules import (
     Module,
     ReLU,
     Sequential,
-    sgd_step,
 )
+from backprop.optim import sgd_step
 from oracles import assert_matches, autograd_grads, torch_lin
 from strategies import (
     batch_shapes,
@@ -458,34 +458,6 @@ def test_a_failed_forward_leaves_the_last_call_to_differentiate():
     out.g = torch.ones(4, 2)
     layer.backward()  # still the call on x
     torch.testing.assert_close(x.g, out.g @ layer.w.T)
-
-
-# --- SGD -------------------------------------------------------------------
-
-
-def test_sgd_step_updates_in_place_and_clears_the_gradient():
-    w, b = torch.randn(3, 2, dtype=torch.float64), torch.randn(2, dtype=torch.float64)
-    w.g, b.g = (
-        torch.randn(3, 2, dtype=torch.float64),
-        torch.randn(2, dtype=torch.float64),
-    )
-    expected_w, expected_b = w - 0.1 * w.g, b - 0.1 * b.g
-    w_storage = w.data_ptr()
-    sgd_step([w, b], lr=0.1)
-    assert w.data_ptr() == w_storage  # in place: the layers see the new values
-    assert_matches(w, expected_w)
-    assert_matches(b, expected_b)
-    assert w.g is None and b.g is None
-
-
-def test_sgd_step_without_gradients_fails_loudly():
-    w, b = torch.randn(3, 2), torch.randn(2)
-    w.g = torch.zeros(3, 2)
-    with pytest.raises(
-        ValueError, match=r"parameters\[1\] \(shape \(2,\)\) has no gradient"
-    ):
-        sgd_step([w, b], lr=0.1)
-    assert torch.equal(w.g, torch.zeros(3, 2))  # nothing was updated
 
 
 # --- training --------------------------------------------------------------

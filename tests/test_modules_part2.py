@@ -28,8 +28,8 @@ from backprop.modules import (
     MultiHeadAttention,
     ReLU,
     Sequential,
-    sgd_step,
 )
+from backprop.optim import sgd_step
 from oracles import assert_matches, autograd_grads
 from strategies import (
     batch_shapes,

@@ -1,4 +1,5 @@
-"""Every post runs top to bottom in a fresh Jupyter kernel, cleanly and quickly.
+"""Every post runs top to bottom in a fresh Jupyter kernel, cleanly and quickly, and
+so does every other page with Python cells (``site_sources.pages_with_code``).
 
 The ``.qmd`` is read with jupytext's ``Rmd`` reader, which understands Quarto's
 ```` ```{python} ```` cells (jupytext's ``qmd`` reader would need Quarto itself), and
@@ -26,10 +27,11 @@ import jupytext
 import nbformat
 import psutil
 import pytest
+import render_site
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from site_sources import post_paths
+from site_sources import ROOT, page_name, pages_with_code, post_paths
 
 # Each post must run in seconds on a CPU. The bound is on the kernel's processor time
 # (all its threads, on up to 2 cores), not on the clock, so that a machine busy with
@@ -39,6 +41,8 @@ POST_CPU_BUDGET_S = 2 * POST_TIME_BUDGET_S
 CELL_TIMEOUT_S = 120
 
 POSTS = post_paths()
+# Posts, and the other pages whose cells run as a post's do.
+PAGES_WITH_CODE = pages_with_code()
 
 OPTION_LINE = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
 
@@ -265,14 +269,28 @@ def test_there_are_posts():
     assert POSTS, "no posts found under posts/*/index.qmd"
 
 
+def test_every_page_the_render_executes_is_executed_here():
+    # scripts/render_site.py decides, from the sources, which pages have cells to run
+    # when the site renders: each of them must run here too, post or not.
+    rendered = render_site.every_page_with_code(ROOT, render_site.qmd_files(ROOT))
+    tested = [page.relative_to(ROOT).as_posix() for page in PAGES_WITH_CODE]
+    assert sorted(tested) == rendered, (
+        "the pages the render executes and the pages test_post_executes_cleanly "
+        f"runs differ: {sorted(set(rendered) ^ set(tested))}"
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(POST_TIME_BUDGET_S * 3)
-@pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
+@pytest.mark.parametrize(
+    "post", PAGES_WITH_CODE, ids=[page_name(p) for p in PAGES_WITH_CODE]
+)
 def test_post_executes_cleanly(post):
+    name = page_name(post)
     execution = execute_post(post)
     nb = execution.nb
     cells = code_cells(nb)
-    assert cells, f"{post.parent.name} has no Python cells"
+    assert cells, f"{name} has no Python cells"
     if execution.error is not None:
         failing = next(
             (
@@ -283,9 +301,7 @@ def test_post_executes_cleanly(post):
             None,
         )
         where = describe(failing[1], failing[0]) if failing else "a code cell"
-        pytest.fail(
-            f"{post.parent.name}: {where} raised:\n{execution.error}", pytrace=False
-        )
+        pytest.fail(f"{name}: {where} raised:\n{execution.error}", pytrace=False)
 
     problems = []
     for number, (_, cell) in enumerate(cells, start=1):
@@ -302,9 +318,9 @@ def test_post_executes_cleanly(post):
                 problems.append(f"{describe(cell, number)} printed a warning:\n{text}")
             problems += _lines_too_wide(output, describe(cell, number))
             problems += _figure_too_wide(output, describe(cell, number))
-    assert not problems, f"{post.parent.name}:\n" + "\n\n".join(problems)
+    assert not problems, f"{name}:\n" + "\n\n".join(problems)
     assert execution.cpu_seconds < POST_CPU_BUDGET_S, (
-        f"{post.parent.name} took {execution.cpu_seconds:.1f} s of processor time "
+        f"{name} took {execution.cpu_seconds:.1f} s of processor time "
         f"({execution.elapsed:.1f} s on the clock); posts must run in seconds "
         f"(budget {POST_CPU_BUDGET_S} s of processor time: {POST_TIME_BUDGET_S} s "
         "on 2 cores)"

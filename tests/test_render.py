@@ -16,7 +16,13 @@ import pytest
 from render_site import EXECUTION, LOG_LINE
 
 from rendered_site import NO_QUARTO, QUARTO
-from site_sources import front_matter, labels_defined, post_paths, python_cells
+from site_sources import (
+    front_matter,
+    labels_defined,
+    post_paths,
+    python_cells,
+    top_level_pages,
+)
 
 pytestmark = [
     pytest.mark.quarto,
@@ -56,7 +62,8 @@ def test_the_render_log_has_no_warning(rendered_site):
 
 def test_site_pages_exist(rendered_site):
     site, _ = rendered_site
-    for page in ("index.html", "about.html", "index.xml"):
+    pages = [p.with_suffix(".html").name for p in top_level_pages()]
+    for page in (*pages, "index.xml"):
         assert (site / page).is_file(), f"_site/{page} was not produced"
 
 

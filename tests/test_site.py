@@ -25,11 +25,12 @@ from site_sources import (
     python_cells,
     reference_anchors,
     reference_pages,
+    site_pages,
 )
 
 POSTS = post_paths()
 POST_IDS = [p.parent.name for p in POSTS]
-PAGES = [ROOT / "index.qmd", ROOT / "about.qmd", ROOT / "notation.qmd", *POSTS]
+PAGES = site_pages()
 
 
 def load_yaml(path: Path) -> dict:
@@ -87,6 +88,24 @@ def test_navbar_links_exist(quarto_config):
             assert page.exists() or page in reference_pages(), (
                 f"navbar links to {href}, which does not exist"
             )
+
+
+# Readers arrive from the course's lesson 13 with its notebook open: the page that
+# follows it cell by cell is one click away from the navbar, the home page's first
+# paragraph (above the list of posts) and the README.
+LESSON_PAGE = "lesson-13.qmd"
+
+
+def test_the_lesson_page_is_linked_from_the_navbar_home_page_and_readme(quarto_config):
+    assert (ROOT / LESSON_PAGE).is_file()
+    hrefs = [item.get("href") for item in navbar_items(quarto_config)]
+    assert LESSON_PAGE in hrefs, "the navbar links to the lesson's page"
+    first_paragraph = body(ROOT / "index.qmd").strip().split("\n\n")[0]
+    assert LESSON_PAGE in local_links(first_paragraph), (
+        "the home page's first paragraph links to the lesson's page"
+    )
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert LESSON_PAGE in local_links(readme), "README.md links to the lesson's page"
 
 
 def test_navbar_icons_have_accessible_names(quarto_config):

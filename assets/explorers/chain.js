@@ -12,11 +12,11 @@ export const NAMES = {
   target: "t",
   product: "u",
   sum: "v",
-  residual: "d",
+  residual: "r",
   loss: "L",
   // y = x + x²: the two nodes that read x, and their sum.
   identity: "a",
-  square: "s",
+  square: "q",
   output: "y",
 };
 

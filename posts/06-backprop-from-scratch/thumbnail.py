@@ -7,7 +7,8 @@ import torch
 from backprop import plots
 from backprop.data import load_digits
 from backprop.functional import mse
-from backprop.modules import MSE, Lin, Model, ReLU, sgd_step
+from backprop.modules import MSE, Lin, Model, ReLU
+from backprop.optim import sgd_step
 
 # The post's training run: 64 -> 50 -> 1, MSE on the digit value, plain SGD.
 x_train, y_train, x_valid, y_valid = load_digits()

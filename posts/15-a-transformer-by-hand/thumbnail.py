@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from backprop import plots
-from backprop.modules import AdamW, Model
+from backprop.modules import Model
+from backprop.optim import AdamW
 from backprop.transformer import TinyGPT, TokenCrossEntropy
 
 torch.set_num_threads(1)

@@ -15,7 +15,8 @@ Modules, one per concept:
 - `backprop.gradcheck` — finite differences and gradient checks
 - `backprop.exercises` — the grader of the posts' exercises
 - `backprop.autograd` — a small reverse-mode autograd on a tape
-- `backprop.modules` — ``Module`` classes with ``.g`` gradients, SGD and AdamW
+- `backprop.modules` — ``Module`` classes with ``.g`` gradients
+- `backprop.optim` — ``sgd_step`` and ``AdamW``, on the ``.g`` gradients
 - `backprop.transformer` — a small GPT from those modules
 - `backprop.data` — handwritten digits, offline
 - `backprop.plots` — the figures' shared style

@@ -179,3 +179,34 @@ def require_int_pair(name: str, value: object, minimum: int) -> tuple[int, int]:
     if min(first, second) < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
     return first, second
+
+
+def require_positive_int(name: str, value: object) -> int:
+    """A positive integer as a Python int (numpy's integers too; not a bool)."""
+    return require_int(name, value, minimum=1)
+
+
+# The gradient of a tensor lives in a `.g` attribute (fast.ai's convention), which
+# torch.Tensor does not declare; the modules read and write it through these two
+# functions only, so the type checker is told about it once.
+def grad_of(t: torch.Tensor) -> torch.Tensor:
+    """``t.g``, the gradient a later layer stored on the output ``t``.
+
+    Raises
+    ------
+    RuntimeError
+        If ``t`` has no ``.g``: the backward pass has not reached it.
+    """
+    g: torch.Tensor | None = getattr(t, "g", None)
+    if g is None:
+        raise RuntimeError(
+            f"the output (shape {shape_str(t)}) has no gradient .g: set out.g, the "
+            "gradient of the loss with respect to it, before backward() (the next "
+            "layer's backward() or the loss's sets it)"
+        )
+    return g
+
+
+def set_grad(t: torch.Tensor, g: torch.Tensor | None) -> None:
+    """Store ``g`` as ``t.g`` (None clears it)."""
+    t.g = g  # type: ignore[attr-defined]

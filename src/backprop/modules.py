@@ -16,7 +16,12 @@ The maths lives in `backprop.functional`; the modules only wire it up::
     model = Model([Lin(784, 50, input_needs_grad=False), ReLU(), Lin(50, 1)], MSE())
     loss = model(x, y)  # forward: every layer stores its inputs and output
     model.backward()  # loss first, then the layers in reverse: fills every .g
-    sgd_step(model.parameters(), lr=0.1)
+    sgd_step(model.named_parameters(), lr=0.1)  # from backprop.optim
+
+A module knows its parts, as ``torch.nn.Module`` does: ``parameters()``,
+``named_parameters()`` (``"layers.0.w"``), ``train()`` and ``eval()`` are written
+once, in `Module`, and reach every module inside, however deeply nested. The
+optimisers that read the ``.g`` gradients are in `backprop.optim`.
 
 Nothing here uses ``torch.autograd``.
 """
@@ -24,18 +29,20 @@ Nothing here uses ``torch.autograd``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
 
 import torch
 
 from backprop._checks import (
     as_int,
+    grad_of,
     require_float,
-    require_int,
     require_int_pair,
     require_ndim,
+    require_positive_int,
     require_same_dtype,
+    set_grad,
     shape_str,
 )
 from backprop.attention import attention, attention_backward, causal_mask
@@ -61,7 +68,6 @@ from backprop.functional import (
 
 __all__ = [
     "MSE",
-    "AdamW",
     "BatchNorm1d",
     "Conv2d",
     "CrossEntropy",
@@ -73,49 +79,34 @@ __all__ = [
     "MultiHeadAttention",
     "ReLU",
     "Sequential",
-    "sgd_step",
 ]
-
-
-# The gradient of a tensor lives in a `.g` attribute (fast.ai's convention), which
-# torch.Tensor does not declare; these two helpers are the only code that reads or
-# writes it, so the type checker is told about it once.
-def _grad(t: torch.Tensor) -> torch.Tensor:
-    """``t.g``, the gradient a later layer stored on ``t``."""
-    g: torch.Tensor | None = getattr(t, "g", None)
-    if g is None:
-        raise RuntimeError(
-            f"the output (shape {shape_str(t)}) has no gradient .g: set out.g, the "
-            "gradient of the loss with respect to it, before backward() (the next "
-            "layer's backward() or the loss's sets it)"
-        )
-    return g
-
-
-def _set_grad(t: torch.Tensor, g: torch.Tensor | None) -> None:
-    """Store ``g`` as ``t.g`` (None clears it)."""
-    t.g = g  # type: ignore[attr-defined]
-
-
-def _positive_int(name: str, value: object) -> int:
-    """A positive integer as a Python int (numpy's integers too; not a bool)."""
-    return require_int(name, value, minimum=1)
 
 
 class Module:
     r"""A layer: ``forward`` computes, ``bwd`` fills the gradients.
 
     Subclasses implement ``forward(*args)`` and ``bwd(out, *args)``, each with
-    its own named inputs; layers with parameters also override
-    ``parameters()``. After ``out = layer(*args)`` and once ``out.g`` holds
+    its own named inputs, and name their parameters in ``parameter_names``.
+    After ``out = layer(*args)`` and once ``out.g`` holds
     $\partial L / \partial \mathrm{out}$, ``layer.backward()`` sets ``.g`` on
     the inputs that need one and on every parameter.
+
+    A module knows its parts, as ``torch.nn.Module`` does: the modules it holds
+    in its attributes (directly, or in a list or tuple) are its children, and
+    `parameters`, `named_parameters`, `train`, `eval` and the ``repr`` walk
+    every module inside, however deeply nested, each module and each tensor
+    once. A parameter's name is the path of attributes that reaches it first,
+    e.g. ``"blocks.0.attention.w_q"``; list items are numbered.
 
     A module keeps its inputs and output (and their ``.g``) until it is called
     again: the memory a backward pass needs, like the tensors autograd saves.
 
     Attributes
     ----------
+    parameter_names : tuple of str
+        The attributes holding the module's own parameters, in order, e.g.
+        ``("w", "b")``; one holding None (a layer without bias) is skipped.
+        Read when asked, so a parameter replaced by another tensor is followed.
     args : tuple of Tensor
         The inputs of the last call.
     out : Tensor
@@ -139,6 +130,23 @@ class Module:
     >>> layer.backward()
     >>> x.g
     tensor([ 2., -6.])
+
+    Parts are found wherever they are held:
+
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> model = Model([Lin(3, 4, generator=gen), ReLU()], MSE())
+    >>> model
+    Model(
+      (layers): Sequential(
+        (0): Lin(3, 4, bias=True)
+        (1): ReLU()
+      )
+      (loss): MSE()
+    )
+    >>> list(model.named_parameters())
+    ['layers.0.w', 'layers.0.b']
+    >>> model.eval().layers.layers[1].training
+    False
     """
 
     # False when the input is data (the first layer's input, e.g. the images):
@@ -150,14 +158,162 @@ class Module:
     # between the two (BatchNorm1d) read it.
     training: bool = True
 
-    def train(self, mode: bool = True) -> Module:
-        """Set training mode (``mode=True``) or evaluation mode; returns the module."""
-        self.training = bool(mode)
+    # The attributes that hold this module's own parameters (not its children's).
+    parameter_names: ClassVar[tuple[str, ...]] = ()
+
+    # Attributes holding a list of modules whose items are named by their position
+    # alone ("0", "1", ...), as torch's Sequential names its layers; the items of
+    # any other list are named after it ("heads.0").
+    numbered_parts: ClassVar[tuple[str, ...]] = ()
+
+    def named_children(self) -> dict[str, Module]:
+        """The modules this one holds directly, by attribute name, each once.
+
+        Found in the attributes, in the order they were first assigned: a
+        `Module`, or the modules in a list or tuple (``"layers.0"``, or ``"0"``
+        for an attribute in ``numbered_parts``). Found when asked rather than
+        recorded when assigned, so a layer replaced or appended later is seen.
+
+        Returns
+        -------
+        dict of str to Module
+        """
+        children: dict[str, Module] = {}
+        seen: set[int] = set()
+
+        def add(name: str, value: object) -> None:
+            if isinstance(value, Module) and id(value) not in seen:
+                seen.add(id(value))
+                children[name] = value
+
+        for attr, value in vars(self).items():
+            if isinstance(value, list | tuple):
+                prefix = "" if attr in self.numbered_parts else f"{attr}."
+                for i, item in enumerate(value):
+                    add(f"{prefix}{i}", item)
+            else:
+                add(attr, value)
+        return children
+
+    def named_modules(self) -> dict[str, Module]:
+        """This module (named ``""``) and every module inside it, each once.
+
+        Depth first, in the order of `named_children`; a module reached by
+        several paths (held twice) is named by the first.
+
+        Returns
+        -------
+        dict of str to Module
+            Dotted paths, e.g. ``"blocks.0.attn"``.
+        """
+        found: dict[str, Module] = {"": self}
+        seen = {id(self)}
+
+        def visit(module: Module, prefix: str) -> None:
+            for name, child in module.named_children().items():
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    found[prefix + name] = child
+                    visit(child, f"{prefix}{name}.")
+
+        visit(self, "")
+        return found
+
+    def modules(self) -> list[Module]:
+        """This module and every module inside it, each once (`named_modules`)."""
+        return list(self.named_modules().values())
+
+    def named_parameters(self) -> dict[str, torch.Tensor]:
+        """Every parameter, by the dotted path that reaches it, each tensor once.
+
+        A module's own parameters (its ``parameter_names``) come first, then its
+        children's, in order. A tensor that two modules share (tied weights) is
+        listed once, under its first name.
+
+        Returns
+        -------
+        dict of str to Tensor
+            E.g. ``"layers.0.w"``, ``"blocks.1.attention.w_q"``.
+
+        Raises
+        ------
+        TypeError
+            If an attribute named in ``parameter_names`` holds neither a tensor
+            nor None.
+
+        Examples
+        --------
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> net = Sequential(Lin(3, 4, generator=gen), ReLU(), Lin(4, 1, bias=False))
+        >>> {name: tuple(p.shape) for name, p in net.named_parameters().items()}
+        {'0.w': (3, 4), '0.b': (4,), '2.w': (4, 1)}
+        """
+        named: dict[str, torch.Tensor] = {}
+        seen: set[int] = set()
+        for path, module in self.named_modules().items():
+            for attr in module.parameter_names:
+                p = getattr(module, attr, None)
+                if p is None:
+                    continue
+                if not isinstance(p, torch.Tensor):
+                    raise TypeError(
+                        f"{type(module).__name__}.{attr} is named in parameter_names "
+                        f"but holds a {type(p).__name__}, not a tensor"
+                    )
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    named[f"{path}.{attr}" if path else attr] = p
+        return named
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The tensors that training updates, each once, in `named_parameters` order.
+
+        Examples
+        --------
+        >>> layer = Lin(3, 2)
+        >>> [tuple(p.shape) for p in layer.parameters()]
+        [(3, 2), (2,)]
+        """
+        return list(self.named_parameters().values())
+
+    def train(self, mode: bool = True) -> Self:
+        """Training or evaluation mode, for this module and every module inside.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            True for training mode, False for evaluation mode.
+
+        Returns
+        -------
+        Module
+            The module itself.
+        """
+        for module in self.modules():
+            module.training = bool(mode)
         return self
 
-    def eval(self) -> Module:
-        """Evaluation mode, ``train(False)``: batch norm uses its running statistics."""
+    def eval(self) -> Self:
+        """Evaluation mode everywhere inside, ``train(False)``; returns the module.
+
+        Batch norm then uses its running statistics, wherever it is nested.
+        """
         return self.train(False)
+
+    def extra_repr(self) -> str:
+        """The module's own settings, shown in its ``repr``: ``"3, 2, bias=True"``."""
+        return ""
+
+    def __repr__(self) -> str:
+        # As torch's: the settings, then each child on its own line, indented.
+        settings = self.extra_repr()
+        lines = [settings] if settings else []
+        children = self.named_children()
+        if not children:
+            return f"{type(self).__name__}({''.join(lines)})"
+        for name, child in children.items():
+            lines.append(f"({name}): " + repr(child).replace("\n", "\n  "))
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
         out = self.forward(*args)
@@ -203,10 +359,6 @@ class Module:
     def bwd(self, out: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """Read ``out.g`` and set ``.g`` on the inputs and parameters (a subclass's)."""
         raise NotImplementedError
-
-    def parameters(self) -> list[torch.Tensor]:
-        """The tensors that training updates; none for a layer without parameters."""
-        return []
 
 
 class Lin(Module):
@@ -265,6 +417,8 @@ class Lin(Module):
     (torch.Size([4, 3]), torch.Size([3, 2]), [4.0, 4.0])
     """
 
+    parameter_names = ("w", "b")
+
     def __init__(
         self,
         n_in: int,
@@ -276,8 +430,8 @@ class Lin(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        n_in = _positive_int("n_in", n_in)
-        n_out = _positive_int("n_out", n_out)
+        n_in = require_positive_int("n_in", n_in)
+        n_out = require_positive_int("n_out", n_out)
         if not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
         self.input_needs_grad = input_needs_grad
@@ -363,20 +517,17 @@ class Lin(Module):
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
         grad_x, grad_w, grad_b = lin_backward(
-            _grad(out), inp, self.w, self.b, need_grad_x=self.input_needs_grad
+            grad_of(out), inp, self.w, self.b, need_grad_x=self.input_needs_grad
         )
-        _set_grad(self.w, grad_w)
+        set_grad(self.w, grad_w)
         if self.input_needs_grad:
-            _set_grad(inp, grad_x)
+            set_grad(inp, grad_x)
         if self.b is not None:
-            _set_grad(self.b, grad_b)
+            set_grad(self.b, grad_b)
 
-    def parameters(self) -> list[torch.Tensor]:
-        return [self.w] if self.b is None else [self.w, self.b]
-
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         n_in, n_out = self.w.shape
-        return f"Lin({n_in}, {n_out}, bias={self.b is not None})"
+        return f"{n_in}, {n_out}, bias={self.b is not None}"
 
 
 class ReLU(Module):
@@ -397,10 +548,7 @@ class ReLU(Module):
         return relu(inp)
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        _set_grad(inp, relu_backward(_grad(out), inp))
-
-    def __repr__(self) -> str:
-        return "ReLU()"
+        set_grad(inp, relu_backward(grad_of(out), inp))
 
 
 class MSE(Module):
@@ -433,10 +581,7 @@ class MSE(Module):
         return mse(pred, target)
 
     def bwd(self, out: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> None:
-        _set_grad(pred, mse_backward(pred, target))
-
-    def __repr__(self) -> str:
-        return "MSE()"
+        set_grad(pred, mse_backward(pred, target))
 
 
 class CrossEntropy(Module):
@@ -469,10 +614,7 @@ class CrossEntropy(Module):
     def bwd(
         self, out: torch.Tensor, logits: torch.Tensor, target: torch.Tensor
     ) -> None:
-        _set_grad(logits, cross_entropy_backward(logits, target))
-
-    def __repr__(self) -> str:
-        return "CrossEntropy()"
+        set_grad(logits, cross_entropy_backward(logits, target))
 
 
 class Sequential(Module):
@@ -504,6 +646,8 @@ class Sequential(Module):
     (torch.Size([5, 3]), 4)
     """
 
+    numbered_parts = ("layers",)  # named "0", "1", ... as in torch
+
     def __init__(self, *layers: Module) -> None:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
@@ -521,26 +665,14 @@ class Sequential(Module):
         for layer in reversed(self.layers):
             layer.backward()
 
-    def parameters(self) -> list[torch.Tensor]:
-        return [p for layer in self.layers for p in layer.parameters()]
 
-    def train(self, mode: bool = True) -> Sequential:
-        """Set the mode of this container and of every layer in it."""
-        super().train(mode)
-        for layer in self.layers:
-            layer.train(mode)
-        return self
-
-    def __repr__(self) -> str:
-        return "Sequential(" + ", ".join(map(repr, self.layers)) + ")"
-
-
-class Model:
+class Model(Module):
     """Layers and a loss: ``model(x, target)`` returns the loss.
 
     The lesson's ``Model``: ``backward()`` fills every ``.g``. The loss's
     backward starts the chain (it sets ``.g`` on the last layer's output), then
-    the layers run backward in reverse.
+    the layers run backward in reverse. A `Module` itself, so ``parameters()``,
+    ``train()`` and ``eval()`` reach every layer, however deeply nested.
 
     Parameters
     ----------
@@ -562,8 +694,9 @@ class Model:
     >>> x, y = torch.randn(8, 3), torch.randn(8, 1)
     >>> loss = model(x, y)
     >>> model.backward()
-    >>> [p.g.shape for p in model.parameters()]
-    [torch.Size([3, 4]), torch.Size([4]), torch.Size([4, 1]), torch.Size([1])]
+    >>> {name: p.g.shape for name, p in model.named_parameters().items()}
+    {'layers.0.w': torch.Size([3, 4]), 'layers.0.b': torch.Size([4]),
+     'layers.2.w': torch.Size([4, 1]), 'layers.2.b': torch.Size([1])}
     """
 
     def __init__(self, layers: Sequence[Module], loss: Module) -> None:
@@ -572,173 +705,34 @@ class Model:
         self.layers = Sequential(*layers)
         self.loss = loss
 
-    def __call__(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.loss(self.layers(x), target)
 
     def backward(self) -> None:
-        self.loss._require_forward("Model", call="loss = model(x, target)")
+        """The loss's backward, then the layers' in reverse: fills every ``.g``.
+
+        Raises
+        ------
+        RuntimeError
+            If the model has not been called yet.
+        """
+        self._require_forward("Model", call="loss = model(x, target)")
+        self.bwd(self.out, *self.args)
+
+    def bwd(self, out: torch.Tensor, x: torch.Tensor, target: torch.Tensor) -> None:
         self.loss.backward()
         self.layers.backward()
-
-    def train(self, mode: bool = True) -> Model:
-        """Training (``mode=True``) or evaluation mode for every layer; returns self."""
-        self.layers.train(mode)
-        return self
-
-    def eval(self) -> Model:
-        """Evaluation mode for every layer (batch norm uses its running statistics)."""
-        return self.train(False)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The last layer's output for ``x``, without the loss (e.g. logits)."""
         return self.layers(x)
-
-    def parameters(self) -> list[torch.Tensor]:
-        return self.layers.parameters()
-
-    def __repr__(self) -> str:
-        return f"Model({self.layers!r}, loss={self.loss!r})"
-
-
-def sgd_step(parameters: Iterable[torch.Tensor], lr: float) -> None:
-    r"""Gradient descent in place: $p \leftarrow p - \eta \, \partial L/\partial p$.
-
-    For every parameter ``p -= lr * p.g``, then ``p.g`` is cleared (set to
-    None): a forgotten ``backward()`` then fails loudly instead of taking the
-    same step twice.
-
-    Parameters
-    ----------
-    parameters : iterable of Tensor
-        The tensors to update, each holding its gradient in ``.g`` (any shape).
-    lr : float
-        The learning rate $\eta$.
-
-    Raises
-    ------
-    ValueError
-        If a parameter has no gradient ``.g``; no parameter is changed then.
-
-    Examples
-    --------
-    >>> w = torch.tensor([1.0, 2.0])
-    >>> w.g = torch.tensor([10.0, -10.0])
-    >>> sgd_step([w], lr=0.1)
-    >>> w, w.g
-    (tensor([0., 3.]), None)
-    """
-    parameters = list(parameters)
-    for i, p in enumerate(parameters):
-        if getattr(p, "g", None) is None:
-            raise ValueError(
-                f"parameters[{i}] (shape {shape_str(p)}) has no gradient .g: "
-                "run the forward pass and backward() before sgd_step"
-            )
-    for p in parameters:
-        p -= lr * _grad(p)
-        _set_grad(p, None)
-
-
-class AdamW:
-    r"""Adam with decoupled weight decay, as ``torch.optim.AdamW``, on ``.g`` gradients.
-
-    For each parameter $p$ with gradient $g$ = ``p.g``, at step $t = 1, 2, \dots$:
-
-    $$\begin{aligned}
-    p &\leftarrow p - \eta \lambda p, \\
-    m &\leftarrow \beta_1 m + (1 - \beta_1)\, g, \qquad
-    v \leftarrow \beta_2 v + (1 - \beta_2)\, g^2, \\
-    p &\leftarrow p - \eta \, \frac{m / (1 - \beta_1^t)}
-    {\sqrt{v / (1 - \beta_2^t)} + \epsilon}.
-    \end{aligned}$$
-
-    $m$ and $v$ are running means of the gradient and of its square; dividing
-    by $1 - \beta^t$ undoes their start at zero. Each parameter moves by about
-    $\eta$ per step whatever the scale of its gradient. Like `sgd_step`,
-    ``step()`` then clears ``p.g``.
-
-    Parameters
-    ----------
-    parameters : iterable of Tensor
-        The tensors to update in place.
-    lr : float, default 1e-3
-        The learning rate $\eta$; may be changed between steps (a schedule).
-    betas : (float, float), default (0.9, 0.999)
-        $\beta_1$ and $\beta_2$, in [0, 1).
-    eps : float, default 1e-8
-        $\epsilon$, added to the denominator.
-    weight_decay : float, default 0.01
-        $\lambda$; 0 gives plain Adam.
-
-    Raises
-    ------
-    ValueError
-        For a negative ``lr``, ``eps`` or ``weight_decay``, or a beta outside
-        [0, 1); in ``step()``, if a parameter has no gradient ``.g``.
-
-    Examples
-    --------
-    >>> w = torch.tensor([1.0, -1.0])
-    >>> opt = AdamW([w], lr=0.1, weight_decay=0.0)
-    >>> w.g = torch.tensor([3.0, -0.001])
-    >>> opt.step()
-    >>> w  # each moved by lr, against its gradient's sign
-    tensor([ 0.9000, -0.9000])
-    """
-
-    def __init__(
-        self,
-        parameters: Iterable[torch.Tensor],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.01,
-    ) -> None:
-        for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
-            if value < 0:
-                raise ValueError(f"{name} must be non-negative, got {value!r}")
-        if not all(0 <= beta < 1 for beta in betas) or len(betas) != 2:
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        self.parameters = list(parameters)
-        self.lr, self.betas, self.eps = lr, betas, eps
-        self.weight_decay = weight_decay
-        self.t = 0
-        self.m = [torch.zeros_like(p) for p in self.parameters]
-        self.v = [torch.zeros_like(p) for p in self.parameters]
-
-    def step(self) -> None:
-        """Update every parameter from its ``.g`` and clear ``.g``."""
-        for i, p in enumerate(self.parameters):
-            if getattr(p, "g", None) is None:
-                raise ValueError(
-                    f"parameters[{i}] (shape {shape_str(p)}) has no gradient .g: "
-                    "run the forward pass and backward() before step()"
-                )
-        self.t += 1
-        beta1, beta2 = self.betas
-        correction1 = 1 - beta1**self.t
-        correction2 = 1 - beta2**self.t
-        for p, m, v in zip(self.parameters, self.m, self.v, strict=True):
-            g = _grad(p)
-            p.mul_(1 - self.lr * self.weight_decay)
-            m.mul_(beta1).add_(g, alpha=1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denominator = (v.sqrt() / math.sqrt(correction2)).add_(self.eps)
-            p.addcdiv_(m, denominator, value=-self.lr / correction1)
-            _set_grad(p, None)
-
-    def __repr__(self) -> str:
-        return (
-            f"AdamW({len(self.parameters)} parameters, lr={self.lr}, "
-            f"betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay})"
-        )
 
 
 # ---------------------------------------------------------------------------
 # Part 2 layers: Embedding, BatchNorm, LayerNorm, Conv2d.
 # Each is a Module as above: forward calls the functional forward, bwd reads
 # out.g and sets .g on the input (not on Embedding's integer indices) and on
-# every parameter, and parameters() lists them.
+# every parameter, and parameter_names names them.
 # ---------------------------------------------------------------------------
 
 
@@ -788,6 +782,7 @@ class Embedding(Module):
     """
 
     input_needs_grad = False  # indices are not differentiable
+    parameter_names = ("table",)
 
     def __init__(
         self,
@@ -798,22 +793,19 @@ class Embedding(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        num = _positive_int("num", num)
-        dim = _positive_int("dim", dim)
+        num = require_positive_int("num", num)
+        dim = require_positive_int("dim", dim)
         self.table = torch.randn(num, dim, generator=generator, dtype=dtype).to(device)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return embedding(idx, self.table)
 
     def bwd(self, out: torch.Tensor, idx: torch.Tensor) -> None:
-        _set_grad(self.table, embedding_backward(_grad(out), idx, self.table))
+        set_grad(self.table, embedding_backward(grad_of(out), idx, self.table))
 
-    def parameters(self) -> list[torch.Tensor]:
-        return [self.table]
-
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         num, dim = self.table.shape
-        return f"Embedding({num}, {dim})"
+        return f"{num}, {dim}"
 
 
 class BatchNorm1d(Module):
@@ -877,6 +869,9 @@ class BatchNorm1d(Module):
     torch.Size([1, 3])
     """
 
+    # running_mean and running_var are updated by the forward, not by training.
+    parameter_names = ("gamma", "beta")
+
     def __init__(
         self,
         c: int,
@@ -886,7 +881,7 @@ class BatchNorm1d(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        c = _positive_int("c", c)
+        c = require_positive_int("c", c)
         if (
             isinstance(momentum, bool)
             or not isinstance(momentum, int | float)
@@ -943,26 +938,23 @@ class BatchNorm1d(Module):
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
         if self.saved_training:  # the forward used the batch's statistics
             grads = batchnorm_backward(
-                _grad(out), inp, self.gamma, self.beta, self.saved_eps
+                grad_of(out), inp, self.gamma, self.beta, self.saved_eps
             )
             for t, g in zip((inp, self.gamma, self.beta), grads, strict=True):
-                _set_grad(t, g)
+                set_grad(t, g)
             return
         # Evaluation: mean and sigma are constants, y = scale * (x - mean) + beta per
         # channel. Every value's gradient is its own out.g times its channel's scale.
         scale, mean, inv_sigma = self.saved_stats
         x_hat = (inp - mean) * inv_sigma
         axes = (0, *range(2, inp.ndim))
-        grad_out = _grad(out)
-        _set_grad(inp, grad_out * scale)
-        _set_grad(self.gamma, (grad_out * x_hat).sum(dim=axes))
-        _set_grad(self.beta, grad_out.sum(dim=axes))
+        grad_out = grad_of(out)
+        set_grad(inp, grad_out * scale)
+        set_grad(self.gamma, (grad_out * x_hat).sum(dim=axes))
+        set_grad(self.beta, grad_out.sum(dim=axes))
 
-    def parameters(self) -> list[torch.Tensor]:
-        return [self.gamma, self.beta]
-
-    def __repr__(self) -> str:
-        return f"BatchNorm1d({self.gamma.shape[0]})"
+    def extra_repr(self) -> str:
+        return f"{self.gamma.shape[0]}"
 
 
 class LayerNorm(Module):
@@ -1006,6 +998,8 @@ class LayerNorm(Module):
     (tensor([1., 1., 1.]), tensor([-1.2247,  0.0000,  1.2247]))
     """
 
+    parameter_names = ("gamma", "beta")
+
     def __init__(
         self,
         d: int,
@@ -1014,7 +1008,7 @@ class LayerNorm(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        d = _positive_int("d", d)
+        d = require_positive_int("d", d)
         self.eps = eps
         self.gamma = torch.ones(d, dtype=dtype, device=device)
         self.beta = torch.zeros(d, dtype=dtype, device=device)
@@ -1023,15 +1017,12 @@ class LayerNorm(Module):
         return layernorm(inp, self.gamma, self.beta, self.eps)
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        grads = layernorm_backward(_grad(out), inp, self.gamma, self.beta, self.eps)
+        grads = layernorm_backward(grad_of(out), inp, self.gamma, self.beta, self.eps)
         for t, g in zip((inp, self.gamma, self.beta), grads, strict=True):
-            _set_grad(t, g)
+            set_grad(t, g)
 
-    def parameters(self) -> list[torch.Tensor]:
-        return [self.gamma, self.beta]
-
-    def __repr__(self) -> str:
-        return f"LayerNorm({self.gamma.shape[0]})"
+    def extra_repr(self) -> str:
+        return f"{self.gamma.shape[0]}"
 
 
 class Conv2d(Module):
@@ -1083,6 +1074,8 @@ class Conv2d(Module):
     (torch.Size([2, 8, 5, 5]), torch.Size([2, 3, 5, 5]), torch.Size([8, 3, 3, 3]))
     """
 
+    parameter_names = ("w", "b")
+
     def __init__(
         self,
         c_in: int,
@@ -1096,8 +1089,8 @@ class Conv2d(Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
-        c_in = _positive_int("c_in", c_in)
-        c_out = _positive_int("c_out", c_out)
+        c_in = require_positive_int("c_in", c_in)
+        c_out = require_positive_int("c_out", c_out)
         is_int = as_int(kernel_size) is not None  # numpy's integers too, not a bool
         kernel = (kernel_size, kernel_size) if is_int else kernel_size
         if not (isinstance(kernel, tuple | list) and len(kernel) == 2):
@@ -1105,8 +1098,8 @@ class Conv2d(Module):
                 f"kernel_size must be an int or a pair of ints, got {kernel_size!r}"
             )
         kh, kw = (
-            _positive_int("kernel height", kernel[0]),
-            _positive_int("kernel width", kernel[1]),
+            require_positive_int("kernel height", kernel[0]),
+            require_positive_int("kernel width", kernel[1]),
         )
         # Checked now rather than at the first call; kept as given, for the repr.
         require_int_pair("stride", stride, 1)
@@ -1122,20 +1115,17 @@ class Conv2d(Module):
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
         grad_x, grad_w, grad_b = conv2d_backward(
-            _grad(out), inp, self.w, self.b, self.stride, self.padding
+            grad_of(out), inp, self.w, self.b, self.stride, self.padding
         )
-        _set_grad(inp, grad_x)
-        _set_grad(self.w, grad_w)
+        set_grad(inp, grad_x)
+        set_grad(self.w, grad_w)
         if self.b is not None:
-            _set_grad(self.b, grad_b)
+            set_grad(self.b, grad_b)
 
-    def parameters(self) -> list[torch.Tensor]:
-        return [self.w] if self.b is None else [self.w, self.b]
-
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         c_out, c_in, kh, kw = self.w.shape
         return (
-            f"Conv2d({c_in}, {c_out}, kernel_size=({kh}, {kw}), "
+            f"{c_in}, {c_out}, kernel_size=({kh}, {kw}), "
             f"stride={self.stride}, padding={self.padding}, bias={self.b is not None})"
         )
 
@@ -1211,6 +1201,8 @@ class MultiHeadAttention(Module):
     (torch.Size([4, 5, 6]), torch.Size([6, 6]), torch.Size([6]))
     """
 
+    parameter_names = ("w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o")
+
     def __init__(
         self,
         d_model: int,
@@ -1220,8 +1212,8 @@ class MultiHeadAttention(Module):
         dtype: torch.dtype = torch.float32,
         generator: torch.Generator | None = None,
     ) -> None:
-        d_model = _positive_int("d_model", d_model)
-        n_heads = _positive_int("n_heads", n_heads)
+        d_model = require_positive_int("d_model", d_model)
+        n_heads = require_positive_int("n_heads", n_heads)
         if d_model % n_heads != 0:
             raise ValueError(
                 "d_model must be a multiple of n_heads (each head gets "
@@ -1283,10 +1275,10 @@ class MultiHeadAttention(Module):
     def bwd(self, out: torch.Tensor, x: torch.Tensor) -> None:
         q, k, v, merged = self.saved
         grad_merged, grad_w_o, grad_b_o = lin_backward(
-            _grad(out), merged, self.w_o, self.b_o
+            grad_of(out), merged, self.w_o, self.b_o
         )
-        _set_grad(self.w_o, grad_w_o)
-        _set_grad(self.b_o, grad_b_o)
+        set_grad(self.w_o, grad_w_o)
+        set_grad(self.b_o, grad_b_o)
         # lin_backward computes grad_x unless told not to (need_grad_x=False).
         assert grad_merged is not None
         grad_heads = self._split(grad_merged)  # the backward of merge is split
@@ -1305,22 +1297,10 @@ class MultiHeadAttention(Module):
             grad_in, grad_w, grad_b = lin_backward(self._merge(grad_heads), x, w, b)
             assert grad_in is not None
             grad_x += grad_in  # x is used three times: the gradients add up
-            _set_grad(w, grad_w)
-            _set_grad(b, grad_b)
-        _set_grad(x, grad_x)
+            set_grad(w, grad_w)
+            set_grad(b, grad_b)
+        set_grad(x, grad_x)
 
-    def parameters(self) -> list[torch.Tensor]:
-        return [
-            self.w_q,
-            self.b_q,
-            self.w_k,
-            self.b_k,
-            self.w_v,
-            self.b_v,
-            self.w_o,
-            self.b_o,
-        ]
-
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         d_model = self.w_q.shape[0]
-        return f"MultiHeadAttention({d_model}, {self.n_heads}, causal={self.causal})"
+        return f"{d_model}, {self.n_heads}, causal={self.causal}"

@@ -3,13 +3,13 @@
 Every piece is a `backprop.modules.Module` with a hand-written backward that
 fills ``.g`` (fast.ai's convention); the new ones are the GELU, the residual
 connection, the transformer block that wires them up, the model, and a loss
-over every position of a sequence; `backprop.modules.AdamW` trains it::
+over every position of a sequence; `backprop.optim.AdamW` trains it::
 
     gpt = TinyGPT(vocab=10, max_len=16, d_model=32, n_heads=4, d_ff=128, n_layers=2)
     model = Model([gpt], TokenCrossEntropy())
     loss = model(tokens, targets)  # tokens, targets: (N, T) integers
     model.backward()  # fills .g on every parameter
-    optimiser = AdamW(model.parameters(), lr=1e-3)
+    optimiser = AdamW(model.named_parameters(), lr=1e-3)
     optimiser.step()
 
 Nothing here uses ``torch.autograd``.
@@ -21,7 +21,14 @@ import math
 
 import torch
 
-from backprop._checks import require_index, require_ndim, shape_str
+from backprop._checks import (
+    grad_of,
+    require_index,
+    require_ndim,
+    require_positive_int,
+    set_grad,
+    shape_str,
+)
 from backprop.activations import gelu, gelu_backward
 from backprop.functional import cross_entropy, cross_entropy_backward, lin, lin_backward
 from backprop.modules import (
@@ -31,9 +38,6 @@ from backprop.modules import (
     Module,
     MultiHeadAttention,
     Sequential,
-    _grad,
-    _positive_int,
-    _set_grad,
 )
 
 __all__ = [
@@ -78,10 +82,10 @@ class GELU(Module):
         return gelu(inp, self.approximate)
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        _set_grad(inp, gelu_backward(_grad(out), inp, self.approximate))
+        set_grad(inp, gelu_backward(grad_of(out), inp, self.approximate))
 
-    def __repr__(self) -> str:
-        return f"GELU(approximate={self.approximate!r})"
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
 
 
 class Residual(Module):
@@ -135,16 +139,10 @@ class Residual(Module):
         return x + branch
 
     def bwd(self, out: torch.Tensor, x: torch.Tensor) -> None:
-        grad_out = _grad(out)
-        _set_grad(self.block.out, grad_out)  # the sum's backward copies out.g ...
+        grad_out = grad_of(out)
+        set_grad(self.block.out, grad_out)  # the sum's backward copies out.g ...
         self.block.backward()  # ... the block turns one copy into its x.g ...
-        _set_grad(x, _grad(x) + grad_out)  # ... and the identity path adds the other
-
-    def parameters(self) -> list[torch.Tensor]:
-        return self.block.parameters()
-
-    def __repr__(self) -> str:
-        return f"Residual({self.block!r})"
+        set_grad(x, grad_of(x) + grad_out)  # ... and the identity path adds the other
 
 
 class TransformerBlock(Sequential):
@@ -187,7 +185,8 @@ class TransformerBlock(Sequential):
         ``Sequential(ln2, up, GELU, down)``.
     ln1, attention, ln2, up, down : Module
         The layers inside them: `LayerNorm`, `MultiHeadAttention`, `LayerNorm`,
-        `Lin` ``(d_model, d_ff)``, `Lin` ``(d_ff, d_model)``.
+        `Lin` ``(d_model, d_ff)``, `Lin` ``(d_ff, d_model)``; the parameters
+        are named after them (``ln1.gamma``, ``attention.w_q``, ``up.w``).
 
     Raises
     ------
@@ -218,7 +217,7 @@ class TransformerBlock(Sequential):
         dtype: torch.dtype = torch.float32,
         residual_scale: float = 1.0,
     ) -> None:
-        _positive_int("d_ff", d_ff)
+        require_positive_int("d_ff", d_ff)
         attention = MultiHeadAttention(
             d_model, n_heads, causal=causal, dtype=dtype, generator=generator
         )
@@ -226,38 +225,20 @@ class TransformerBlock(Sequential):
         up = Lin(d_model, d_ff, generator=generator, dtype=dtype)
         down = Lin(d_ff, d_model, generator=generator, dtype=dtype)
         down.w = down.w * residual_scale
-        self.ln1, self.ln2 = (
-            LayerNorm(d_model, dtype=dtype),
-            LayerNorm(d_model, dtype=dtype),
-        )
-        self.attention, self.up, self.down = attention, up, down
+        # Assigned in the order of the forward: the parameters are named (and
+        # listed) by these attributes, "ln1.gamma", "attention.w_q", "up.w", ...
+        self.ln1 = LayerNorm(d_model, dtype=dtype)
+        self.attention = attention
+        self.ln2 = LayerNorm(d_model, dtype=dtype)
+        self.up, self.down = up, down
         self.attn = Residual(Sequential(self.ln1, attention))
         self.mlp = Residual(Sequential(self.ln2, up, GELU(approximate), down))
         super().__init__(self.attn, self.mlp)
 
-    def named_parameters(self) -> dict[str, torch.Tensor]:
-        """Every parameter by a readable name, e.g. ``"attn.w_q"``, ``"mlp.up.w"``.
-
-        Returns
-        -------
-        dict of str to Tensor
-            In the order of `parameters`.
-        """
-        named = {"ln1.gamma": self.ln1.gamma, "ln1.beta": self.ln1.beta}
-        for name in ("w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o"):
-            named[f"attn.{name}"] = getattr(self.attention, name)
-        named["ln2.gamma"], named["ln2.beta"] = self.ln2.gamma, self.ln2.beta
-        for layer_name, layer in (("up", self.up), ("down", self.down)):
-            w, b = layer.parameters()
-            named[f"mlp.{layer_name}.w"], named[f"mlp.{layer_name}.b"] = w, b
-        return named
-
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         d_model, d_ff = self.up.w.shape
-        return (
-            f"TransformerBlock({d_model}, {self.attention.n_heads}, {d_ff}, "
-            f"causal={self.attention.causal})"
-        )
+        n_heads, causal = self.attention.n_heads, self.attention.causal
+        return f"{d_model}, {n_heads}, {d_ff}, causal={causal}"
 
 
 class TinyGPT(Module):
@@ -328,6 +309,8 @@ class TinyGPT(Module):
     >>> gpt.backward()
     >>> gpt.tok.table.g.shape, len(gpt.parameters())
     (torch.Size([5, 12]), 36)
+    >>> list(gpt.named_parameters())[:4]  # the tied table is listed once
+    ['tok.table', 'pos.table', 'blocks.0.ln1.gamma', 'blocks.0.ln1.beta']
     """
 
     input_needs_grad = False  # the input is integer tokens
@@ -347,9 +330,9 @@ class TinyGPT(Module):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        _positive_int("vocab", vocab)
-        _positive_int("max_len", max_len)
-        _positive_int("n_layers", n_layers)
+        require_positive_int("vocab", vocab)
+        require_positive_int("max_len", max_len)
+        require_positive_int("n_layers", n_layers)
         self.tok = Embedding(vocab, d_model, generator=generator, dtype=dtype)
         self.pos = Embedding(max_len, d_model, generator=generator, dtype=dtype)
         self.tok.table *= 0.02
@@ -398,52 +381,29 @@ class TinyGPT(Module):
 
     def bwd(self, out: torch.Tensor, tokens: torch.Tensor) -> None:
         h = self.ln_f.out
-        grad_h, grad_w_head, _ = lin_backward(_grad(out), h, self._w_head())
+        grad_h, grad_w_head, _ = lin_backward(grad_of(out), h, self._w_head())
         assert grad_h is not None  # lin_backward computes it unless told not to
-        _set_grad(h, grad_h)
+        set_grad(h, grad_h)
         self.ln_f.backward()
         self.blocks.backward()
-        grad_x = _grad(self.blocks.args[0])
-        _set_grad(self.tok.out, grad_x)
+        grad_x = grad_of(self.blocks.args[0])
+        set_grad(self.tok.out, grad_x)
         self.tok.backward()
         # The position embedding was broadcast over the batch: sum its gradient there.
-        _set_grad(self.pos.out, grad_x.sum(0))
+        set_grad(self.pos.out, grad_x.sum(0))
         self.pos.backward()
         if self.head is None:
             # The table's second use: add the projection's gradient, transposed.
-            _set_grad(self.tok.table, _grad(self.tok.table) + grad_w_head.T)
+            set_grad(self.tok.table, grad_of(self.tok.table) + grad_w_head.T)
         else:
-            _set_grad(self.head.w, grad_w_head)
+            set_grad(self.head.w, grad_w_head)
 
-    def parameters(self) -> list[torch.Tensor]:
-        return list(self.named_parameters().values())
-
-    def named_parameters(self) -> dict[str, torch.Tensor]:
-        """Every parameter by a readable name, e.g. ``"blocks.0.attn.w_q"``.
-
-        A tied table is listed once, as ``"tok.table"``.
-
-        Returns
-        -------
-        dict of str to Tensor
-            Embeddings, then the blocks in order, the final norm and the head.
-        """
-        named = {"tok.table": self.tok.table, "pos.table": self.pos.table}
-        for i, block in enumerate(self.blocks.layers):
-            assert isinstance(block, TransformerBlock)
-            for name, p in block.named_parameters().items():
-                named[f"blocks.{i}.{name}"] = p
-        named["ln_f.gamma"], named["ln_f.beta"] = self.ln_f.parameters()
-        if self.head is not None:
-            named["head.w"] = self.head.w
-        return named
-
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         vocab, d_model = self.tok.table.shape
         return (
-            f"TinyGPT(vocab={vocab}, max_len={self.pos.table.shape[0]}, "
+            f"vocab={vocab}, max_len={self.pos.table.shape[0]}, "
             f"d_model={d_model}, n_layers={len(self.blocks.layers)}, "
-            f"tie_weights={self.tie_weights})"
+            f"tie_weights={self.tie_weights}"
         )
 
 
@@ -511,7 +471,7 @@ class TokenCrossEntropy(Module):
             keep.shape[0], logits.shape[-1], dtype=logits.dtype, device=logits.device
         )
         grad[keep] = cross_entropy_backward(rows, kept_targets)
-        _set_grad(logits, grad.reshape(logits.shape))
+        set_grad(logits, grad.reshape(logits.shape))
 
-    def __repr__(self) -> str:
-        return f"TokenCrossEntropy(ignore_index={self.ignore_index})"
+    def extra_repr(self) -> str:
+        return f"ignore_index={self.ignore_index}"

@@ -15,6 +15,11 @@ test("every node name comes from the NAMES table", () => {
   }
 });
 
+test("the explorer names every node as post 2 does", { skip: needsFixtures }, () => {
+  // fixtures.chain.names is read from the post's equations, role by role.
+  assert.deepEqual({ ...NAMES }, fixtures.chain.names);
+});
+
 test("the neuron has one path per input; x + x² has two, and they add", () => {
   for (const input of Object.keys(NEURON.inputs)) assert.equal(paths(NEURON, input).length, 1, input);
   const two = paths(TWO_PATHS, NAMES.input);
