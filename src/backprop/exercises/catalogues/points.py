@@ -18,6 +18,7 @@ from backprop.exercises.catalogues.parts import Point, Sizes
 __all__ = [
     "more_bag",
     "more_batchnorm_eval",
+    "more_cross_entropy",
     "more_divide",
     "more_elementwise",
     "more_jvp",
@@ -28,11 +29,13 @@ __all__ = [
     "more_self_attention",
     "more_shortcut",
     "more_skip",
+    "more_tied",
     "rows_and_columns",
     "sizes_bag",
     "sizes_batch",
     "sizes_residual_layernorm",
     "sizes_self_attention",
+    "sizes_tied",
 ]
 
 
@@ -67,6 +70,16 @@ def sizes_self_attention(inputs: list[Tensor]) -> Sizes:
     return {
         "d": (w_q.shape[1], "the width of q and k"),
         "T": (x.shape[0], "the positions"),
+    }
+
+
+def sizes_tied(inputs: list[Tensor]) -> Sizes:
+    idx, table = inputs
+    return {
+        "B": (idx.shape[0], "the sentences"),
+        "T": (idx.shape[1], "the positions of a sentence"),
+        "V": (table.shape[0], "the vocabulary"),
+        "D": (table.shape[1], "the width of the table"),
     }
 
 
@@ -173,6 +186,76 @@ def more_label_smoothing(point: Point, gen: torch.Generator) -> list[Point]:
             out.append(
                 Point([values, target], None, label, note, frozenset({"extreme"}))
             )
+    return out
+
+
+# A cross-entropy's value (post 1), in float64 and float32: the large rows are
+# beyond exp's range in that dtype (709.8 in float64, 88.7 in float32), and the
+# gaps are beyond the smallest exp it holds (e^-745 in float64, e^-104 in float32).
+_CE_MIXED: dict[torch.dtype, list[list[float]]] = {
+    torch.float64: [[800, 797, 790, 799], [0.5, -1, 2, 0.3], [-800, -803, -795, -810]],
+    torch.float32: [[120, 117, 110, 119], [0.5, -1, 2, 0.3], [-120, -123, -115, -130]],
+}
+_CE_WIDE: dict[torch.dtype, list[list[float]]] = {
+    torch.float64: [[0, -1000, -5, 2], [-900, 0, 1, -120]],
+    torch.float32: [[0, -300, -5, 2], [-250, 0, 1, -120]],
+}
+# The targets: in the wide rows, the class whose probability underflows.
+_CE_TARGETS = {"mixed": [1, 2, 0], "wide": [1, 0]}
+_CE_NOTE = {
+    "mixed": "this batch has a row of large logits, a row near 0 and a row of very "
+    "negative ones: exp of the first overflows to inf, exp of the last underflows "
+    "to 0 (log 0 = -inf), and one maximum for the whole batch sends the other rows' "
+    "exps to 0; subtract each row's own maximum",
+    "wide": "the logits of a row lie hundreds apart, so the target's probability "
+    "underflows to 0 even with the row's maximum subtracted, and log(softmax) is "
+    "log(0) = -inf; logsumexp(z) - z_t never takes the log of a probability",
+}
+
+
+def more_cross_entropy(point: Point, gen: torch.Generator) -> list[Point]:
+    """A batch of 1, other batches and classes, in float64 and float32; then rows
+    of very different scales in one batch, and logits hundreds apart in a row."""
+    out = []
+    for n, c, dtype in [
+        (1, 6, torch.float64),
+        (7, 3, torch.float64),
+        (3, 5, torch.float32),
+    ]:
+        values = _randn(gen, n, c, like=torch.zeros((), dtype=dtype))
+        out.append(Point([values * 3, torch.randint(c, (n,), generator=gen)]))
+    for kind, table in [("mixed", _CE_MIXED), ("wide", _CE_WIDE)]:
+        for dtype, rows in table.items():
+            values = torch.tensor(rows, dtype=dtype)
+            label = (
+                "rows of very different scales"
+                if kind == "mixed"
+                else "logits hundreds apart in a row"
+            )
+            out.append(
+                Point(
+                    [values, torch.tensor(_CE_TARGETS[kind])],
+                    label=label,
+                    note=_CE_NOTE[kind],
+                    traits=frozenset({"extreme"}),
+                )
+            )
+    return out
+
+
+def more_tied(point: Point, gen: torch.Generator) -> list[Point]:
+    """Other sentences, lengths, vocabularies and widths, each with a token used
+    twice and V != D, then a square table (V = D) and a float32 one."""
+    out = []
+    for sentences, length, vocabulary, width, dtype in [
+        (1, 5, 4, 3, torch.float64),
+        (2, 2, 5, 5, torch.float64),
+        (3, 2, 7, 3, torch.float32),
+    ]:
+        idx = torch.randint(vocabulary, (sentences, length), generator=gen)
+        idx.view(-1)[-1] = idx.view(-1)[0]  # a token used twice
+        like = torch.zeros((), dtype=dtype)
+        out.append(Point([idx, _randn(gen, vocabulary, width, like=like)]))
     return out
 
 
