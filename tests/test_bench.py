@@ -7,6 +7,7 @@ ratio; no test asserts a time, which a busy machine could fail for nothing.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,11 +16,14 @@ import pytest
 import torch
 
 from backprop.bench import (
+    TRANSFORMER_VARIANTS,
+    fused_loss,
     kept_for_backward_mib,
     make_problem,
     make_step,
     transformer_step,
 )
+from backprop.transformer import TinyGPT, TokenCrossEntropy
 
 RATIO_LINE = re.compile(r"manual/autograd time ratio: (\d+\.\d\d)")
 DIFFERENCE_LINE = re.compile(
@@ -149,3 +153,62 @@ def test_kept_for_backward_grows_with_the_batch_and_is_smaller_by_hand():
     assert large["manual"] < large["autograd"]
     with pytest.raises(ValueError, match="variant must be one of manual, autograd"):
         kept_for_backward_mib("jax", 2)
+
+
+def test_bench_transformer_prints_four_rows_at_one_thread_and_all():
+    lines = run_bench(
+        "--case", "transformer", "--n", "4", "--repeats", "3", timeout=300
+    )
+    threads = sorted({1, os.cpu_count() or 1})
+    columns = 3 * len(threads) + 1  # step ms, IQR, peak MiB per thread count; kept
+    rows = {}
+    for variant in ("manual", "keep", "autograd", "fused"):
+        (row,) = [
+            line for line in lines if line.startswith(TRANSFORMER_VARIANTS[variant])
+        ]
+        rows[variant] = [float(x) for x in row.split()[-columns:]]
+    for values in rows.values():
+        # No time is asserted, only that each was measured.
+        steps, iqrs, peaks = values[0:-1:3], values[1:-1:3], values[2:-1:3]
+        assert min(steps) > 0 and min(iqrs) >= 0 and min(peaks) > 0
+        assert values[-1] > 0
+    (difference,) = [
+        line for line in lines if line.startswith("max |grad difference| vs autograd")
+    ]
+    keep, fused = (float(x) for x in re.findall(r"(\d\.\d+e[-+]\d+)", difference))
+    assert keep < 1e-5 and fused < 1e-5
+    kept = {variant: values[-1] for variant, values in rows.items()}
+    assert kept["manual"] < kept["keep"] < kept["autograd"]
+
+
+def test_bench_transformer_four_variants_compute_the_same_gradients():
+    gradients = {}
+    for variant in ("manual", "keep", "autograd", "fused"):
+        forward, backward, grads = transformer_step(variant, n=3)
+        for _ in range(2):  # a second step must not accumulate
+            forward()
+            backward()
+        gradients[variant] = grads()
+    for variant in ("manual", "keep", "fused"):
+        for got, expected in zip(
+            gradients[variant], gradients["autograd"], strict=True
+        ):
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_loss_is_the_models_loss_in_float64():
+    gpt = TinyGPT(7, 6, 8, 2, 12, 2, tie_weights=True, dtype=torch.float64)
+    for p in gpt.parameters():  # away from the initial values: every term shows
+        p.add_(torch.randn(p.shape, dtype=torch.float64) * 0.3)
+    tokens = torch.randint(7, (3, 6))
+    targets = torch.randint(-1, 7, (3, 6))
+    targets[0, 0] = 2  # at least one target is not ignored
+    ours = TokenCrossEntropy()(gpt(tokens), targets)
+    torch.testing.assert_close(fused_loss(gpt, tokens, targets), ours)
+
+
+def test_kept_activations_order_the_strategies():
+    kept = {v: kept_for_backward_mib(v, 16) for v in TRANSFORMER_VARIANTS}
+    # What each strategy keeps is sizes, the same on any machine.
+    assert kept["manual"] < kept["keep"] < kept["autograd"]
+    assert kept["fused"] < kept["autograd"]

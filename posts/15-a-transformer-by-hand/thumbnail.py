@@ -1,7 +1,7 @@
 """Thumbnail for post 15: the small GPT's loss, with our gradients and with autograd's.
 
-The post's training run (steps, batch size, learning-rate schedule, AdamW's betas),
-in float64 so that the two curves are the same run.
+The post's training run (the tied model, steps, batch size, learning-rate schedule,
+AdamW's betas and weight decay), in float64 so that the two curves are the same run.
 """
 
 import math
@@ -35,9 +35,20 @@ def learning_rate(step, peak=1e-2, warmup=25):
 
 def train(use_autograd):
     gen = torch.Generator().manual_seed(0)
-    gpt = TinyGPT(vocab, 2 * n_digits - 1, 48, 4, 192, 2, generator=gen, dtype=f64)
+    gpt = TinyGPT(
+        vocab, 2 * n_digits - 1, 48, 4, 192, 2, tie_weights=True, generator=gen,
+        dtype=f64,
+    )  # fmt: skip
     model = Model([gpt], TokenCrossEntropy())
-    optimiser = AdamW(model.parameters(), betas=(0.9, 0.99), weight_decay=0.0)
+    named = gpt.named_parameters()
+    groups = [  # weight decay on the matrices and embedding tables only
+        {"params": {n: p for n, p in named.items() if p.ndim == 2}},
+        {
+            "params": {n: p for n, p in named.items() if p.ndim != 2},
+            "weight_decay": 0.0,
+        },
+    ]
+    optimiser = AdamW(groups, betas=(0.9, 0.99), weight_decay=0.1)
     batches = torch.Generator().manual_seed(5)
     curve = []
     for step in range(steps):

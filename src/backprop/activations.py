@@ -130,14 +130,26 @@ def gelu(x: torch.Tensor, approximate: str = "tanh") -> torch.Tensor:
     """
     require_float("x", x)
     _check_approximate(approximate)
-    if approximate == "none":
-        return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
     # Out of place, so that autograd can differentiate it as the reference.
-    return 0.5 * x * (1 + torch.tanh(_TANH_C * (x + _TANH_A * x**3)))
+    return 0.5 * x * (1 + _gelu_inner(x, approximate))
+
+
+def _gelu_inner(x: torch.Tensor, approximate: str) -> torch.Tensor:
+    """The s of gelu(x) = x (1 + s) / 2: erf(x / sqrt 2), or tanh u for the tanh form.
+
+    What a GELU that keeps its intermediates saves for `gelu_backward` (``inner=``).
+    """
+    if approximate == "none":
+        return torch.erf(x / math.sqrt(2))
+    return torch.tanh(_TANH_C * (x + _TANH_A * x**3))
 
 
 def gelu_backward(
-    grad_out: torch.Tensor, x: torch.Tensor, approximate: str = "tanh"
+    grad_out: torch.Tensor,
+    x: torch.Tensor,
+    approximate: str = "tanh",
+    *,
+    inner: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""The gradient of `gelu`: ``grad_out`` times its local derivative.
 
@@ -156,6 +168,11 @@ def gelu_backward(
         The forward's input.
     approximate : {"tanh", "none"}, default "tanh"
         As in the forward.
+    inner : torch.Tensor or None, default None
+        What the forward computed inside the GELU, when it was kept:
+        $\tanh u$ for the tanh form, $\operatorname{erf}(x / \sqrt2)$ for the
+        exact one (``gelu(x) = x (1 + inner) / 2``). None computes it again from
+        ``x``; either way the result is the same.
 
     Returns
     -------
@@ -166,7 +183,7 @@ def gelu_backward(
     ------
     ValueError
         If the shapes or dtypes differ, a tensor is not floating-point, or
-        ``approximate`` is neither value.
+        ``approximate`` is neither value, or ``inner`` does not have ``x``'s shape.
 
     Examples
     --------
@@ -182,14 +199,24 @@ def gelu_backward(
             f"grad_out has shape {shape_str(grad_out)} but x has shape {shape_str(x)}; "
             "gelu is elementwise, so its output, and the gradient of it, has x's shape"
         )
+    if inner is not None and inner.shape != x.shape:
+        raise ValueError(
+            f"inner has shape {shape_str(inner)} but x has shape {shape_str(x)}; "
+            "it is what the forward computed for each entry of x"
+        )
     if approximate == "none":
-        cdf = 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+        erf = torch.erf(x / math.sqrt(2)) if inner is None else inner
+        cdf = 0.5 * (1 + erf)
         density = torch.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)
         return grad_out * (cdf + x * density)
     # The same formula, arranged so that each line is one pass over the tensor
     # (the backward runs on the largest activations of a transformer).
     x_squared = x * x
-    t = torch.tanh(x * (_TANH_C + _TANH_C * _TANH_A * x_squared))
+    t = (
+        torch.tanh(x * (_TANH_C + _TANH_C * _TANH_A * x_squared))
+        if inner is None
+        else inner
+    )
     du_dx = x_squared.mul_(3 * _TANH_C * _TANH_A).add_(_TANH_C)  # reuses x_squared
     slope = (1 - t * t).mul_(du_dx).mul_(x).add_(t).add_(1).mul_(0.5)
     return slope.mul_(grad_out)

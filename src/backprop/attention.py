@@ -47,7 +47,7 @@ from backprop._checks import (
     require_tensor,
     shape_str,
 )
-from backprop.softmax import softmax, softmax_backward
+from backprop.softmax import softmax
 
 __all__ = [
     "attention",
@@ -213,12 +213,22 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Te
             [5., 6.]])
     """
     _check_attention_inputs(q, k, v, mask)
-    p = softmax(_masked_scores(q, k, mask), dim=-1)
-    return p @ v
+    return _attention_probs(q, k, mask) @ v
+
+
+def _attention_probs(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+    """P = softmax(q kᵀ / sqrt(d)) over the keys, masked: what ``probs=`` takes."""
+    return softmax(_masked_scores(q, k, mask), dim=-1)
 
 
 def attention_backward(
-    grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
+    grad_out: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    *,
+    probs: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""The gradients of `attention` with respect to ``q``, ``k`` and ``v``.
 
@@ -244,6 +254,11 @@ def attention_backward(
         $\partial L / \partial\,\mathrm{out}$, shape ``(..., Lq, dv)``.
     q, k, v, mask : torch.Tensor
         The forward's inputs (``mask`` may be None).
+    probs : torch.Tensor or None, default None
+        $P$ as the forward computed it, shape ``(..., Lq, Lk)``, when it was kept
+        (`backprop.modules.MultiHeadAttention` with ``intermediates="keep"``).
+        None computes $S$ and $P$ again from ``q``, ``k`` and the mask; either way
+        the result is the same.
 
     Returns
     -------
@@ -253,8 +268,8 @@ def attention_backward(
     Raises
     ------
     ValueError
-        If ``grad_out`` does not have the output's shape and dtype, or the inputs
-        are invalid for `attention`.
+        If ``grad_out`` does not have the output's shape and dtype, the inputs
+        are invalid for `attention`, or ``probs`` is not ``(..., Lq, Lk)``.
 
     Examples
     --------
@@ -270,12 +285,17 @@ def attention_backward(
     require_shape("grad_out", grad_out, out_shape, "the output's shape (..., Lq, dv)")
 
     scale = 1 / math.sqrt(q.shape[-1])
-    scores = _masked_scores(q, k, mask)
-    p = softmax(scores, dim=-1)
+    if probs is None:
+        p = _attention_probs(q, k, mask)  # S = q kᵀ/√d and its softmax, again
+    else:
+        scores_shape = (*q.shape[:-1], k.shape[-2])
+        require_shape("probs", probs, scores_shape, "the scores' shape (..., Lq, Lk)")
+        p = probs
 
     grad_v = p.transpose(-2, -1) @ grad_out
     grad_p = grad_out @ v.transpose(-2, -1)
-    grad_scores = softmax_backward(grad_p, scores, dim=-1)
+    # softmax_backward, from P itself: p * (grad_p - sum(grad_p * p)) along the keys
+    grad_scores = p * (grad_p - (grad_p * p).sum(dim=-1, keepdim=True))
     grad_q = grad_scores @ k * scale
     grad_k = grad_scores.transpose(-2, -1) @ q * scale
     return grad_q, grad_k, grad_v

@@ -31,25 +31,32 @@ again alone in a fresh subprocess, which reads
 resident memory. Reported: that peak, and the peak minus the mark once data and
 weights are ready (what the passes themselves add).
 
-``python -m backprop.bench --case transformer`` times the same two ways on a
+``python -m backprop.bench --case transformer`` times one training step of a
 small GPT (`backprop.transformer.TinyGPT`, 2 blocks, float32, batch of 256
-sequences of 15 tokens), both on its forward code: the manual backward of the
-modules against autograd's. It reports the forward and the backward apart, and
-how long the manual backward spends repeating forward work that autograd keeps
-from its forward instead (each attention's softmax, each GELU's tanh, each
-layer norm's statistics, the loss's softmax): measured by running exactly those
-forwards again on the saved inputs. And the other side of that trade: the
-activations each keeps from its forward for its backward, in MiB.
+sequences of 15 tokens) four ways (`TRANSFORMER_VARIANTS`): the modules'
+backward computing again what it needs from the forward (``intermediates=
+"recompute"``, as the series writes its backwards), the same backward reading
+what the forward kept (``"keep"``), autograd on the same forward code, and
+autograd on the model written with torch's fused functions (`fused_loss`), all
+with the same weights. For each: the median step time and its interquartile
+range, at one thread and at all of the machine's, the peak resident memory of a
+fresh process at each, and the activations kept from the forward for the
+backward, in MiB. Also: how long the recomputing backward spends repeating
+forward work (each attention's softmax, each GELU's tanh, each layer norm's
+statistics, the loss's softmax), measured by running exactly those forwards
+again on the saved inputs.
 
 This module is a benchmark against autograd, so it uses autograd; the library
 itself never does. The last line printed is ``manual/autograd time ratio: X.XX``
-(against the course's check).
+(against the course's check; for the transformer, recompute against autograd
+at all threads).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -58,8 +65,9 @@ import time
 from collections.abc import Callable, Iterable
 
 import torch
+import torch.nn.functional as F
 
-from backprop.attention import attention
+from backprop.attention import _attention_probs
 from backprop.functional import cross_entropy, gelu, layernorm, lin, mse, relu
 from backprop.modules import MSE, Lin, Model, Module, ReLU
 from backprop.transformer import TinyGPT, TokenCrossEntropy, TransformerBlock
@@ -69,6 +77,7 @@ __all__ = [
     "TRANSFORMER_VARIANTS",
     "VARIANTS",
     "autograd_step",
+    "fused_loss",
     "kept_for_backward_mib",
     "main",
     "make_problem",
@@ -290,7 +299,9 @@ def _max_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def measure_memory(variant: str, n: int, case: str = "mlp") -> dict[str, float]:
+def measure_memory(
+    variant: str, n: int, case: str = "mlp", threads: int = THREADS
+) -> dict[str, float]:
     """Peak resident memory of a process that sets up one variant and runs a few steps.
 
     Run it in a fresh process (``--memory-of``): ``ru_maxrss`` is a high-water
@@ -306,6 +317,8 @@ def measure_memory(variant: str, n: int, case: str = "mlp") -> dict[str, float]:
         Number of inputs (sequences for the transformer).
     case : {"mlp", "transformer"}, default "mlp"
         Which model.
+    threads : int, default 2
+        Threads for torch.
 
     Returns
     -------
@@ -313,7 +326,7 @@ def measure_memory(variant: str, n: int, case: str = "mlp") -> dict[str, float]:
         ``setup_mib``, the mark in MiB once the data and weights exist, and
         ``peak_mib``, the mark after the steps.
     """
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(threads)
     if case == "transformer":
         forward, backward, _grads = transformer_step(variant, n)
 
@@ -329,7 +342,9 @@ def measure_memory(variant: str, n: int, case: str = "mlp") -> dict[str, float]:
     return {"setup_mib": setup_mib, "peak_mib": _max_rss_mib()}
 
 
-def _memory_in_subprocess(variant: str, n: int, case: str = "mlp") -> dict[str, float]:
+def _memory_in_subprocess(
+    variant: str, n: int, case: str = "mlp", threads: int = THREADS
+) -> dict[str, float]:
     command = [
         sys.executable,
         "-m",
@@ -340,6 +355,8 @@ def _memory_in_subprocess(variant: str, n: int, case: str = "mlp") -> dict[str, 
         variant,
         "--n",
         str(n),
+        "--threads",
+        str(threads),
     ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -437,6 +454,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=sorted({*VARIANTS, *TRANSFORMER_VARIANTS}),
         help="only measure one variant's peak memory (JSON)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=THREADS,
+        help=f"threads for --memory-of (default {THREADS})",
+    )
     args = parser.parse_args(argv)
     if args.n is None:
         args.n = TRANSFORMER["n"] if args.case == "transformer" else 50_000
@@ -446,7 +469,9 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     if args.memory_of is not None:  # a worker process: report as one JSON line
-        print(json.dumps(measure_memory(args.memory_of, args.n, args.case)))
+        print(
+            json.dumps(measure_memory(args.memory_of, args.n, args.case, args.threads))
+        )
         return
     if args.case == "transformer":
         _main_transformer(args.n, args.repeats)
@@ -499,13 +524,26 @@ TRANSFORMER = {
 """The transformer case: `TinyGPT`'s sizes, and the default batch ``n``."""
 
 TRANSFORMER_VARIANTS = {
-    "manual": "manual (backprop.transformer)",
+    "manual": "manual (backprop.transformer), recompute",
     "autograd": "autograd (same forward)",
+    "keep": "manual, keep",
+    "fused": "autograd (torch's fused functions)",
 }
-"""The transformer case's variants, by key, with the label each is printed with."""
+"""The transformer case's variants, by key, with the label each is printed with.
+
+``manual`` is `TinyGPT`'s backward as the series writes it, computing again what
+it needs from the forward (``intermediates="recompute"``); ``keep`` the same
+backward reading what the forward kept (``intermediates="keep"``); ``autograd``
+autograd on the same forward code; ``fused`` autograd on the same model written
+with torch's fused functions, ``F.layer_norm``, ``F.gelu`` and
+``F.scaled_dot_product_attention``, with the same weights."""
+
+TABLE_ORDER = ("manual", "keep", "autograd", "fused")
 
 
-def _tiny_gpt_problem(n: int) -> tuple[TinyGPT, torch.Tensor, torch.Tensor]:
+def _tiny_gpt_problem(
+    n: int, intermediates: str = "recompute"
+) -> tuple[TinyGPT, torch.Tensor, torch.Tensor]:
     c = TRANSFORMER
     generator = torch.Generator().manual_seed(0)
     gpt = TinyGPT(
@@ -515,11 +553,76 @@ def _tiny_gpt_problem(n: int) -> tuple[TinyGPT, torch.Tensor, torch.Tensor]:
         c["n_heads"],
         c["d_ff"],
         c["n_layers"],
+        intermediates=intermediates,
         generator=generator,
     )
     tokens = torch.randint(c["vocab"], (n, c["length"]), generator=generator)
     targets = torch.randint(c["vocab"], (n, c["length"]), generator=generator)
     return gpt, tokens, targets
+
+
+def fused_loss(
+    gpt: TinyGPT, tokens: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """`TinyGPT`'s forward and loss with torch's fused functions, on its weights.
+
+    ``F.layer_norm``, ``F.gelu`` and ``F.scaled_dot_product_attention`` in place
+    of the series' layer norm, GELU and attention (each a single operation to
+    autograd, with its own backward and its own choice of what to save); the
+    rest as in `TinyGPT`: the same matrix products, embeddings and loss.
+
+    Parameters
+    ----------
+    gpt : TinyGPT
+        The model whose weights to use.
+    tokens, targets : torch.Tensor
+        Integers ``(N, T)``; a target of -1 is ignored, as `TokenCrossEntropy`.
+
+    Returns
+    -------
+    torch.Tensor
+        The mean cross-entropy, a scalar.
+
+    Examples
+    --------
+    >>> gpt, tokens, targets = _tiny_gpt_problem(2)
+    >>> theirs = fused_loss(gpt, tokens, targets)
+    >>> ours = TokenCrossEntropy()(gpt(tokens), targets)
+    >>> torch.allclose(theirs, ours, atol=1e-6)
+    True
+    """
+    d_model = gpt.tok.table.shape[1]
+    shape = (d_model,)
+    length = tokens.shape[1]
+    x = F.embedding(tokens, gpt.tok.table) + gpt.pos.table[:length]
+    for block in gpt.blocks.layers:
+        assert isinstance(block, TransformerBlock)
+        a, ln1, ln2 = block.attention, block.ln1, block.ln2
+        h = F.layer_norm(x, shape, ln1.gamma, ln1.beta, ln1.eps)
+        q, k, v = (
+            a._split(lin(h, w, b))
+            for w, b in ((a.w_q, a.b_q), (a.w_k, a.b_k), (a.w_v, a.b_v))
+        )
+        heads = F.scaled_dot_product_attention(q, k, v, is_causal=a.causal)
+        x = x + lin(a._merge(heads), a.w_o, a.b_o)
+        h = F.layer_norm(x, shape, ln2.gamma, ln2.beta, ln2.eps)
+        hidden = F.gelu(
+            lin(h, block.up.w, block.up.b), approximate=block.gelu.approximate
+        )
+        x = x + lin(hidden, block.down.w, block.down.b)
+    ln_f = gpt.ln_f
+    h = F.layer_norm(x, shape, ln_f.gamma, ln_f.beta, ln_f.eps)
+    logits = lin(h, gpt._w_head())
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-1
+    )
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in TRANSFORMER_VARIANTS:
+        raise ValueError(
+            f"variant must be one of {', '.join(TRANSFORMER_VARIANTS)}, got {variant!r}"
+        )
 
 
 def transformer_step(variant: str, n: int) -> tuple[Step, Step, Grads]:
@@ -528,8 +631,10 @@ def transformer_step(variant: str, n: int) -> tuple[Step, Step, Grads]:
     Parameters
     ----------
     variant : str
-        ``"manual"`` (``model.backward()``) or ``"autograd"`` (the same forward
-        on parameters that require gradients, then ``loss.backward()``).
+        A key of `TRANSFORMER_VARIANTS`: ``"manual"`` and ``"keep"``
+        (``model.backward()``, the two strategies), ``"autograd"`` (the same
+        forward on parameters that require gradients, then ``loss.backward()``)
+        or ``"fused"`` (`fused_loss`, then ``loss.backward()``).
     n : int
         Sequences in the batch.
 
@@ -549,20 +654,18 @@ def transformer_step(variant: str, n: int) -> tuple[Step, Step, Grads]:
 
     Examples
     --------
-    >>> forward, backward, grads = transformer_step("manual", n=2)
+    >>> forward, backward, grads = transformer_step("keep", n=2)
     >>> forward()
     >>> backward()
     >>> len(grads())
     37
     """
-    if variant not in TRANSFORMER_VARIANTS:
-        raise ValueError(
-            f"variant must be one of {', '.join(TRANSFORMER_VARIANTS)}, got {variant!r}"
-        )
-    gpt, tokens, targets = _tiny_gpt_problem(n)
+    _check_variant(variant)
+    intermediates = "keep" if variant == "keep" else "recompute"
+    gpt, tokens, targets = _tiny_gpt_problem(n, intermediates)
     loss_fn = TokenCrossEntropy()
     params = gpt.parameters()
-    if variant == "manual":
+    if variant in ("manual", "keep"):
         model = Model([gpt], loss_fn)
 
         def forward() -> None:
@@ -577,7 +680,10 @@ def transformer_step(variant: str, n: int) -> tuple[Step, Step, Grads]:
     def autograd_forward() -> None:
         for p in params:
             p.grad = None  # start afresh, as the manual version does
-        losses[:] = [loss_fn(gpt(tokens), targets)]
+        if variant == "fused":
+            losses[:] = [fused_loss(gpt, tokens, targets)]
+        else:
+            losses[:] = [loss_fn(gpt(tokens), targets)]
 
     def autograd_backward() -> None:
         torch.autograd.backward(losses.pop())
@@ -614,10 +720,9 @@ def recomputed_forward_seconds(n: int, repeats: int = 5) -> float:
     work: list[tuple[Callable[..., object], tuple[object, ...]]] = []
     for block in gpt.blocks.layers:
         assert isinstance(block, TransformerBlock)
-        q, k, v, _merged = block.attention.saved
-        work.append(
-            (attention, (q, k, v, block.attention._mask(q.shape[-2], q.device)))
-        )
+        q, k, _v, _merged, _probs = block.attention.saved
+        mask = block.attention._mask(q.shape[-2], q.device)
+        work.append((_attention_probs, (q, k, mask)))  # S = q kᵀ/√d and its softmax
         for norm in (block.ln1, block.ln2):
             work.append((layernorm, (norm.args[0], norm.gamma, norm.beta)))
         work.append((gelu, (block.up.out,)))
@@ -663,12 +768,13 @@ def _kept_by_modules(module: object) -> list[torch.Tensor]:
 def kept_for_backward_mib(variant: str, n: int) -> float:
     """MiB of activations kept from the forward pass for the backward, one variant.
 
-    For ``"manual"``: every tensor the modules keep (their inputs, outputs and
-    saved intermediates); for ``"autograd"``: every tensor autograd saves for
-    its backward (collected with ``torch.autograd.graph.saved_tensors_hooks``).
-    Tensors sharing memory count once; the parameters and the batch itself are
-    left out (both variants hold them anyway). Unlike `measure_memory`, this
-    runs in the current process and does not depend on the allocator.
+    For ``"manual"`` and ``"keep"``: every tensor the modules keep (their
+    inputs, outputs and saved intermediates); for ``"autograd"`` and
+    ``"fused"``: every tensor autograd saves for its backward (collected with
+    ``torch.autograd.graph.saved_tensors_hooks``). Tensors sharing memory count
+    once; the parameters and the batch itself are left out (every variant holds
+    them anyway). Unlike `measure_memory`, this runs in the current process and
+    does not depend on the allocator.
 
     Parameters
     ----------
@@ -682,20 +788,27 @@ def kept_for_backward_mib(variant: str, n: int) -> float:
     float
         MiB.
 
+    Raises
+    ------
+    ValueError
+        If ``variant`` is not a key of `TRANSFORMER_VARIANTS`.
+
     Examples
     --------
-    >>> kept_for_backward_mib("manual", 4) > 0
+    >>> kept_for_backward_mib("manual", 4) < kept_for_backward_mib("keep", 4)
     True
     """
-    gpt, tokens, targets = _tiny_gpt_problem(n)
+    _check_variant(variant)
+    intermediates = "keep" if variant == "keep" else "recompute"
+    gpt, tokens, targets = _tiny_gpt_problem(n, intermediates)
     exclude = _storages([*gpt.parameters(), tokens, targets])
     saved: list[torch.Tensor] = []
-    if variant == "manual":
+    if variant in ("manual", "keep"):
         model = Model([gpt], TokenCrossEntropy())
         model(tokens, targets)
         saved = _kept_by_modules(model.layers)
         saved += _kept_by_modules(model.loss)
-    elif variant == "autograd":
+    else:
         for p in gpt.parameters():
             p.requires_grad_(True)
 
@@ -704,19 +817,29 @@ def kept_for_backward_mib(variant: str, n: int) -> float:
             return t
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            TokenCrossEntropy()(gpt(tokens), targets)
-    else:
-        raise ValueError(
-            f"variant must be one of {', '.join(TRANSFORMER_VARIANTS)}, got {variant!r}"
-        )
+            if variant == "fused":
+                fused_loss(gpt, tokens, targets)
+            else:
+                TokenCrossEntropy()(gpt(tokens), targets)
     storages = _storages(saved)
     return sum(b for ptr, b in storages.items() if ptr not in exclude) / 2**20
 
 
-def time_transformer(n: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Median seconds of the forward, the backward and the whole step, per variant.
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    """(first quartile, median, third quartile); all three equal for one value."""
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, median, q3
 
-    The variants take turns, a step each per round, after warm-up steps.
+
+def time_transformer(
+    n: int, repeats: int, threads: int | None = None
+) -> dict[str, dict[str, float]]:
+    """Step times of every variant: medians and quartiles, and how far apart they are.
+
+    The variants take turns, a step each per round, after warm-up steps, so that
+    load from other processes on the machine slows them alike.
 
     Parameters
     ----------
@@ -724,82 +847,132 @@ def time_transformer(n: int, repeats: int) -> dict[str, dict[str, float]]:
         Sequences in the batch.
     repeats : int
         Timed steps per variant.
+    threads : int or None, default None
+        Threads for torch during the timing (the setting is restored after);
+        None leaves it as it is.
 
     Returns
     -------
     dict
-        ``{variant: {"forward": s, "backward": s, "step": s}}`` and, under
-        ``"difference"``, ``{"max_abs": d}``: the largest gradient difference.
+        ``{variant: {"forward": s, "backward": s, "step": s, "step_q1": s,
+        "step_q3": s}}``, medians and the quartiles of the step time; and, under
+        ``"difference"``, ``{variant: d}``: the largest gradient difference of
+        each variant against ``"autograd"``, and ``"max_abs"``, that of
+        ``"manual"``.
     """
-    steps = {v: transformer_step(v, n) for v in TRANSFORMER_VARIANTS}
-    for _ in range(WARMUP):
-        for forward, backward, _grads in steps.values():
-            forward()
-            backward()
-    times: dict[str, dict[str, list[float]]] = {
-        v: {"forward": [], "backward": [], "step": []} for v in TRANSFORMER_VARIANTS
-    }
-    for _ in range(repeats):
-        for variant, (forward, backward, _grads) in steps.items():
-            start = time.perf_counter()
-            forward()
-            middle = time.perf_counter()
-            backward()
-            end = time.perf_counter()
-            times[variant]["forward"].append(middle - start)
-            times[variant]["backward"].append(end - middle)
-            times[variant]["step"].append(end - start)
-    result = {
-        v: {part: statistics.median(t) for part, t in parts.items()}
-        for v, parts in times.items()
-    }
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        steps = {v: transformer_step(v, n) for v in TRANSFORMER_VARIANTS}
+        for _ in range(WARMUP):
+            for forward, backward, _grads in steps.values():
+                forward()
+                backward()
+        times: dict[str, dict[str, list[float]]] = {
+            v: {"forward": [], "backward": [], "step": []} for v in TRANSFORMER_VARIANTS
+        }
+        for _ in range(repeats):
+            for variant, (forward, backward, _grads) in steps.items():
+                start = time.perf_counter()
+                forward()
+                middle = time.perf_counter()
+                backward()
+                end = time.perf_counter()
+                times[variant]["forward"].append(middle - start)
+                times[variant]["backward"].append(end - middle)
+                times[variant]["step"].append(end - start)
+    finally:
+        torch.set_num_threads(before)
+    result = {}
+    for v, parts in times.items():
+        result[v] = {part: statistics.median(t) for part, t in parts.items()}
+        result[v]["step_q1"], _, result[v]["step_q3"] = _quartiles(parts["step"])
     grads = {v: g() for v, (_f, _b, g) in steps.items()}
     result["difference"] = {
-        "max_abs": max_abs_difference(grads["manual"], grads["autograd"])
+        v: max_abs_difference(grads[v], grads["autograd"]) for v in grads
     }
+    result["difference"]["max_abs"] = result["difference"]["manual"]
     return result
 
 
 def _main_transformer(n: int, repeats: int) -> None:
+    all_threads = os.cpu_count() or 1
+    thread_counts = sorted({1, all_threads})
     memory = {
-        v: _memory_in_subprocess(v, n, "transformer") for v in TRANSFORMER_VARIANTS
+        (v, t): _memory_in_subprocess(v, n, "transformer", t)
+        for t in thread_counts
+        for v in TRANSFORMER_VARIANTS
     }
-    torch.set_num_threads(THREADS)
-    result = time_transformer(n, repeats)
+    timing = {t: time_transformer(n, repeats, threads=t) for t in thread_counts}
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
     recomputed = recomputed_forward_seconds(n, repeats)
+    torch.set_num_threads(threads_before)
+    kept = {v: kept_for_backward_mib(v, n) for v in TRANSFORMER_VARIANTS}
     c = TRANSFORMER
+    baseline = min(m["setup_mib"] for m in memory.values())
     print(
         f"TinyGPT: {c['n_layers']} blocks, d_model {c['d_model']}, "
         f"{c['n_heads']} heads, d_ff {c['d_ff']}, vocab {c['vocab']}; {n} float32 "
-        f"sequences of {c['length']} tokens, {THREADS} threads; median of {repeats} "
-        f"steps after {WARMUP} warm-up steps"
+        f"sequences of {c['length']} tokens; {os.cpu_count()} cores"
+    )
+    print(
+        f"step: median of {repeats} steps (forward and backward) after {WARMUP} "
+        "warm-up steps, IQR: their interquartile range; peak: the process's peak "
+        f"resident memory (about {baseline:.0f} MiB before the first step); "
+        "kept: the activations kept for the backward"
     )
     width = max(map(len, TRANSFORMER_VARIANTS.values()))
+    group = "{:^26}"
     print(
-        f"{'variant':<{width}}  {'forward ms':>10}  {'backward ms':>11}  "
-        f"{'step ms':>7}  {'peak MiB':>8}  {'passes MiB':>10}"
-    )
-    for variant, label in TRANSFORMER_VARIANTS.items():
-        t, m = result[variant], memory[variant]
-        print(
-            f"{label:<{width}}  {1000 * t['forward']:>10.1f}  "
-            f"{1000 * t['backward']:>11.1f}  {1000 * t['step']:>7.1f}  "
-            f"{m['peak_mib']:>8.0f}  {m['peak_mib'] - m['setup_mib']:>10.0f}"
+        " " * width
+        + "".join(
+            "  " + group.format(f"{t} thread{'s' if t > 1 else ''}")
+            for t in thread_counts
         )
+    )
+    print(
+        f"{'variant':<{width}}"
+        + f"  {'step ms':>8}  {'IQR':>6}  {'peak MiB':>8}" * len(thread_counts)
+        + f"  {'kept MiB':>8}"
+    )
+    for variant in TABLE_ORDER:
+        row = f"{TRANSFORMER_VARIANTS[variant]:<{width}}"
+        for t in thread_counts:
+            times = timing[t][variant]
+            iqr = times["step_q3"] - times["step_q1"]
+            peak = memory[(variant, t)]["peak_mib"]
+            row += f"  {1000 * times['step']:>8.1f}  {1000 * iqr:>6.1f}  {peak:>8.0f}"
+        print(row + f"  {kept[variant]:>8.1f}")
+    differences = timing[all_threads]["difference"]
     print(
         "max |grad difference| manual vs autograd (all parameters): "
-        f"{result['difference']['max_abs']:.3e}"
+        f"{differences['manual']:.3e}"
+    )
+    print(
+        f"max |grad difference| vs autograd: keep {differences['keep']:.3e}, "
+        f"fused {differences['fused']:.3e}"
     )
     print(
         "forward work the manual backward repeats (softmaxes, tanh, layer norm "
-        f"statistics), which autograd saved: {1000 * recomputed:.1f} ms per step"
+        f"statistics), which autograd saved: {1000 * recomputed:.1f} ms per step "
+        "at 1 thread"
     )
-    kept = {v: kept_for_backward_mib(v, n) for v in TRANSFORMER_VARIANTS}
     print(
         "activations kept for the backward: "
         f"manual {kept['manual']:.1f} MiB, autograd {kept['autograd']:.1f} MiB"
     )
-    ratio = result["manual"]["step"] / result["autograd"]["step"]
+    for variant in ("keep", "fused"):
+        ratios = ", ".join(
+            f"{timing[t][variant]['step'] / timing[t]['autograd']['step']:.2f} "
+            f"at {t} thread{'s' if t > 1 else ''}"
+            for t in thread_counts
+        )
+        print(f"{variant}/autograd time ratio: {ratios}")
+    ratio = (
+        timing[all_threads]["manual"]["step"] / timing[all_threads]["autograd"]["step"]
+    )
     print(f"manual/autograd time ratio: {ratio:.2f}")
 
 

@@ -45,7 +45,13 @@ from backprop._checks import (
     set_grad,
     shape_str,
 )
-from backprop.attention import attention, attention_backward, causal_mask
+from backprop.attention import (
+    _attention_probs,
+    _check_attention_inputs,
+    attention,
+    attention_backward,
+    causal_mask,
+)
 from backprop.conv import IntPair
 from backprop.functional import (
     batchnorm,
@@ -65,6 +71,7 @@ from backprop.functional import (
     relu,
     relu_backward,
 )
+from backprop.normalization import _layernorm_keeping_stats
 
 __all__ = [
     "MSE",
@@ -80,6 +87,22 @@ __all__ = [
     "ReLU",
     "Sequential",
 ]
+
+
+INTERMEDIATES = ("recompute", "keep")
+
+
+def _intermediates(value: object) -> str:
+    """The ``intermediates`` argument, checked: what a backward gets from its forward.
+
+    ``"recompute"``: only the forward's inputs and output, as the functional
+    backwards take them (they compute the rest again). ``"keep"``: also what the
+    forward computed along the way and the backward reads (layer norm's statistics,
+    attention's softmax, the GELU's tanh), as autograd keeps it.
+    """
+    if value not in INTERMEDIATES:
+        raise ValueError(f"intermediates must be 'recompute' or 'keep', got {value!r}")
+    return str(value)
 
 
 class Module:
@@ -975,6 +998,10 @@ class LayerNorm(Module):
         Dtype of the parameters.
     device : torch.device, str or None, optional
         Where the parameters live.
+    intermediates : {"recompute", "keep"}, default "recompute"
+        Whether the backward computes each vector's mean and $1/\sigma$ again
+        from the input, or reads them as the forward kept them (``saved``; two
+        numbers per vector). The gradients are the same.
 
     Attributes
     ----------
@@ -984,8 +1011,8 @@ class LayerNorm(Module):
     Raises
     ------
     ValueError
-        If ``d`` is not a positive int; in the forward, if the input does not
-        end in ``d``.
+        If ``d`` is not a positive int or ``intermediates`` is neither value; in
+        the forward, if the input does not end in ``d``.
 
     Examples
     --------
@@ -1007,17 +1034,25 @@ class LayerNorm(Module):
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        intermediates: str = "recompute",
     ) -> None:
         d = require_positive_int("d", d)
         self.eps = eps
+        self.intermediates = _intermediates(intermediates)
         self.gamma = torch.ones(d, dtype=dtype, device=device)
         self.beta = torch.zeros(d, dtype=dtype, device=device)
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
-        return layernorm(inp, self.gamma, self.beta, self.eps)
+        if self.intermediates == "recompute":
+            return layernorm(inp, self.gamma, self.beta, self.eps)
+        out, self.saved = _layernorm_keeping_stats(inp, self.gamma, self.beta, self.eps)
+        return out
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        grads = layernorm_backward(grad_of(out), inp, self.gamma, self.beta, self.eps)
+        stats = self.saved if self.intermediates == "keep" else None
+        grads = layernorm_backward(
+            grad_of(out), inp, self.gamma, self.beta, self.eps, stats=stats
+        )
         for t, g in zip((inp, self.gamma, self.beta), grads, strict=True):
             set_grad(t, g)
 
@@ -1172,6 +1207,10 @@ class MultiHeadAttention(Module):
         Floating-point dtype of the parameters.
     generator : torch.Generator or None
         For the initial weights, drawn from N(0, 1 / d_model); biases start at 0.
+    intermediates : {"recompute", "keep"}, default "recompute"
+        Whether ``attention_backward`` computes the scores and their softmax $P$
+        again from q and k, or reads $P$ as the forward kept it (in ``saved``,
+        shape (N, n_heads, T, T)). The gradients are the same.
 
     Attributes
     ----------
@@ -1184,8 +1223,8 @@ class MultiHeadAttention(Module):
     ------
     ValueError
         If ``d_model`` or ``n_heads`` is not a positive int, ``d_model`` is not a
-        multiple of ``n_heads``, or the input is not (N, T, d_model) in the
-        parameters' dtype.
+        multiple of ``n_heads``, ``intermediates`` is neither value, or the input
+        is not (N, T, d_model) in the parameters' dtype.
 
     Examples
     --------
@@ -1211,7 +1250,9 @@ class MultiHeadAttention(Module):
         causal: bool = False,
         dtype: torch.dtype = torch.float32,
         generator: torch.Generator | None = None,
+        intermediates: str = "recompute",
     ) -> None:
+        self.intermediates = _intermediates(intermediates)
         d_model = require_positive_int("d_model", d_model)
         n_heads = require_positive_int("n_heads", n_heads)
         if d_model % n_heads != 0:
@@ -1266,14 +1307,22 @@ class MultiHeadAttention(Module):
         self.saved_mask = self._mask(length, x.device) if length else None
         # T = 0: no position attends and none is attended to, so the heads are
         # empty (N, h, 0, d_head), as torch's output is empty.
-        heads = attention(q, k, v, self.saved_mask) if length else v
+        probs = None
+        if not length:
+            heads = v
+        elif self.intermediates == "keep":
+            _check_attention_inputs(q, k, v, self.saved_mask)  # as attention() does
+            probs = _attention_probs(q, k, self.saved_mask)
+            heads = probs @ v
+        else:
+            heads = attention(q, k, v, self.saved_mask)
         merged = self._merge(heads)
         # Saved for the backward, as autograd saves what a backward formula reads.
-        self.saved = q, k, v, merged
+        self.saved = q, k, v, merged, probs
         return lin(merged, self.w_o, self.b_o)
 
     def bwd(self, out: torch.Tensor, x: torch.Tensor) -> None:
-        q, k, v, merged = self.saved
+        q, k, v, merged, probs = self.saved
         grad_merged, grad_w_o, grad_b_o = lin_backward(
             grad_of(out), merged, self.w_o, self.b_o
         )
@@ -1284,7 +1333,7 @@ class MultiHeadAttention(Module):
         grad_heads = self._split(grad_merged)  # the backward of merge is split
         if x.shape[1]:
             grad_q, grad_k, grad_v = attention_backward(
-                grad_heads, q, k, v, self.saved_mask
+                grad_heads, q, k, v, self.saved_mask, probs=probs
             )
         else:  # T = 0: every gradient is empty
             grad_q, grad_k, grad_v = grad_heads, grad_heads, grad_heads

@@ -28,6 +28,9 @@ nothing).
 
 Following the functional convention, a backward receives only the forward's
 inputs, so it recomputes mu, sigma and x_hat (``_normalize``) rather than caching.
+``layernorm_backward`` also accepts the statistics the forward computed
+(``stats=(mu, 1 / sigma)``, as `backprop.modules.LayerNorm` keeps them with
+``intermediates="keep"``): then only x_hat, an elementwise step, is computed again.
 """
 
 from __future__ import annotations
@@ -48,13 +51,21 @@ __all__ = ["batchnorm", "batchnorm_backward", "layernorm", "layernorm_backward"]
 
 def _normalize(x: Tensor, dims: tuple[int, ...], eps: float) -> tuple[Tensor, Tensor]:
     """(x_hat, 1/sigma) with statistics over ``dims``, kept as size 1 in 1/sigma."""
+    x_hat, _, inv_sigma = _normalize_with_mean(x, dims, eps)
+    return x_hat, inv_sigma
+
+
+def _normalize_with_mean(
+    x: Tensor, dims: tuple[int, ...], eps: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(x_hat, mu, 1/sigma): `_normalize`, and the mean it subtracted."""
     mean = x.mean(dim=dims, keepdim=True)
     centered = x - mean
     var = (centered * centered).mean(
         dim=dims, keepdim=True
     )  # biased, as in training mode
     inv_sigma = torch.rsqrt(var + eps)
-    return centered * inv_sigma, inv_sigma
+    return centered * inv_sigma, mean, inv_sigma
 
 
 def _check_eps(eps: float) -> None:
@@ -275,8 +286,23 @@ def layernorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tens
     return gamma * x_hat + beta
 
 
+def _layernorm_keeping_stats(
+    x: Tensor, gamma: Tensor, beta: Tensor, eps: float
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """`layernorm`, and the statistics ``(mu, 1/sigma)`` for ``stats=``."""
+    _check_layernorm_inputs(x, gamma, beta, eps)
+    x_hat, mean, inv_sigma = _normalize_with_mean(x, (-1,), eps)
+    return gamma * x_hat + beta, (mean, inv_sigma)
+
+
 def layernorm_backward(
-    grad_out: Tensor, x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5
+    grad_out: Tensor,
+    x: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    eps: float = 1e-5,
+    *,
+    stats: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""The gradients of `layernorm` with respect to ``x``, ``gamma`` and ``beta``.
 
@@ -300,6 +326,10 @@ def layernorm_backward(
         The forward's inputs.
     eps : float, default 1e-5
         The forward's $\epsilon$.
+    stats : (Tensor, Tensor) or None, default None
+        The forward's statistics, when they were kept: the mean $\mu$ and
+        $1 / \sqrt{\sigma^2 + \epsilon}$ of each vector, shape ``(..., 1)``.
+        None computes them again from ``x``; either way the result is the same.
 
     Returns
     -------
@@ -311,8 +341,9 @@ def layernorm_backward(
     Raises
     ------
     ValueError
-        If ``grad_out`` does not have ``x``'s shape and dtype, or the inputs are
-        invalid for `layernorm`.
+        If ``grad_out`` does not have ``x``'s shape and dtype, the inputs are
+        invalid for `layernorm`, or ``stats`` are not two tensors of shape
+        ``(..., 1)``.
 
     Examples
     --------
@@ -324,7 +355,14 @@ def layernorm_backward(
     """
     _check_layernorm_inputs(x, gamma, beta, eps)
     _check_grad_out(grad_out, x)
-    x_hat, inv_sigma = _normalize(x, (-1,), eps)
+    if stats is None:
+        x_hat, inv_sigma = _normalize(x, (-1,), eps)
+    else:
+        per_vector = (*x.shape[:-1], 1)
+        for name, t in zip(("the mean", "1 / sigma"), stats, strict=True):
+            require_shape(f"stats' {name}", t, per_vector, "one per vector of x")
+        mean, inv_sigma = stats
+        x_hat = (x - mean) * inv_sigma
 
     # gamma and beta were broadcast over every leading dimension: their gradients sum
     # over them.

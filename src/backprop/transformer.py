@@ -23,13 +23,14 @@ import torch
 
 from backprop._checks import (
     grad_of,
+    require_float,
     require_index,
     require_ndim,
     require_positive_int,
     set_grad,
     shape_str,
 )
-from backprop.activations import gelu, gelu_backward
+from backprop.activations import _gelu_inner, gelu, gelu_backward
 from backprop.functional import cross_entropy, cross_entropy_backward, lin, lin_backward
 from backprop.modules import (
     Embedding,
@@ -38,6 +39,7 @@ from backprop.modules import (
     Module,
     MultiHeadAttention,
     Sequential,
+    _intermediates,
 )
 
 __all__ = [
@@ -57,11 +59,15 @@ class GELU(Module):
     approximate : {"tanh", "none"}, default "tanh"
         The tanh approximation (GPT-2's) or the exact erf form, as
         ``torch.nn.GELU(approximate=...)``.
+    intermediates : {"recompute", "keep"}, default "recompute"
+        Whether the backward computes $\tanh u$ (or $\operatorname{erf}$) again
+        from the input, or reads it as the forward kept it (``saved``, the
+        input's shape). The gradients are the same.
 
     Raises
     ------
     ValueError
-        If ``approximate`` is neither value.
+        If ``approximate`` or ``intermediates`` is neither of its values.
 
     Examples
     --------
@@ -74,15 +80,23 @@ class GELU(Module):
     tensor([-0.0830,  0.5000,  1.0830])
     """
 
-    def __init__(self, approximate: str = "tanh") -> None:
+    def __init__(
+        self, approximate: str = "tanh", *, intermediates: str = "recompute"
+    ) -> None:
         gelu(torch.zeros(1), approximate)  # checks the value now, not at the forward
         self.approximate = approximate
+        self.intermediates = _intermediates(intermediates)
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
-        return gelu(inp, self.approximate)
+        if self.intermediates == "recompute":
+            return gelu(inp, self.approximate)
+        require_float("inp", inp)
+        self.saved = _gelu_inner(inp, self.approximate)
+        return 0.5 * inp * (1 + self.saved)
 
     def bwd(self, out: torch.Tensor, inp: torch.Tensor) -> None:
-        set_grad(inp, gelu_backward(grad_of(out), inp, self.approximate))
+        inner = self.saved if self.intermediates == "keep" else None
+        set_grad(inp, gelu_backward(grad_of(out), inp, self.approximate, inner=inner))
 
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"
@@ -176,23 +190,29 @@ class TransformerBlock(Sequential):
         Factor on the initial weights of the layer that ends each branch (GPT-2
         uses $1/\sqrt{2 n_{\text{layers}}}$, so the residual stream's variance
         does not grow with depth).
+    intermediates : {"recompute", "keep"}, default "recompute"
+        For the two layer norms, the attention and the GELU: whether their
+        backwards compute again what the forward computed along the way (the
+        statistics, the softmax, the tanh) or read it as the forward kept it,
+        which takes more memory. The gradients are the same.
 
     Attributes
     ----------
     attn, mlp : Residual
         The two residual connections; ``attn.block`` is
         ``Sequential(ln1, attention)`` and ``mlp.block`` is
-        ``Sequential(ln2, up, GELU, down)``.
-    ln1, attention, ln2, up, down : Module
+        ``Sequential(ln2, up, gelu, down)``.
+    ln1, attention, ln2, up, gelu, down : Module
         The layers inside them: `LayerNorm`, `MultiHeadAttention`, `LayerNorm`,
-        `Lin` ``(d_model, d_ff)``, `Lin` ``(d_ff, d_model)``; the parameters
-        are named after them (``ln1.gamma``, ``attention.w_q``, ``up.w``).
+        `Lin` ``(d_model, d_ff)``, `GELU`, `Lin` ``(d_ff, d_model)``; the
+        parameters are named after them (``ln1.gamma``, ``attention.w_q``,
+        ``up.w``).
 
     Raises
     ------
     ValueError
-        If a size is not a positive int or ``d_model`` is not a multiple of
-        ``n_heads``.
+        If a size is not a positive int, ``d_model`` is not a multiple of
+        ``n_heads``, or ``intermediates`` is neither value.
 
     Examples
     --------
@@ -216,10 +236,17 @@ class TransformerBlock(Sequential):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
         residual_scale: float = 1.0,
+        intermediates: str = "recompute",
     ) -> None:
         require_positive_int("d_ff", d_ff)
+        kept = _intermediates(intermediates)  # for every layer that can keep
         attention = MultiHeadAttention(
-            d_model, n_heads, causal=causal, dtype=dtype, generator=generator
+            d_model,
+            n_heads,
+            causal=causal,
+            dtype=dtype,
+            generator=generator,
+            intermediates=kept,
         )
         attention.w_o = attention.w_o * residual_scale
         up = Lin(d_model, d_ff, generator=generator, dtype=dtype)
@@ -227,12 +254,14 @@ class TransformerBlock(Sequential):
         down.w = down.w * residual_scale
         # Assigned in the order of the forward: the parameters are named (and
         # listed) by these attributes, "ln1.gamma", "attention.w_q", "up.w", ...
-        self.ln1 = LayerNorm(d_model, dtype=dtype)
+        self.ln1 = LayerNorm(d_model, dtype=dtype, intermediates=kept)
         self.attention = attention
-        self.ln2 = LayerNorm(d_model, dtype=dtype)
-        self.up, self.down = up, down
+        self.ln2 = LayerNorm(d_model, dtype=dtype, intermediates=kept)
+        self.up = up
+        self.gelu = GELU(approximate, intermediates=kept)
+        self.down = down
         self.attn = Residual(Sequential(self.ln1, attention))
-        self.mlp = Residual(Sequential(self.ln2, up, GELU(approximate), down))
+        self.mlp = Residual(Sequential(self.ln2, up, self.gelu, down))
         super().__init__(self.attn, self.mlp)
 
     def extra_repr(self) -> str:
@@ -271,6 +300,10 @@ class TinyGPT(Module):
         Share the token embedding with the output projection.
     approximate : {"tanh", "none"}, default "tanh"
         The GELU's form.
+    intermediates : {"recompute", "keep"}, default "recompute"
+        For every layer norm, attention and GELU, as in `TransformerBlock`:
+        backwards that compute again what the forward computed along the way,
+        or read it as the forward kept it (more memory, less work).
     generator : torch.Generator or None, optional
         For the initial weights: embeddings $\mathcal N(0, 0.02^2)$ as GPT-2, the
         head $\mathcal N(0, 1/d_{\text{model}})$, the blocks as `TransformerBlock`
@@ -293,7 +326,8 @@ class TinyGPT(Module):
     Raises
     ------
     ValueError
-        If a size is not a positive int; in the forward, if ``tokens`` is not a
+        If a size is not a positive int or ``intermediates`` is neither value;
+        in the forward, if ``tokens`` is not a
         2-D integer tensor with values below ``vocab`` and at most ``max_len``
         positions.
 
@@ -327,9 +361,11 @@ class TinyGPT(Module):
         causal: bool = True,
         tie_weights: bool = False,
         approximate: str = "tanh",
+        intermediates: str = "recompute",
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
+        self.intermediates = _intermediates(intermediates)
         require_positive_int("vocab", vocab)
         require_positive_int("max_len", max_len)
         require_positive_int("n_layers", n_layers)
@@ -348,11 +384,12 @@ class TinyGPT(Module):
                     generator=generator,
                     dtype=dtype,
                     residual_scale=1 / math.sqrt(2 * n_layers),
+                    intermediates=intermediates,
                 )
                 for _ in range(n_layers)
             )
         )
-        self.ln_f = LayerNorm(d_model, dtype=dtype)
+        self.ln_f = LayerNorm(d_model, dtype=dtype, intermediates=intermediates)
         self.tie_weights = bool(tie_weights)
         self.head: Lin | None = None
         if not self.tie_weights:

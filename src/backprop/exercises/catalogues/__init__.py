@@ -16,10 +16,15 @@ feed every mistake to the grader.
 
 from backprop.exercises.catalogues.layers import LAYER_CATALOGUES
 from backprop.exercises.catalogues.parts import Catalogue, Example, Mistake
+from backprop.exercises.catalogues.post15 import POST15_CATALOGUES
 from backprop.exercises.catalogues.posts import POST_CATALOGUES
 
 __all__ = ["CATALOGUES", "Catalogue", "Example", "Mistake"]
 
-CATALOGUES: dict[str, Catalogue] = {**LAYER_CATALOGUES, **POST_CATALOGUES}
+CATALOGUES: dict[str, Catalogue] = {
+    **LAYER_CATALOGUES,
+    **POST_CATALOGUES,
+    **POST15_CATALOGUES,
+}
 """Every exercise's typical mistakes: a layer's under its `check_backward` name, a
 post's own exercise under the name of its ``exercise-<name>`` cell."""

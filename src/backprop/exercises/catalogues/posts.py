@@ -1144,7 +1144,7 @@ _DIVIDE = Catalogue(
 
 # --- post 15: a residual connection around a layer norm ---------------------------
 
-_EXERCISE_15 = "'Exercise: a residual connection around a layer norm' in post 15"
+_EXERCISE_15 = "'Step 2: a residual connection around a layer norm' in post 15"
 _RESIDUAL_LN = f"see {_EXERCISE_15}"
 _LN_PATHS = f"see 'Three ways for x_i to reach the loss' in post 9 and {_EXERCISE_15}"
 _LN_EPS = 1e-5
