@@ -709,18 +709,24 @@ def cross_entropy_points():
 
 def test_the_cross_entropy_reference_is_right_at_every_point():
     points = cross_entropy_points()
-    assert len(points) == 8
-    extreme = 0
+    assert len(points) == 12
+    broken = dict.fromkeys(
+        ["no shift", "log of softmax", "mean shift", "target shift"], 0
+    )
     for logits, targets in points:
         want = cross_entropy_by_math(logits, targets)
         got = F.cross_entropy(logits, targets).item()
         assert math.isclose(got, want, rel_tol=1e-5 if logits.dtype == f32 else 1e-12)
-        # The points where a naive formula breaks are there: exp overflows, or a
-        # target's probability underflows to 0, in the point's own dtype.
-        naive = logits.exp() / logits.exp().sum(1, keepdim=True)
-        picked = naive[torch.arange(len(targets)), targets]
-        extreme += int(not torch.isfinite(picked.log()).all())
-    assert extreme == 4
+        # The points where a formula that is right on paper breaks are there, in
+        # the point's own dtype, for each such formula in float64 and in float32.
+        for name, formula in [
+            ("no shift", lambda z, t: (z.exp().sum(1).log() - z[_rows(z), t]).mean()),
+            ("log of softmax", lambda z, t: -z.softmax(1).log()[_rows(z), t].mean()),
+            ("mean shift", ce_mean_shift),
+            ("target shift", ce_target_shift),
+        ]:
+            broken[name] += int(not torch.isfinite(formula(logits, targets)))
+    assert min(broken.values()) >= 2, broken
 
 
 def my_cross_entropy(logits, targets):
@@ -756,7 +762,7 @@ def test_a_stable_cross_entropy_passes_for_any_seed(seed):
         report = grade_cross_entropy(candidate, seed)
         assert report.ok, str(report)
         assert "loss matches cross_entropy" in text(report)
-        assert "7 more points" in text(report)
+        assert "11 more points" in text(report)
 
 
 def test_check_forward_without_a_catalogue_checks_the_inputs_given():
@@ -824,6 +830,85 @@ def test_check_forward_names_a_slip_in_no_catalogue_for_what_it_is():
     assert "loss is wrong" in words
     for mistake in CATALOGUES["cross-entropy"].mistakes:
         assert mistake.name not in words
+
+
+def _rows(z):
+    return torch.arange(z.shape[0])
+
+
+def ce_clamped(z, t):  # log(softmax) with its zeros clamped away: capped at 27.6
+    return -(z.softmax(1).clamp_min(1e-12).log()[_rows(z), t]).mean()
+
+
+def ce_mean_shift(z, t):  # right on paper; exp overflows when a row spreads far
+    mean = z.mean(1, keepdim=True)
+    return (mean.squeeze(1) + (z - mean).exp().sum(1).log() - z[_rows(z), t]).mean()
+
+
+def ce_target_shift(z, t):  # ln(sum(exp(z - z_t))): right on paper, overflows
+    return (z - z[_rows(z), t][:, None]).exp().sum(1).log().mean()
+
+
+def ce_over_every_entry(z, t):  # divided by N·C instead of N
+    return (my_cross_entropy_rows(z) - z[_rows(z), t]).sum() / z.numel()
+
+
+@pytest.mark.parametrize(
+    ("candidate", "words"),
+    [
+        (ce_clamped, "but wrong where the values are extreme"),
+        (ce_mean_shift, "but nan or inf where the values are extreme"),
+        (ce_target_shift, "but nan or inf where the values are extreme"),
+        (ce_over_every_entry, "×1/C (C = the classes) the right answer"),
+    ],
+)
+def test_a_cross_entropy_in_no_catalogue_is_failed_and_described(candidate, words):
+    report = grade_cross_entropy(candidate)
+    said = text(report)
+    assert not report.ok and words in said
+    for mistake in CATALOGUES["cross-entropy"].mistakes:
+        assert mistake.name not in said, mistake.name
+
+
+def tied_unsummed(g, idx, table):  # G.T @ H batched, not summed over the batch
+    return (
+        fn.embedding_backward(g @ table, idx, table) + g.transpose(-1, -2) @ table[idx]
+    )
+
+
+def tied_from_the_table(g, idx, table):  # index_add onto the table, not zeros
+    vocabulary, width = table.shape
+    lookup = torch.index_add(table, 0, idx.reshape(-1), (g @ table).reshape(-1, width))
+    return lookup + g.reshape(-1, vocabulary).T @ table[idx].reshape(-1, width)
+
+
+def tied_g_reshaped(g, idx, table):  # G reshaped to (V, B·T) instead of transposed
+    vocabulary, width = table.shape
+    output = g.reshape(vocabulary, -1) @ table[idx].reshape(-1, width)
+    return fn.embedding_backward(g @ table, idx, table) + output
+
+
+@pytest.mark.parametrize(
+    ("candidate", "words"),
+    [
+        (tied_unsummed, "grad_table has shape (2, 6, 4) but must have shape (6, 4)"),
+        (tied_from_the_table, "grad_table does not match"),
+        (tied_g_reshaped, "grad_table does not match"),
+    ],
+)
+def test_a_tied_gradient_in_no_catalogue_is_failed_and_described(candidate, words):
+    example = CATALOGUES["weight-tying"].example()
+    report = check_gradient(
+        example.forward,
+        candidate,
+        example.inputs,
+        names=example.names,
+        catalogue="weight-tying",
+    )
+    said = text(report)
+    assert not report.ok and words in said
+    for mistake in CATALOGUES["weight-tying"].mistakes:
+        assert mistake.name not in said, mistake.name
 
 
 def test_exercise_forward_raises_until_right():

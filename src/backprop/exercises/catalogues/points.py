@@ -189,33 +189,75 @@ def more_label_smoothing(point: Point, gen: torch.Generator) -> list[Point]:
     return out
 
 
-# A cross-entropy's value (post 1), in float64 and float32: the large rows are
+# A cross-entropy's value (post 1), in float64 and float32: the large logits are
 # beyond exp's range in that dtype (709.8 in float64, 88.7 in float32), and the
-# gaps are beyond the smallest exp it holds (e^-745 in float64, e^-104 in float32).
-_CE_MIXED: dict[torch.dtype, list[list[float]]] = {
-    torch.float64: [[800, 797, 790, 799], [0.5, -1, 2, 0.3], [-800, -803, -795, -810]],
-    torch.float32: [[120, 117, 110, 119], [0.5, -1, 2, 0.3], [-120, -123, -115, -130]],
-}
-_CE_WIDE: dict[torch.dtype, list[list[float]]] = {
-    torch.float64: [[0, -1000, -5, 2], [-900, 0, 1, -120]],
-    torch.float32: [[0, -300, -5, 2], [-250, 0, 1, -120]],
-}
-# The targets: in the wide rows, the class whose probability underflows.
-_CE_TARGETS = {"mixed": [1, 2, 0], "wide": [1, 0]}
-_CE_NOTE = {
-    "mixed": "this batch has a row of large logits, a row near 0 and a row of very "
-    "negative ones: exp of the first overflows to inf, exp of the last underflows "
-    "to 0 (log 0 = -inf), and one maximum for the whole batch sends the other rows' "
-    "exps to 0; subtract each row's own maximum",
-    "wide": "the logits of a row lie hundreds apart, so the target's probability "
-    "underflows to 0 even with the row's maximum subtracted, and log(softmax) is "
-    "log(0) = -inf; logsumexp(z) - z_t never takes the log of a probability",
-}
+# gaps beyond the smallest exp it holds (e^-745 in float64, e^-104 in float32).
+# Each point: its label, the rows in each dtype, the targets, and what it breaks.
+# A loss is one number, inf wherever one row's is: each formula that is right on
+# paper (a shift by the row's mean, by the target's logit, by one maximum for the
+# batch, log of the softmax) fails on its own set of points, so that an answer
+# is named only for the mistake it makes.
+_CE_EXTREME: list[tuple[str, dict[torch.dtype, list[list[float]]], list[int], str]] = [
+    (
+        "rows of very different scales",
+        {
+            torch.float64: [
+                [800, 797, 790, 799],
+                [0.5, -1, 2, 0.3],
+                [-800, -803, -795, -810],
+            ],
+            torch.float32: [
+                [120, 117, 110, 119],
+                [0.5, -1, 2, 0.3],
+                [-120, -123, -115, -130],
+            ],
+        },
+        [1, 2, 0],
+        "this batch has a row of large logits, a row near 0 and a row of very "
+        "negative ones: exp of the first overflows to inf, exp of the last underflows "
+        "to 0 (log 0 = -inf), and one maximum for the whole batch sends the other "
+        "rows' exps to 0; subtract each row's own maximum",
+    ),
+    (
+        "logits thousands apart, the target far below",
+        {
+            torch.float64: [[0, -3000, -5, 2], [-900, 0, 1, -120]],
+            torch.float32: [[0, -400, -5, 2], [-250, 0, 1, -120]],
+        },
+        [1, 0],
+        "the logits of a row lie far apart and the target is far below the "
+        "maximum: its probability underflows to 0, so log(softmax) is log(0) = -inf, "
+        "and exp(z - c) overflows for a shift c below the maximum (the row's mean, "
+        "the target's logit); compute max + ln(sum(exp(z - max))) - z_t",
+    ),
+    (
+        "logits thousands apart, the target the largest",
+        {
+            torch.float64: [[2, -3000, -5, 0], [-900, 0, 1, -120]],
+            torch.float32: [[2, -400, -5, 0], [-250, 0, 1, -120]],
+        },
+        [0, 2],
+        "the target is its row's largest logit and the others lie far below: "
+        "a shift by anything less than the row's maximum, such as the row's mean, "
+        "sends exp to inf; shift by each row's maximum",
+    ),
+    (
+        "the target just beyond exp's range below the maximum",
+        {
+            torch.float64: [[0, -720, -5, 2], [-900, 0, 1, -120]],
+            torch.float32: [[0, -92, -5, 2], [-250, 0, 1, -120]],
+        },
+        [1, 2],
+        "the target's logit lies further below the row's maximum than exp's range "
+        "(709.8 in float64, 88.7 in float32): exp(z - z_t) overflows; shift by the "
+        "row's maximum, not by the target's logit",
+    ),
+]
 
 
 def more_cross_entropy(point: Point, gen: torch.Generator) -> list[Point]:
     """A batch of 1, other batches and classes, in float64 and float32; then rows
-    of very different scales in one batch, and logits hundreds apart in a row."""
+    of very different scales in one batch, and logits far apart in a row."""
     out = []
     for n, c, dtype in [
         (1, 6, torch.float64),
@@ -224,19 +266,13 @@ def more_cross_entropy(point: Point, gen: torch.Generator) -> list[Point]:
     ]:
         values = _randn(gen, n, c, like=torch.zeros((), dtype=dtype))
         out.append(Point([values * 3, torch.randint(c, (n,), generator=gen)]))
-    for kind, table in [("mixed", _CE_MIXED), ("wide", _CE_WIDE)]:
-        for dtype, rows in table.items():
-            values = torch.tensor(rows, dtype=dtype)
-            label = (
-                "rows of very different scales"
-                if kind == "mixed"
-                else "logits hundreds apart in a row"
-            )
+    for label, rows, targets, note in _CE_EXTREME:
+        for dtype, logits in rows.items():
             out.append(
                 Point(
-                    [values, torch.tensor(_CE_TARGETS[kind])],
+                    [torch.tensor(logits, dtype=dtype), torch.tensor(targets)],
                     label=label,
-                    note=_CE_NOTE[kind],
+                    note=note,
                     traits=frozenset({"extreme"}),
                 )
             )
