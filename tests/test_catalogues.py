@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from backprop import functional as fn
-from backprop.exercises import LAYERS, check_backward, check_gradient
+from backprop.exercises import LAYERS, check_backward, check_forward, check_gradient
 from backprop.exercises.cases import autograd
 from backprop.exercises.catalogues import CATALOGUES, Catalogue, Mistake
 
@@ -48,6 +48,10 @@ def _right(name: str):
             return lin_out_in
         return getattr(fn, f"{name}_backward")
     example = catalogue.example()
+    if catalogue.kind == "value":
+        # The reference itself; tests/test_exercises.py checks it against a
+        # cross-entropy computed with Python's math at every point.
+        return example.forward
     if example.along is not None:
 
         def jvp(*args):
@@ -84,6 +88,14 @@ def grade(name: str, candidate):
     if name in LAYERS:
         return check_backward(name, candidate)
     example = CATALOGUES[name].example()
+    if CATALOGUES[name].kind == "value":
+        return check_forward(
+            example.forward,
+            candidate,
+            example.inputs,
+            names=example.names,
+            catalogue=name,
+        )
     return check_gradient(
         example.forward,
         candidate,
@@ -196,6 +208,17 @@ def test_a_catalogue_that_does_not_fit_is_an_error():
             example.inputs,
             names=example.names,
             catalogue="gram",
+        )
+    with pytest.raises(ValueError, match="grades a value: check it with check_forward"):
+        check_gradient(
+            example.forward,
+            lambda x, w, t: (x, w, t),
+            example.inputs,
+            catalogue="cross-entropy",
+        )
+    with pytest.raises(ValueError, match="grades a gradient: check it with check_grad"):
+        check_forward(
+            example.forward, lambda x, w, t: x, example.inputs, catalogue="skip"
         )
     with pytest.raises(ValueError, match="no catalogue 'skipp'"):
         check_gradient(
@@ -346,6 +369,8 @@ def test_the_sections_the_hints_quote_exist(name):
         "bag-of-words",
         "tanh",
         "divide",
+        "cross-entropy",
+        "weight-tying",
     ],
 )
 def test_the_catalogues_that_had_gaps_hold_six_mistakes(name):

@@ -8,6 +8,7 @@ against autograd and finite differences independently of the grader.
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -24,13 +25,18 @@ from backprop.exercises import (
     ExerciseNotDone,
     Report,
     check_backward,
+    check_forward,
     check_gradient,
     exercise,
+    exercise_forward,
     exercise_gradient,
 )
+from backprop.exercises.catalogues import CATALOGUES
+from backprop.exercises.catalogues.parts import Point
 from strategies import seeds, wrong_factors
 
 F = torch.nn.functional
+f64, f32 = torch.float64, torch.float32
 
 
 def lin_out_in_backward(grad_out, x, w, b):
@@ -664,6 +670,256 @@ def test_check_gradient_rejects_what_is_not_an_answer():
 # ----------------------------------------------------------------------------------
 # The report and the exercise cells' functions
 # ----------------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------------
+# check_forward: a value, no derivative (post 1's cross-entropy)
+# ----------------------------------------------------------------------------------
+
+
+def cross_entropy_by_math(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """An oracle without torch: each row's log-sum-exp with Python's math, its
+    maximum taken out, the terms summed exactly (fsum)."""
+    losses = []
+    for row, target in zip(logits.double().tolist(), targets.tolist(), strict=True):
+        top = max(row)
+        lse = top + math.log(math.fsum(math.exp(z - top) for z in row))
+        losses.append(lse - row[target])
+    return math.fsum(losses) / len(losses)
+
+
+def cross_entropy_points():
+    catalogue = CATALOGUES["cross-entropy"]
+    example = catalogue.example()
+    gen = torch.Generator().manual_seed(0)
+    return [example.inputs] + [
+        p.inputs for p in catalogue.more(Point(example.inputs), gen)
+    ]
+
+
+def test_the_cross_entropy_reference_is_right_at_every_point():
+    points = cross_entropy_points()
+    assert len(points) == 12
+    broken = dict.fromkeys(
+        ["no shift", "log of softmax", "mean shift", "target shift"], 0
+    )
+    for logits, targets in points:
+        want = cross_entropy_by_math(logits, targets)
+        got = F.cross_entropy(logits, targets).item()
+        assert math.isclose(got, want, rel_tol=1e-5 if logits.dtype == f32 else 1e-12)
+        # The points where a formula that is right on paper breaks are there, in
+        # the point's own dtype, for each such formula in float64 and in float32.
+        for name, formula in [
+            ("no shift", lambda z, t: (z.exp().sum(1).log() - z[_rows(z), t]).mean()),
+            ("log of softmax", lambda z, t: -z.softmax(1).log()[_rows(z), t].mean()),
+            ("mean shift", ce_mean_shift),
+            ("target shift", ce_target_shift),
+        ]:
+            broken[name] += int(not torch.isfinite(formula(logits, targets)))
+    assert min(broken.values()) >= 2, broken
+
+
+def my_cross_entropy(logits, targets):
+    """The stable way, as post 1's solution writes it."""
+    top = logits.amax(dim=1, keepdim=True)
+    lse = top.squeeze(1) + (logits - top).exp().sum(dim=1).log()
+    return (lse - logits[torch.arange(len(targets)), targets]).mean()
+
+
+def my_cross_entropy_gathered(logits, targets):
+    top = logits.amax(dim=1, keepdim=True)
+    log_p = (logits - top) - (logits - top).exp().sum(1, keepdim=True).log()
+    return -log_p.gather(1, targets[:, None]).mean()
+
+
+def grade_cross_entropy(candidate, seed=0):
+    example = CATALOGUES["cross-entropy"].example()
+    return check_forward(
+        F.cross_entropy,
+        candidate,
+        example.inputs,
+        names=example.names,
+        output="loss",
+        seed=seed,
+        catalogue="cross-entropy",
+    )
+
+
+@settings(max_examples=10, deadline=None)
+@given(seeds)
+def test_a_stable_cross_entropy_passes_for_any_seed(seed):
+    for candidate in (my_cross_entropy, my_cross_entropy_gathered):
+        report = grade_cross_entropy(candidate, seed)
+        assert report.ok, str(report)
+        assert "loss matches cross_entropy" in text(report)
+        assert "11 more points" in text(report)
+
+
+def test_check_forward_without_a_catalogue_checks_the_inputs_given():
+    def logsumexp(x):
+        return torch.logsumexp(x, dim=-1)
+
+    x = torch.tensor([[1000.0, 999.0, -5.0], [0.5, -1.0, 2.0]], dtype=f64)
+    right = check_forward(logsumexp, lambda x: my_cross_entropy_rows(x), [x])
+    assert right.ok and "out matches logsumexp at x (2, 3), float64." in text(right)
+    naive = check_forward(logsumexp, lambda x: x.exp().sum(-1).log(), [x])
+    assert not naive.ok
+    assert "out has 1 nan or inf entries where the right answer is finite" in text(
+        naive
+    )
+    assert "logsumexp's" not in text(naive)  # the nan is said, not a difference
+
+
+def my_cross_entropy_rows(x):
+    top = x.amax(-1, keepdim=True)
+    return top.squeeze(-1) + (x - top).exp().sum(-1).log()
+
+
+def test_check_forward_says_what_is_wrong_with_a_value():
+    x = torch.randn(4, 3, dtype=f64, generator=torch.Generator().manual_seed(1))
+
+    def total(x):
+        return x.sum()
+
+    def check(candidate):
+        return text(check_forward(total, candidate, [x], output="total"))
+
+    by_column = check(lambda x: x.sum(0))
+    assert (
+        "total has shape (3,) but must have shape (), the output's shape" in by_column
+    )
+    assert "(a value has the shape of what total returns)" in by_column
+    assert "returns one value, total, as a bare tensor" in check(lambda x: (x.sum(),))
+    assert "has dtype int64: a value is made of real numbers" in check(
+        lambda x: x.sum().round().long()
+    )
+    assert "compute in the inputs' dtype" in check(lambda x: x.float().sum())
+    wrong = check(lambda x: x.sum() + 1)
+    assert "total does not match: yours is " in wrong
+    assert f"total's {x.sum().item():.6g}" in wrong
+    assert "autograd" not in wrong and "gradient" not in wrong
+    assert "total has shape" in check(lambda x: x)
+
+
+def test_check_forward_rejects_what_is_not_a_check():
+    x = torch.randn(3, dtype=f64)
+    with pytest.raises(ValueError, match="not a tensor"):
+        check_forward(lambda x: 1.0, lambda x: x, [x])
+    with pytest.raises(ValueError, match="every input must be a tensor"):
+        check_forward(torch.sum, lambda x: x, [[1.0, 2.0]])
+    with pytest.raises(ValueError, match="2 names for 1 inputs"):
+        check_forward(torch.sum, lambda x: x, [x], names=["a", "b"])
+
+
+def test_check_forward_names_a_slip_in_no_catalogue_for_what_it_is():
+    # Stable, but log(sum(exp)) of float32 rows taken in float16: right on no case.
+    def half(logits, targets):
+        return my_cross_entropy(logits.half(), targets).to(logits.dtype)
+
+    words = text(grade_cross_entropy(half))
+    assert "loss is wrong" in words
+    for mistake in CATALOGUES["cross-entropy"].mistakes:
+        assert mistake.name not in words
+
+
+def _rows(z):
+    return torch.arange(z.shape[0])
+
+
+def ce_clamped(z, t):  # log(softmax) with its zeros clamped away: capped at 27.6
+    return -(z.softmax(1).clamp_min(1e-12).log()[_rows(z), t]).mean()
+
+
+def ce_mean_shift(z, t):  # right on paper; exp overflows when a row spreads far
+    mean = z.mean(1, keepdim=True)
+    return (mean.squeeze(1) + (z - mean).exp().sum(1).log() - z[_rows(z), t]).mean()
+
+
+def ce_target_shift(z, t):  # ln(sum(exp(z - z_t))): right on paper, overflows
+    return (z - z[_rows(z), t][:, None]).exp().sum(1).log().mean()
+
+
+def ce_over_every_entry(z, t):  # divided by N·C instead of N
+    return (my_cross_entropy_rows(z) - z[_rows(z), t]).sum() / z.numel()
+
+
+@pytest.mark.parametrize(
+    ("candidate", "words"),
+    [
+        (ce_clamped, "but wrong where the values are extreme"),
+        (ce_mean_shift, "but nan or inf where the values are extreme"),
+        (ce_target_shift, "but nan or inf where the values are extreme"),
+        (ce_over_every_entry, "×1/C (C = the classes) the right answer"),
+    ],
+)
+def test_a_cross_entropy_in_no_catalogue_is_failed_and_described(candidate, words):
+    report = grade_cross_entropy(candidate)
+    said = text(report)
+    assert not report.ok and words in said
+    for mistake in CATALOGUES["cross-entropy"].mistakes:
+        assert mistake.name not in said, mistake.name
+
+
+def tied_unsummed(g, idx, table):  # G.T @ H batched, not summed over the batch
+    return (
+        fn.embedding_backward(g @ table, idx, table) + g.transpose(-1, -2) @ table[idx]
+    )
+
+
+def tied_from_the_table(g, idx, table):  # index_add onto the table, not zeros
+    vocabulary, width = table.shape
+    lookup = torch.index_add(table, 0, idx.reshape(-1), (g @ table).reshape(-1, width))
+    return lookup + g.reshape(-1, vocabulary).T @ table[idx].reshape(-1, width)
+
+
+def tied_g_reshaped(g, idx, table):  # G reshaped to (V, B·T) instead of transposed
+    vocabulary, width = table.shape
+    output = g.reshape(vocabulary, -1) @ table[idx].reshape(-1, width)
+    return fn.embedding_backward(g @ table, idx, table) + output
+
+
+@pytest.mark.parametrize(
+    ("candidate", "words"),
+    [
+        (tied_unsummed, "grad_table has shape (2, 6, 4) but must have shape (6, 4)"),
+        (tied_from_the_table, "grad_table does not match"),
+        (tied_g_reshaped, "grad_table does not match"),
+    ],
+)
+def test_a_tied_gradient_in_no_catalogue_is_failed_and_described(candidate, words):
+    example = CATALOGUES["weight-tying"].example()
+    report = check_gradient(
+        example.forward,
+        candidate,
+        example.inputs,
+        names=example.names,
+        catalogue="weight-tying",
+    )
+    said = text(report)
+    assert not report.ok and words in said
+    for mistake in CATALOGUES["weight-tying"].mistakes:
+        assert mistake.name not in said, mistake.name
+
+
+def test_exercise_forward_raises_until_right():
+    example = CATALOGUES["cross-entropy"].example()
+    with pytest.raises(ExerciseNotDone):
+        exercise_forward(
+            F.cross_entropy,
+            lambda z, t: (z.exp().sum(1).log() - z[torch.arange(len(t)), t]).mean(),
+            example.inputs,
+            output="loss",
+            catalogue="cross-entropy",
+            show=False,
+        )
+    exercise_forward(
+        F.cross_entropy,
+        my_cross_entropy,
+        example.inputs,
+        output="loss",
+        catalogue="cross-entropy",
+        show=False,
+    )
 
 
 def test_report_markdown_and_assert_ok():

@@ -138,10 +138,10 @@ def exercise_cells(nb) -> list[Exercise]:
             exercise.problems.append(
                 f"exercise-{name} does not raise NotImplementedError"
             )
-        if _last_call(stub.source) not in ("exercise", "exercise_gradient"):
+        if _last_call(stub.source) not in _CHECKS:
             exercise.problems.append(
-                f"exercise-{name} does not end with exercise(...) "
-                "or exercise_gradient(...)"
+                f"exercise-{name} does not end with exercise(...), "
+                "exercise_gradient(...) or exercise_forward(...)"
             )
         if solution is None:
             exercise.problems.append(f"exercise-{name} has no solution-{name} cell")
@@ -159,12 +159,29 @@ def exercise_cells(nb) -> list[Exercise]:
             )
         if options.get("eval") == "false":
             exercise.problems.append(f"solution-{name} must run (no `#| eval: false`)")
-        if _last_call(solution.source) not in ("check_backward", "check_gradient"):
+        if _last_call(solution.source) not in _CHECKS.values():
             exercise.problems.append(
-                f"solution-{name} does not end with check_backward(...) "
-                "or check_gradient(...)"
+                f"solution-{name} does not end with check_backward(...), "
+                "check_gradient(...) or check_forward(...)"
+            )
+        elif (
+            _last_call(stub.source) in _CHECKS
+            and _last_call(solution.source) != _CHECKS[str(_last_call(stub.source))]
+        ):
+            exercise.problems.append(
+                f"solution-{name} ends with {_last_call(solution.source)}(...) but its "
+                f"stub with {_last_call(stub.source)}(...): the solution makes the "
+                f"stub's check, {_CHECKS[str(_last_call(stub.source))]}(...)"
             )
     return list(exercises.values())
+
+
+# What a stub's last line calls, and the check its solution ends with.
+_CHECKS = {
+    "exercise": "check_backward",
+    "exercise_gradient": "check_gradient",
+    "exercise_forward": "check_forward",
+}
 
 
 @dataclass
@@ -368,24 +385,29 @@ def _lines_too_wide(output, where: str) -> list[str]:
     ]
 
 
-# The graders check gradients, and post 1 comes before post 2 defines the derivative:
-# its log-sum-exp exercise lives in post 2. Every later post has at least one.
+# Post 1 comes before post 2 defines the derivative: its exercises grade a value
+# (exercise_forward / check_forward), never a gradient. Every post has at least one.
 BEFORE_DERIVATIVES = {"01-log-rules"}
 
 
 @pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
 def test_every_post_has_an_exercise(post):
     exercises = exercise_cells(post_notebook(post))
-    if post.parent.name in BEFORE_DERIVATIVES:
-        assert not exercises, (
-            f"{post.parent.name} comes before derivatives are defined (post 2), and "
-            "every exercise grades a gradient: move it to post 2 or later"
-        )
-        return
     assert exercises, (
         f"{post.parent.name} has no exercise: add a stub and a solution "
         "(CONTRIBUTING.md, Exercises)"
     )
+    if post.parent.name in BEFORE_DERIVATIVES:
+        graded = {
+            _last_call(cell.source)
+            for exercise in exercises
+            for cell in (exercise.stub, exercise.solution)
+            if cell is not None
+        }
+        assert graded <= {"exercise_forward", "check_forward"}, (
+            f"{post.parent.name} comes before derivatives are defined (post 2): its "
+            f"exercises grade a value (exercise_forward, check_forward), not {graded}"
+        )
 
 
 @pytest.mark.parametrize("post", POSTS, ids=[p.parent.name for p in POSTS])
@@ -471,6 +493,15 @@ def test_exercise_cells_are_parsed_and_checked():
     assert any("lacks `#| eval: false`" in p for p in problems)
     assert any("code-fold: true" in p for p in problems)
     assert exercise_cells(jupytext.reads(_SETUP, fmt="Rmd")) == []
+    # A stub graded one way and a solution checked another.
+    mismatched = _SOLUTION.replace(
+        'check_backward("relu", ', "check_forward(torch.relu, "
+    )
+    nb = jupytext.reads(_SETUP + _STUB + mismatched, fmt="Rmd")
+    problems = exercise_cells(nb)[0].problems
+    assert any(
+        "the solution makes the stub's check, check_backward" in p for p in problems
+    )
 
 
 @pytest.mark.slow

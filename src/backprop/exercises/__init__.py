@@ -18,8 +18,10 @@ right except where a mask, a stride, padding or extreme values come in, wrong on
 on rows looked up more than once, right only for a batch of 1 or on square shapes,
 or close but beyond float64's precision (``patterns`` tries these in order).
 
-`check_gradient` does the same for any function of tensors, and
-`exercise` / `exercise_gradient` are what a post's exercise cells call:
+`check_gradient` does the same for any function of tensors, and `check_forward`
+for a value with no derivative in it (a cross-entropy computed by hand, against
+``F.cross_entropy``, at inputs where a naive formula overflows). `exercise`,
+`exercise_gradient` and `exercise_forward` are what a post's exercise cells call:
 they show the report and raise `ExerciseNotDone` until the answer is right,
 so that "Run all" in a notebook stops at the first unsolved exercise.
 
@@ -43,8 +45,10 @@ Like `backprop.gradcheck`, this package is an oracle, so it calls
 from backprop.exercises.cases import LAYERS
 from backprop.exercises.grader import (
     check_backward,
+    check_forward,
     check_gradient,
     exercise,
+    exercise_forward,
     exercise_gradient,
 )
 from backprop.exercises.report import ExerciseNotDone, Report
@@ -54,7 +58,9 @@ __all__ = [
     "ExerciseNotDone",
     "Report",
     "check_backward",
+    "check_forward",
     "check_gradient",
     "exercise",
+    "exercise_forward",
     "exercise_gradient",
 ]

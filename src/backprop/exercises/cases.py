@@ -55,8 +55,12 @@ class Case:
     # What sets this case apart, for the patterns across cases: "mask", "stride",
     # "padding", "dilation", "extreme" (values where a naive formula overflows).
     traits: frozenset[str] = frozenset()
-    # "gradient", or "JVP" for a forward-mode check (it has the output's shape).
+    # "gradient", "JVP" for a forward-mode check (it has the output's shape), or
+    # "value" for a forward's value, checked against a reference function.
     kind: str = "gradient"
+    # Whose answer ``expected`` is, as the report names it: "autograd", or the
+    # reference function of a value ("cross_entropy").
+    reference: str = "autograd"
 
 
 @dataclass

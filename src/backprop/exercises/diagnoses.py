@@ -236,6 +236,8 @@ def _shape_rule(case: Case, name: str) -> str:
     """Why a returned value has the shape it must have."""
     if case.kind == "JVP":
         return "a JVP has the shape of the output it measures the motion of"
+    if case.kind == "value":
+        return f"a value has the shape of what {case.reference} returns"
     return "a gradient has the shape of what it is the gradient of"
 
 
@@ -404,10 +406,11 @@ def judge(
             f"tensor of shape {shape_str(want)}",
         )
     if not got.is_floating_point():
+        made_of = "a value" if case.kind == "value" else "a gradient"
         return Verdict(
             False,
             "int",
-            f"{name} has dtype {dtype_label(got.dtype)}: a gradient is made of real "
+            f"{name} has dtype {dtype_label(got.dtype)}: {made_of} is made of real "
             f"numbers, so it should have {of}'s dtype, {dtype_label(want.dtype)}",
         )
     g = got.detach().to(want.dtype)
@@ -438,7 +441,11 @@ def judge(
                 "permuted",
                 _permuted_message(name, g, order, expected_shape, ""),
             )
-        unsummed = _unsummed(name, g, want, of, recognise, expected_shape)
+        unsummed = (
+            None
+            if case.kind == "value"  # "broadcast in the forward" is a gradient's
+            else _unsummed(name, g, want, of, recognise, expected_shape)
+        )
         size_one = (
             None
             if "size-1 axis" in skip
@@ -483,6 +490,14 @@ def judge(
     own_tolerance = TOLERANCE.get(got.dtype, TOLERANCE[want.dtype])
     right_values = close(g, want, TOLERANCE[want.dtype])
     if right_values or (got.dtype != want.dtype and close(g, want, own_tolerance)):
+        if got.dtype != want.dtype and case.kind == "value":
+            return Verdict(
+                False,
+                "dtype",
+                f"{name} has dtype {dtype_label(got.dtype)} but the inputs are "
+                f"{dtype_label(want.dtype)}: compute in the inputs' dtype (a tensor "
+                "made without dtype=, or .float(), changes it).",
+            )
         if got.dtype != want.dtype:
             return Verdict(
                 False,
@@ -543,7 +558,7 @@ def judge(
         )
 
     scale = (want * want).sum().item()
-    general = _difference(name, g, want, dtype_note)
+    general = _difference(name, g, want, dtype_note, case.reference)
     if scale > 0:
         ratio = (g * want).sum().item() / scale
         constant = (
@@ -607,9 +622,16 @@ def _indices(flags: Tensor) -> str:
     return shown
 
 
-def _difference(name: str, g: Tensor, want: Tensor, note: str) -> str:
+def _difference(
+    name: str, g: Tensor, want: Tensor, note: str, reference: str = "autograd"
+) -> str:
     """Where ``g`` differs from ``want``, in general terms: how many entries, which
     rows or columns when the others are right, the ratio where it is constant."""
+    if g.ndim == 0:  # one number (a loss): the two numbers say it all
+        return (
+            f"{name} does not match: yours is {g.item():.6g}, {reference}'s "
+            f"{want.item():.6g}.{note}"
+        )
     rtol, atol = TOLERANCE[want.dtype]
     difference = (g - want).abs()
     wrong = difference > atol + rtol * want.abs().max().item()
@@ -633,7 +655,7 @@ def _difference(name: str, g: Tensor, want: Tensor, note: str) -> str:
     where = f"[{', '.join(map(str, position))}]"
     return (
         f"{text}; the largest difference is at {name}{where}: yours "
-        f"{g[position].item():.4g}, autograd's {want[position].item():.4g}.{note}"
+        f"{g[position].item():.4g}, {reference}'s {want[position].item():.4g}.{note}"
     )
 
 

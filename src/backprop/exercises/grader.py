@@ -40,7 +40,14 @@ from backprop.exercises.runner import (
     where,
 )
 
-__all__ = ["check_backward", "check_gradient", "exercise", "exercise_gradient"]
+__all__ = [
+    "check_backward",
+    "check_forward",
+    "check_gradient",
+    "exercise",
+    "exercise_forward",
+    "exercise_gradient",
+]
 
 
 # ----------------------------------------------------------------------------------
@@ -104,7 +111,8 @@ def _grade(
                 f"{where(outcome.error)}, on {at}.",
                 cases=case_lines,
             )
-        unpacked = unpack(outcome.value, case.grads, bare, what)
+        noun = "value" if case.kind == "value" else "gradient"
+        unpacked = unpack(outcome.value, case.grads, bare, what, noun)
         if isinstance(unpacked, str):
             return Report(title, False, f"✗ {title}: {unpacked}", cases=case_lines)
         found = {
@@ -332,20 +340,8 @@ def check_gradient(
     >>> "tanh's slope is missing" in str(report)
     True
     """
-    inputs = list(inputs)
-    for position, value in enumerate(inputs):
-        if not isinstance(value, Tensor):
-            raise ValueError(
-                f"inputs[{position}] is a {type(value).__name__}; every input must "
-                "be a tensor"
-            )
-    if names is None:
-        names = ["x"] if len(inputs) == 1 else [f"x{i}" for i in range(len(inputs))]
-    if len(names) != len(inputs):
-        raise ValueError(
-            f"{len(names)} names for {len(inputs)} inputs: give one per input"
-        )
-    known = _catalogue(catalogue)
+    inputs, names = _named_inputs(inputs, names)
+    known = _catalogue(catalogue, "gradient")
     grads = tuple(
         f"grad_{n}" for n, t in zip(names, inputs, strict=True) if t.is_floating_point()
     )
@@ -465,13 +461,42 @@ def _gradient_case(
     )
 
 
-def _catalogue(name: str | None) -> Catalogue | None:
+def _named_inputs(
+    inputs: Sequence[Tensor], names: Sequence[str] | None
+) -> tuple[list[Tensor], Sequence[str]]:
+    """The inputs as a list, each a tensor, and a name for each."""
+    inputs = list(inputs)
+    for position, value in enumerate(inputs):
+        if not isinstance(value, Tensor):
+            raise ValueError(
+                f"inputs[{position}] is a {type(value).__name__}; every input must "
+                "be a tensor"
+            )
+    if names is None:
+        names = ["x"] if len(inputs) == 1 else [f"x{i}" for i in range(len(inputs))]
+    if len(names) != len(inputs):
+        raise ValueError(
+            f"{len(names)} names for {len(inputs)} inputs: give one per input"
+        )
+    return inputs, names
+
+
+_CHECKERS = {"gradient": "check_gradient", "value": "check_forward"}
+
+
+def _catalogue(name: str | None, kind: str) -> Catalogue | None:
     if name is None:
         return None
     if name not in CATALOGUES:
         known = ", ".join(CATALOGUES)
         raise ValueError(f"no catalogue {name!r}; the catalogues are: {known}")
-    return CATALOGUES[name]
+    found = CATALOGUES[name]
+    if found.kind != kind:
+        raise ValueError(
+            f"the catalogue {name!r} is for an exercise that grades a {found.kind}: "
+            f"check it with {_CHECKERS[found.kind]}"
+        )
+    return found
 
 
 def _check_along(inputs: list[Tensor], along: Tensor, names: Sequence[str]) -> None:
@@ -510,6 +535,154 @@ def _jvp_case(
         sizes=sizes,
         of={"jvp": "the output"},
         kind="JVP",
+    )
+
+
+def check_forward(
+    forward: Callable[..., Tensor],
+    candidate: Callable[..., object],
+    inputs: Sequence[Tensor],
+    *,
+    names: Sequence[str] | None = None,
+    output: str = "out",
+    seed: int = 0,
+    timeout: float = 10.0,
+    catalogue: str | None = None,
+) -> Report:
+    """Check a hand-written forward, a value with no derivative in it, against a
+    reference function.
+
+    The candidate is called as ``candidate(*inputs)``, with copies, and returns one
+    tensor; the right answer is ``forward(*inputs)``, where ``forward`` is a
+    function you trust (``F.cross_entropy`` for a cross-entropy written by hand).
+    The report judges the value as `check_gradient` judges a gradient: the
+    shape, nan or inf where the right answer is finite (with what the point's
+    values mean), a constant factor or the sign, which entries differ.
+
+    ``catalogue`` names the exercise whose typical mistakes the report may name
+    (a catalogue of kind "value", ``backprop.exercises.catalogues.CATALOGUES``; a
+    post's exercise is named as its ``exercise-<name>`` cell). The candidate is
+    then also checked at the catalogue's other points, made from ``inputs``:
+    other shapes, and values where a formula that is right on paper overflows.
+
+    Parameters
+    ----------
+    forward : callable
+        ``forward(*inputs) -> Tensor``, the reference.
+    candidate : callable
+        The hand-written function, with the reference's signature.
+    inputs : sequence of Tensor
+        The point at which to check; integer tensors (class indices) are fine.
+    names : sequence of str, optional
+        A name per input, for the report; default ``x``, or ``x0``, ``x1``, ...
+    output : str, optional
+        The name of the value in the report, e.g. ``"loss"``.
+    seed : int, optional
+        Seeds the catalogue's other points (the global random state is left
+        alone).
+    timeout : float, optional
+        Seconds the candidate may take before it is stopped.
+    catalogue : str, optional
+        The exercise whose known mistakes to recognise, e.g. ``"cross-entropy"``.
+
+    Returns
+    -------
+    Report
+        ``.ok`` is True when the value matches the reference's at every point,
+        to the precision of its dtype; otherwise the report says what is wrong.
+
+    Raises
+    ------
+    ValueError
+        If ``inputs`` holds something other than tensors, ``names`` has the wrong
+        length, ``forward`` does not return a tensor, or ``catalogue`` is unknown
+        or grades a gradient. A wrong candidate never raises.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from backprop.exercises import check_forward
+    >>> def logsumexp(x):  # the reference
+    ...     return torch.logsumexp(x, dim=0)
+    >>> def my_logsumexp(x):
+    ...     top = x.max()
+    ...     return top + (x - top).exp().sum().log()
+    >>> x = torch.tensor([1000.0, 999.0, -5.0], dtype=torch.float64)
+    >>> check_forward(logsumexp, my_logsumexp, [x]).ok
+    True
+    >>> report = check_forward(logsumexp, lambda x: x.exp().sum().log(), [x])
+    >>> "nan or inf" in str(report)
+    True
+    """
+    inputs, names = _named_inputs(inputs, names)
+    known = _catalogue(catalogue, "value")
+    with torch.no_grad():
+        out = forward(*[t.clone() for t in inputs])
+    if not isinstance(out, Tensor):
+        raise ValueError(f"forward returned a {type(out).__name__}, not a tensor")
+    reference = getattr(forward, "__name__", "the reference")
+    if reference == "<lambda>":
+        reference = "the reference"
+    gen = torch.Generator().manual_seed(seed)
+    points = [Point(inputs)]
+    if known is not None and known.more is not None:
+        points += _fitting(forward, known.more(points[0], gen), False)
+    cases = [
+        _value_case(forward, point, names, output, reference, known) for point in points
+    ]
+    checked = f"{output} matches {reference} at {cases[0].label}"
+    if len(cases) > 1:
+        checked += f", and at {len(cases) - 1} more points (other shapes and values)"
+    return _grade(
+        reference,
+        "your function",
+        cases,
+        candidate,
+        True,
+        checked + ".",
+        timeout,
+        known,
+        catalogue or "",
+        known.skip if known is not None else frozenset(),
+    )
+
+
+def _value_case(
+    forward: Callable[..., Tensor],
+    point: Point,
+    names: Sequence[str],
+    output: str,
+    reference: str,
+    known: Catalogue | None,
+) -> Case:
+    """One case of `check_forward`: the reference's value at one point."""
+    inputs = point.inputs
+    with torch.no_grad():
+        expected = forward(*[t.clone() for t in inputs]).detach()
+    label = ", ".join(f"{n} {shape_str(t)}" for n, t in zip(names, inputs, strict=True))
+    label = f"{label}, {dtype_label(expected.dtype)}"
+    if point.label:
+        label += f", {point.label}"
+    hints: dict[str, str] = {}
+    if known is not None and known.sizes is not None:
+        sizes = known.sizes(inputs)
+        hints = FACTOR_HINTS
+    else:
+        sizes = _default_sizes(inputs, names)
+    first = inputs[0]
+    return Case(
+        label=label,
+        args=tuple(inputs),
+        expected=(expected,),
+        grads=(output,),
+        batch=first.shape[0] if first.ndim >= 2 else None,
+        sizes=sizes,
+        note=point.note,
+        traits=point.traits,
+        factor_hints=hints,
+        of={output: "the output"},
+        kind="value",
+        reference=reference,
     )
 
 
@@ -613,6 +786,68 @@ def exercise_gradient(
         timeout=timeout,
         catalogue=catalogue,
         along=along,
+    )
+    _finish(report, show)
+
+
+def exercise_forward(
+    forward: Callable[..., Tensor],
+    candidate: Callable[..., object],
+    inputs: Sequence[Tensor],
+    *,
+    names: Sequence[str] | None = None,
+    output: str = "out",
+    seed: int = 0,
+    timeout: float = 10.0,
+    show: bool = True,
+    catalogue: str | None = None,
+) -> None:
+    """Like `exercise`, for `check_forward`'s exercises (a value, no derivative).
+
+    Parameters
+    ----------
+    forward : callable
+        The reference, ``forward(*inputs) -> Tensor``, as for `check_forward`.
+    candidate : callable
+        The reader's function, with the reference's signature.
+    inputs : sequence of Tensor
+        The point at which to check.
+    names : sequence of str, optional
+        A name per input, for the report.
+    output : str, optional
+        The name of the value in the report.
+    seed : int, optional
+        Seeds the catalogue's other points.
+    timeout : float, optional
+        Seconds the candidate may take before it is stopped.
+    show : bool, optional
+        Display the report (default True).
+    catalogue : str, optional
+        The exercise whose known mistakes to name, as for `check_forward`.
+
+    Raises
+    ------
+    ExerciseNotDone
+        While the candidate raises ``NotImplementedError`` or is wrong.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from backprop.exercises import exercise_forward
+    >>> x = torch.randn(4, 3, dtype=torch.float64)
+    >>> exercise_forward(
+    ...     torch.square, lambda x: x * x, [x], output="square", show=False
+    ... )
+    """
+    report = check_forward(
+        forward,
+        candidate,
+        inputs,
+        names=names,
+        output=output,
+        seed=seed,
+        timeout=timeout,
+        catalogue=catalogue,
     )
     _finish(report, show)
 

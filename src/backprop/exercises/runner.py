@@ -128,15 +128,22 @@ def clone_args(args: Sequence[object]) -> tuple[object, ...]:
 
 
 def unpack(
-    result: object, grads: Sequence[str], bare: bool, what: str
+    result: object,
+    grads: Sequence[str],
+    bare: bool,
+    what: str,
+    noun: str = "gradient",
 ) -> tuple[object, ...] | str:
-    """The returned gradients as a tuple, or a sentence saying why they cannot be."""
+    """The returned gradients as a tuple, or a sentence saying why they cannot be.
+
+    ``noun`` is what one returned tensor is: "gradient", or "value" for a forward.
+    """
     count = len(grads)
     if bare:
         if isinstance(result, tuple | list):
             return (
                 f"{what} returned a {type(result).__name__} of {len(result)}, but it "
-                f"returns one gradient, {grads[0]}, as a bare tensor (not in a tuple)."
+                f"returns one {noun}, {grads[0]}, as a bare tensor (not in a tuple)."
             )
         return (result,)
     if not isinstance(result, tuple | list):

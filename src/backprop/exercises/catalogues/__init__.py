@@ -8,10 +8,11 @@ mistake gets wrong, the report names the mistake instead of describing the
 difference in general terms.
 
 A layer's catalogue is `CATALOGUES[name]` for `check_backward(name, ...)`. A post's
-own exercise (`check_gradient` / `exercise_gradient`) names its catalogue with
-``catalogue="<exercise>"``, the name of its ``exercise-<name>`` cell, and the
-catalogue holds an `Example`: the post's forward and inputs, on which the tests
-feed every mistake to the grader.
+own exercise (`check_gradient` / `exercise_gradient`, or `check_forward` /
+`exercise_forward` for a value, whose catalogue has ``kind="value"``) names its
+catalogue with ``catalogue="<exercise>"``, the name of its ``exercise-<name>``
+cell, and the catalogue holds an `Example`: the post's forward (for a value, the
+reference) and inputs, on which the tests feed every mistake to the grader.
 """
 
 from backprop.exercises.catalogues.layers import LAYER_CATALOGUES

@@ -66,7 +66,9 @@ class Catalogue:
     post's forward holds fixed (post 6's target has 4 rows: so does every x).
     ``sizes(inputs)`` names the sizes a constant factor may be made of ("N": the
     batch size); ``skip`` names the patterns the exercise opts out of
-    (`backprop.exercises.patterns.PATTERNS`).
+    (`backprop.exercises.patterns.PATTERNS`). ``kind`` is what the exercise
+    grades: "gradient" (`check_gradient`), or "value" (`check_forward`, a
+    forward's value with no derivative in it).
     """
 
     post: str
@@ -75,3 +77,4 @@ class Catalogue:
     more: Callable[[Point, torch.Generator], list[Point]] | None = None
     sizes: Callable[[list[Tensor]], Sizes] | None = None
     skip: frozenset[str] = frozenset()
+    kind: str = "gradient"

@@ -18,6 +18,7 @@ from backprop.exercises.catalogues.parts import Point, Sizes
 __all__ = [
     "more_bag",
     "more_batchnorm_eval",
+    "more_cross_entropy",
     "more_divide",
     "more_elementwise",
     "more_jvp",
@@ -28,11 +29,13 @@ __all__ = [
     "more_self_attention",
     "more_shortcut",
     "more_skip",
+    "more_tied",
     "rows_and_columns",
     "sizes_bag",
     "sizes_batch",
     "sizes_residual_layernorm",
     "sizes_self_attention",
+    "sizes_tied",
 ]
 
 
@@ -67,6 +70,16 @@ def sizes_self_attention(inputs: list[Tensor]) -> Sizes:
     return {
         "d": (w_q.shape[1], "the width of q and k"),
         "T": (x.shape[0], "the positions"),
+    }
+
+
+def sizes_tied(inputs: list[Tensor]) -> Sizes:
+    idx, table = inputs
+    return {
+        "B": (idx.shape[0], "the sentences"),
+        "T": (idx.shape[1], "the positions of a sentence"),
+        "V": (table.shape[0], "the vocabulary"),
+        "D": (table.shape[1], "the width of the table"),
     }
 
 
@@ -173,6 +186,112 @@ def more_label_smoothing(point: Point, gen: torch.Generator) -> list[Point]:
             out.append(
                 Point([values, target], None, label, note, frozenset({"extreme"}))
             )
+    return out
+
+
+# A cross-entropy's value (post 1), in float64 and float32: the large logits are
+# beyond exp's range in that dtype (709.8 in float64, 88.7 in float32), and the
+# gaps beyond the smallest exp it holds (e^-745 in float64, e^-104 in float32).
+# Each point: its label, the rows in each dtype, the targets, and what it breaks.
+# A loss is one number, inf wherever one row's is: each formula that is right on
+# paper (a shift by the row's mean, by the target's logit, by one maximum for the
+# batch, log of the softmax) fails on its own set of points, so that an answer
+# is named only for the mistake it makes.
+_CE_EXTREME: list[tuple[str, dict[torch.dtype, list[list[float]]], list[int], str]] = [
+    (
+        "rows of very different scales",
+        {
+            torch.float64: [
+                [800, 797, 790, 799],
+                [0.5, -1, 2, 0.3],
+                [-800, -803, -795, -810],
+            ],
+            torch.float32: [
+                [120, 117, 110, 119],
+                [0.5, -1, 2, 0.3],
+                [-120, -123, -115, -130],
+            ],
+        },
+        [1, 2, 0],
+        "this batch has a row of large logits, a row near 0 and a row of very "
+        "negative ones: exp of the first overflows to inf, exp of the last underflows "
+        "to 0 (log 0 = -inf), and one maximum for the whole batch sends the other "
+        "rows' exps to 0; subtract each row's own maximum",
+    ),
+    (
+        "logits thousands apart, the target far below",
+        {
+            torch.float64: [[0, -3000, -5, 2], [-900, 0, 1, -120]],
+            torch.float32: [[0, -400, -5, 2], [-250, 0, 1, -120]],
+        },
+        [1, 0],
+        "the logits of a row lie far apart and the target is far below the "
+        "maximum: its probability underflows to 0, so log(softmax) is log(0) = -inf, "
+        "and exp(z - c) overflows for a shift c below the maximum (the row's mean, "
+        "the target's logit); compute max + ln(sum(exp(z - max))) - z_t",
+    ),
+    (
+        "logits thousands apart, the target the largest",
+        {
+            torch.float64: [[2, -3000, -5, 0], [-900, 0, 1, -120]],
+            torch.float32: [[2, -400, -5, 0], [-250, 0, 1, -120]],
+        },
+        [0, 2],
+        "the target is its row's largest logit and the others lie far below: "
+        "a shift by anything less than the row's maximum, such as the row's mean, "
+        "sends exp to inf; shift by each row's maximum",
+    ),
+    (
+        "the target just beyond exp's range below the maximum",
+        {
+            torch.float64: [[0, -720, -5, 2], [-900, 0, 1, -120]],
+            torch.float32: [[0, -92, -5, 2], [-250, 0, 1, -120]],
+        },
+        [1, 2],
+        "the target's logit lies further below the row's maximum than exp's range "
+        "(709.8 in float64, 88.7 in float32): exp(z - z_t) overflows; shift by the "
+        "row's maximum, not by the target's logit",
+    ),
+]
+
+
+def more_cross_entropy(point: Point, gen: torch.Generator) -> list[Point]:
+    """A batch of 1, other batches and classes, in float64 and float32; then rows
+    of very different scales in one batch, and logits far apart in a row."""
+    out = []
+    for n, c, dtype in [
+        (1, 6, torch.float64),
+        (7, 3, torch.float64),
+        (3, 5, torch.float32),
+    ]:
+        values = _randn(gen, n, c, like=torch.zeros((), dtype=dtype))
+        out.append(Point([values * 3, torch.randint(c, (n,), generator=gen)]))
+    for label, rows, targets, note in _CE_EXTREME:
+        for dtype, logits in rows.items():
+            out.append(
+                Point(
+                    [torch.tensor(logits, dtype=dtype), torch.tensor(targets)],
+                    label=label,
+                    note=note,
+                    traits=frozenset({"extreme"}),
+                )
+            )
+    return out
+
+
+def more_tied(point: Point, gen: torch.Generator) -> list[Point]:
+    """Other sentences, lengths, vocabularies and widths, each with a token used
+    twice and V != D, then a square table (V = D) and a float32 one."""
+    out = []
+    for sentences, length, vocabulary, width, dtype in [
+        (1, 5, 4, 3, torch.float64),
+        (2, 2, 5, 5, torch.float64),
+        (3, 2, 7, 3, torch.float32),
+    ]:
+        idx = torch.randint(vocabulary, (sentences, length), generator=gen)
+        idx.view(-1)[-1] = idx.view(-1)[0]  # a token used twice
+        like = torch.zeros((), dtype=dtype)
+        out.append(Point([idx, _randn(gen, vocabulary, width, like=like)]))
     return out
 
 

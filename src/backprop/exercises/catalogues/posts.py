@@ -18,6 +18,7 @@ from backprop.exercises.catalogues.parts import Catalogue, Example, Mistake
 from backprop.exercises.catalogues.points import (
     more_bag,
     more_batchnorm_eval,
+    more_cross_entropy,
     more_divide,
     more_elementwise,
     more_jvp,
@@ -28,11 +29,13 @@ from backprop.exercises.catalogues.points import (
     more_self_attention,
     more_shortcut,
     more_skip,
+    more_tied,
     rows_and_columns,
     sizes_bag,
     sizes_batch,
     sizes_residual_layernorm,
     sizes_self_attention,
+    sizes_tied,
 )
 
 __all__ = ["POST_CATALOGUES"]
@@ -42,6 +45,116 @@ f64 = torch.float64
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+# --- post 1: a cross-entropy's value, computed stably ------------------------------
+
+_TRICK = "see 'Overflow, and the log-sum-exp trick' in post 1"
+_COMPUTED = "see 'Cross-entropy, computed' in post 1"
+
+
+def _cross_entropy_example() -> Example:
+    gen = _gen(1)
+    logits = torch.randn(5, 4, generator=gen) * 3
+    targets = torch.randint(4, (5,), generator=gen)
+    return Example(F.cross_entropy, [logits, targets], ["logits", "targets"])
+
+
+def _row_numbers(z: Tensor) -> Tensor:
+    return torch.arange(z.shape[0])
+
+
+def _stable_lse(z: Tensor) -> Tensor:
+    top = z.amax(1, keepdim=True)
+    return top.squeeze(1) + (z - top).exp().sum(1).log()
+
+
+def _target_logits(z: Tensor, t: Tensor) -> Tensor:
+    return z[_row_numbers(z), t]
+
+
+def _global_max_lse(z: Tensor) -> Tensor:
+    top = z.max()
+    return top + (z - top).exp().sum(1).log()
+
+
+def _naive_probability(z: Tensor) -> Tensor:
+    return z.exp() / z.exp().sum(1, keepdim=True)
+
+
+_CROSS_ENTROPY = Catalogue(
+    "post 1",
+    (
+        Mistake(
+            "no maximum is subtracted: exp of the logits overflows or underflows",
+            "exp(800) is inf and exp(-800) is 0: take out each row's maximum first, "
+            f"z_max + ln(sum(exp(z - z_max))); {_TRICK}",
+            lambda z, t: (z.exp().sum(1).log() - _target_logits(z, t)).mean(),
+        ),
+        Mistake(
+            "one maximum for the whole batch is subtracted, not each row's own",
+            "a row far below the batch's maximum has every exp(z - z_max) = 0 and "
+            "ln 0 = -inf: subtract the row's maximum, z.amax(1, keepdim=True); "
+            + _TRICK,
+            lambda z, t: (_global_max_lse(z) - _target_logits(z, t)).mean(),
+        ),
+        Mistake(
+            "it takes the log of the softmax probability, which underflows to 0",
+            "a probability of e^-1000 is 0 in floating point and ln 0 = -inf: compute "
+            "logsumexp(z) - z_t, which never takes the log of a probability; see "
+            "'log_softmax is the quotient rule' in post 1",
+            lambda z, t: -_target_logits(z.softmax(1).log(), t).mean(),
+        ),
+        Mistake(
+            "it takes the log of exp(z) / sum(exp(z)), a softmax written naively",
+            "exp(800) / exp(800) is inf / inf = nan, and a tiny probability is 0: "
+            "split the log of the quotient into z_t - logsumexp(z); see "
+            "'log_softmax is the quotient rule' in post 1",
+            lambda z, t: -_target_logits(_naive_probability(z), t).log().mean(),
+        ),
+        Mistake(
+            "it sums the losses over the batch instead of taking their mean",
+            f"the loss is the mean over the N rows, .mean(), not .sum(); {_COMPUTED}",
+            lambda z, t: (_stable_lse(z) - _target_logits(z, t)).sum(),
+        ),
+        Mistake(
+            "it returns one loss per row: the mean over the batch is missing",
+            "the loss is one number, the mean of logsumexp(z) - z_t over the rows; "
+            + _COMPUTED,
+            lambda z, t: _stable_lse(z) - _target_logits(z, t),
+        ),
+        Mistake(
+            "the maximum is subtracted inside the log and not added back",
+            "ln(sum(exp(z))) = z_max + ln(sum(exp(z - z_max))): the z_max in front "
+            f"stays; {_TRICK}",
+            lambda z, t: (
+                (z - z.amax(1, keepdim=True)).exp().sum(1).log() - _target_logits(z, t)
+            ).mean(),
+        ),
+        Mistake(
+            "it has the wrong sign: it is the mean log-probability of the targets",
+            "cross-entropy is minus the log-probability, logsumexp(z) - z_t, a "
+            f"positive number; {_COMPUTED}",
+            lambda z, t: (_target_logits(z, t) - _stable_lse(z)).mean(),
+        ),
+        Mistake(
+            "the target logits are taken as z[:, t], an N by N table, not z[rows, t]",
+            "z[:, t] gives every row every target's column; pick one entry per row "
+            f"with z[torch.arange(N), t]; {_COMPUTED}",
+            lambda z, t: (_stable_lse(z)[:, None] - z[:, t]).mean(),
+        ),
+        Mistake(
+            "it averages the log-probabilities of every class, not the target's",
+            "the loss of a row is minus the log-probability of its target class "
+            f"only, logsumexp(z) - z_t; {_COMPUTED}",
+            lambda z, t: (_stable_lse(z)[:, None] - z).mean(),
+        ),
+    ),
+    _cross_entropy_example,
+    more=more_cross_entropy,
+    sizes=rows_and_columns,
+    kind="value",
+)
 
 
 # --- post 2: softplus -------------------------------------------------------------
@@ -721,6 +834,121 @@ _BAG_OF_WORDS = Catalogue(
 )
 
 
+# --- post 10: a table tied to the output projection ---------------------------------
+
+_TYING = "see 'One table, two uses: weight tying' in post 10"
+
+
+def _tied_example() -> Example:
+    def tied_scores(idx: Tensor, table: Tensor) -> Tensor:
+        return table[idx] @ table.T
+
+    idx = torch.tensor([[1, 4, 1], [0, 5, 4]])
+    table = torch.randn(6, 4, dtype=f64, generator=_gen(10))
+    return Example(tied_scores, [idx, table], ["idx", "table"])
+
+
+def _tied_parts(g: Tensor, idx: Tensor, table: Tensor) -> tuple[Tensor, Tensor]:
+    """The lookup's part (a scatter-add of grad_out @ table) and the output
+    projection's (grad_out's rows transposed times the looked-up rows), (V, D)."""
+    vocabulary, width = table.shape
+    lookup = torch.zeros_like(table).index_add_(
+        0, idx.reshape(-1), (g @ table).reshape(-1, width)
+    )
+    output = g.reshape(-1, vocabulary).T @ table[idx].reshape(-1, width)
+    return lookup, output
+
+
+def _tied_output_transposed(g: Tensor, idx: Tensor, table: Tensor) -> Tensor:
+    """H^T G, (D, V): the weight gradient of H @ W for W = table.T."""
+    vocabulary, width = table.shape
+    return table[idx].reshape(-1, width).T @ g.reshape(-1, vocabulary)
+
+
+def _tied_one_write(g: Tensor, idx: Tensor, table: Tensor) -> Tensor:
+    return embedding_assigned(g @ table, idx, table) + _tied_parts(g, idx, table)[1]
+
+
+def _tied_one_write_matches(got: Tensor, g: Tensor, idx: Tensor, table: Tensor) -> bool:
+    lookup_part = got.to(table.dtype) - _tied_parts(g, idx, table)[1]
+    return one_write_per_row(lookup_part, g @ table, idx, table)
+
+
+def _tied_lookups_averaged(g: Tensor, idx: Tensor, table: Tensor) -> Tensor:
+    lookup, output = _tied_parts(g, idx, table)
+    uses = torch.bincount(idx.reshape(-1), minlength=table.shape[0]).clamp_min(1)
+    return lookup / uses[:, None].to(table.dtype) + output
+
+
+_TIED = Catalogue(
+    "post 10",
+    (
+        Mistake(
+            "it is the lookup's part only: the output projection's use is missing",
+            "the table is used twice, and the gradients of the two uses add: the "
+            f"lookup's scatter-add plus grad_scores.T @ H; {_TYING}",
+            lambda g, idx, table: _tied_parts(g, idx, table)[0],
+        ),
+        Mistake(
+            "it is the output projection's part only: the lookup's use is missing",
+            "the table is used twice, and the gradients of the two uses add: the "
+            f"output's grad_scores.T @ H plus the lookup's scatter-add; {_TYING}",
+            lambda g, idx, table: _tied_parts(g, idx, table)[1],
+        ),
+        Mistake(
+            "it is the output projection's part only, and transposed: H.T @ G",
+            "H.T @ G is the gradient of W = table.T, (D, V); the table's is its "
+            f"transpose, G.T @ H, (V, D), plus the lookup's part; {_TYING}",
+            _tied_output_transposed,
+        ),
+        Mistake(
+            "the output projection's part is H.T @ G reshaped to (V, D), not "
+            "transposed",
+            "H.T @ G is the gradient of W = table.T, (D, V): transpose it, G.T @ H; "
+            f".reshape and .view do not turn a matrix around; {_TYING}",
+            lambda g, idx, table: (
+                _tied_parts(g, idx, table)[0]
+                + _tied_output_transposed(g, idx, table).reshape(table.shape)
+            ),
+        ),
+        Mistake(
+            "the lookup's part keeps one write per repeated token",
+            "grad[idx] = and grad[idx] += with a tensor of indices write a repeated "
+            "token's row once: use index_add_; see 'Repeated tokens must add up' in "
+            "post 10",
+            _tied_one_write,
+            matches=_tied_one_write_matches,
+        ),
+        Mistake(
+            "the two uses' gradients are averaged instead of added",
+            "a tensor used twice gets the sum of the gradients of its uses, not "
+            f"their mean; {_TYING}",
+            lambda g, idx, table: (
+                (_tied_parts(g, idx, table)[0] + _tied_parts(g, idx, table)[1]) / 2
+            ),
+        ),
+        Mistake(
+            "a repeated token gets the mean of its lookups' gradients, not their sum",
+            "each use of a token is a lookup of its own, and their gradients add; see "
+            "'Repeated tokens must add up' in post 10",
+            _tied_lookups_averaged,
+        ),
+        Mistake(
+            "the output projection's part is averaged over the positions",
+            "the projection's weight serves every position, so its gradient sums "
+            f"over them, G.T @ H, with no 1/(B·T); {_TYING}",
+            lambda g, idx, table: (
+                _tied_parts(g, idx, table)[0]
+                + _tied_parts(g, idx, table)[1] / idx.numel()
+            ),
+        ),
+    ),
+    _tied_example,
+    more=more_tied,
+    sizes=sizes_tied,
+)
+
+
 # --- post 12: self-attention ------------------------------------------------------
 
 _THREE_USES = "see 'X is used three times' in post 12"
@@ -1038,6 +1266,7 @@ _RESIDUAL_LAYERNORM = Catalogue(
 
 
 POST_CATALOGUES: dict[str, Catalogue] = {
+    "cross-entropy": _CROSS_ENTROPY,
     "softplus": _SOFTPLUS,
     "skip": _SKIP,
     "centre": _CENTRE,
@@ -1049,6 +1278,7 @@ POST_CATALOGUES: dict[str, Catalogue] = {
     "row-max": _ROW_MAX,
     "batchnorm-eval": _BATCHNORM_EVAL,
     "bag-of-words": _BAG_OF_WORDS,
+    "weight-tying": _TIED,
     "self-attention": _SELF_ATTENTION,
     "tanh": _TANH,
     "divide": _DIVIDE,
