@@ -280,8 +280,11 @@ def compress_figures(site: Path, cache: Path = FIGURE_CACHE) -> int:
     """Re-save each figure PNG under ``site`` with a 256-colour palette, and write its
     smaller copy (where the figure is wider than that); bytes saved.
 
-    ``cache`` keeps each result under the hash of the original it came from; what
-    no figure of ``site`` uses any more is dropped.
+    ``cache`` keeps each result under the hash of the original it came from, and
+    names that original's hash after the result's own hash (``.alias``): a render of
+    some pages leaves the other pages' figures compressed already, and those are
+    known again without being compressed a second time. What no figure of ``site``
+    uses any more is dropped.
     """
     saved = 0
     used = set()
@@ -293,6 +296,9 @@ def compress_figures(site: Path, cache: Path = FIGURE_CACHE) -> int:
             continue
         original = path.read_bytes()
         digest = hashlib.sha256(original).hexdigest()
+        alias = cache / f"{digest}.alias"
+        if alias.is_file():  # compressed by an earlier run: its original's hash
+            digest = alias.read_text(encoding="utf-8")
         figures[path] = digest
         if not (cache / f"{digest}.png").is_file():
             to_compress[digest] = original
@@ -306,13 +312,16 @@ def compress_figures(site: Path, cache: Path = FIGURE_CACHE) -> int:
         original_size = path.stat().st_size
         cached = cache / f"{digest}.png"
         small = cache / f"{digest}{small_suffix}"
-        path.write_bytes(cached.read_bytes())
-        used.add(cached)
+        compressed = cached.read_bytes()
+        path.write_bytes(compressed)
+        alias = cache / f"{hashlib.sha256(compressed).hexdigest()}.alias"
+        alias.write_text(digest, encoding="utf-8")
+        used |= {cached, alias}
         if small.is_file():
             small_figure(path).write_bytes(small.read_bytes())
             used.add(small)
         saved += original_size - cached.stat().st_size
-    for stale in set(cache.glob("*.png")) - used:
+    for stale in (set(cache.glob("*.png")) | set(cache.glob("*.alias"))) - used:
         stale.unlink()
     return saved
 

@@ -170,6 +170,33 @@ def test_a_rerender_reuses_the_compressed_figures(tmp_path, monkeypatch):
     assert path.read_bytes() == compressed
 
 
+def test_a_render_of_other_pages_leaves_compressed_figures_as_they_are(
+    tmp_path, monkeypatch
+):
+    from PIL import Image
+
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    path = save_figure(site)
+    original = path.read_bytes()
+    post_render.compress_figures(site, cache)
+    compressed = path.read_bytes()
+    small = post_render.small_figure(path).read_bytes()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a compressed figure was quantized again")
+
+    # A render of another page leaves this page's figure compressed in the site.
+    monkeypatch.setattr(Image.Image, "quantize", refuse)
+    post_render.compress_figures(site, cache)
+    assert path.read_bytes() == compressed
+    assert post_render.small_figure(path).read_bytes() == small
+    # The cache still holds the result for the original, which a render of every
+    # page copies in again.
+    path.write_bytes(original)
+    post_render.compress_figures(site, cache)
+    assert path.read_bytes() == compressed
+
+
 def test_figures_offer_a_smaller_copy_and_load_lazily(tmp_path):
     from PIL import Image
 
