@@ -741,6 +741,12 @@ def render_in_copies(
         site = ROOT / SITE
         shutil.rmtree(site, ignore_errors=True)
         shutil.move(whole / SITE, site)
+        # What Quarto keeps between renders, as a render of every page leaves it:
+        # no index of the pages' sources (read again when needed), and which pages
+        # list which (a later render of one post renders its listing with it).
+        state = ROOT / ".quarto"
+        shutil.rmtree(state / "idx", ignore_errors=True)
+        replace_path(whole / ".quarto" / "listing", state / "listing")
         write_search_docs(site, replace_search_docs(search_docs(site), replacements))
         # What the pre-render step wrote, as a render of the project leaves it.
         for folder in sorted({Path(page).parts[0] for page in generated_pages(ROOT)}):

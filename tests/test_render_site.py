@@ -287,6 +287,10 @@ if here != pathlib.Path({project!r}).resolve():
             results = results / "execute-results"
             results.mkdir(parents=True, exist_ok=True)
             (results / "html.json").write_text(json.dumps({{"made in": here.name}}))
+    if len(args) == 1:  # a render of every page: which pages list which
+        listing = here / ".quarto" / "listing" / "listing-cache.json"
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text(json.dumps({{"made in": here.name}}))
     docs = docs[::-1]
     index = here / "_site" / "search.json"
     if len(args) > 1 and index.is_file():  # a render of some pages updates the index
@@ -549,6 +553,10 @@ def test_the_pages_execute_in_copies_at_once_as_another_renders_the_rest(
         assert html.read_text() == f"{page} made in copy-3"
     assert not (site / "posts/05-removed").exists(), "the site starts afresh"
     assert (site / "after.txt").is_file(), "the post-render step ran on the site"
+    listings = project / ".quarto" / "listing" / "listing-cache.json"
+    assert json.loads(listings.read_text()) == {"made in": "copy-3"}, (
+        "a render of one post knows which listing to render with it"
+    )
     # The search index: in the order of the render of every page (copy 3's), each
     # executed page's entries from the copy that rendered it.
     docs = json.loads((site / "search.json").read_text())
