@@ -227,10 +227,13 @@ def input_digests(project: Path) -> dict[str, str] | None:
     names = [name for name in files if not name.startswith(NOT_INPUTS)]
     freeze = project / "_freeze"
     if freeze.is_dir():
+        # Not _freeze/site_libs/: Quarto's own copy of the libraries of the pages it
+        # took from _freeze/, which a plain `quarto render` writes and a render in
+        # copies does not (its pages bring their libraries to the site themselves).
         names += sorted(
             path.relative_to(project).as_posix()
             for path in freeze.rglob("*")
-            if path.is_file()
+            if path.is_file() and "site_libs" not in path.relative_to(freeze).parts[:1]
         )
     # A file git lists may be deleted in the working tree and not yet staged.
     return {

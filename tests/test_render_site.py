@@ -204,6 +204,12 @@ def test_a_changed_freeze_means_a_full_render(project):
     assert plan(project).full
 
 
+def test_quarto_s_copy_of_the_frozen_pages_libraries_is_not_an_input(project):
+    # A plain `quarto render` writes it; the site it renders is the same.
+    write(project, "_freeze/site_libs/clipboard/clipboard.min.js", "/* library */\n")
+    assert plan(project).nothing
+
+
 def test_another_quarto_means_a_full_render(project):
     result = plan(project, version="1.10.18")
     assert result.full and "1.10.18" in result.reason
