@@ -6,11 +6,18 @@ posts import. quartodoc writes each topic page as a run of objects; this then gi
 each page its section's title and description, so that the page has a title and
 says what it covers. Without quartodoc it says which command to run.
 
+A render of one edited post runs this too: when nothing the reference is written
+from changed since the last build (the library's source, the configuration, these
+scripts, quartodoc's version; kept in ``.cache/reference-inputs.txt``) and every page
+is there, it leaves the pages as they are instead of loading the library again.
+
     python scripts/build_reference.py [PROJECT]   # PROJECT: where _quartodoc.yml is
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import subprocess
@@ -23,6 +30,8 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = "./scripts/render.sh   (or: pip install -e '.[notebook]')"
+# The digest of what the reference was last built from, in the project.
+STAMP = Path(".cache/reference-inputs.txt")
 
 
 def front_matter(title: str, **options: object) -> str:
@@ -61,6 +70,32 @@ def add_headers(root: Path) -> None:
         index.write_text(front_matter(title) + rest.lstrip("\n"), encoding="utf-8")
 
 
+def inputs_digest(root: Path, config: Path) -> str:
+    """SHA-256 of what the reference is written from: the library's source (where
+    this Python imports it from), the configuration, these scripts, and quartodoc's
+    version."""
+    spec = importlib.util.find_spec("backprop")
+    package = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    sources = sorted(path for folder in package for path in folder.rglob("*.py"))
+    scripts = Path(__file__).resolve().parent
+    files = [config, scripts / "build_reference.py", scripts / "reference_links.py"]
+    digest = hashlib.sha256(importlib.metadata.version("quartodoc").encode())
+    for path in [*files, *sources]:
+        digest.update(f"\0{path.name}\0".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def pages_are_there(root: Path) -> bool:
+    from reference_links import quartodoc_config, reference_layout
+
+    directory = root / quartodoc_config(root).get("dir", "reference")
+    names = ["index", *(page.path for page in reference_layout(root))]
+    paths = [directory / f"{name}.qmd" for name in names]
+    return all(
+        path.is_file() and path.read_text().startswith("---\n") for path in paths
+    )
+
+
 def main(root: Path) -> int:
     if importlib.util.find_spec("quartodoc") is None:
         print(
@@ -80,10 +115,17 @@ def main(root: Path) -> int:
             file=sys.stderr,
         )
         return 1
+    digest = inputs_digest(root, config)
+    stamp = root / STAMP
+    if stamp.is_file() and stamp.read_text() == digest and pages_are_there(root):
+        print("The API reference is up to date (nothing it is written from changed).")
+        return 0
     build = [sys.executable, "-m", "quartodoc", "build", "--config", str(config)]
     returncode = subprocess.run(build, cwd=root, check=False).returncode
     if returncode == 0:
         add_headers(root)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest)
     return returncode
 
 

@@ -10,6 +10,11 @@
   CSS loads without blocking.
 - The icon font (Bootstrap Icons, 176 KB, 2,000 icons) is cut down to the few icons
   the site's pages and scripts name, with its stylesheet.
+- The theme's stylesheets (Bootstrap's, about 500 KB each, light and dark) keep only
+  the rules whose classes and ids some page or script of the site names: the light
+  one holds up every page's first paint, and most of Bootstrap is never used here.
+  The originals are kept in ``.cache/css/``, so that a render of some pages cuts them
+  down again for the pages as they are then.
 - The figures, drawn in a handful of flat colours on a white card, are stored as
   256-colour PNGs: a third of the bytes, the same picture. Quarto copies the
   originals into the site on every render, so each result is kept in
@@ -265,6 +270,124 @@ def link_colab(site_dir: Path, site: Site) -> int:
 
 
 FIGURE_CACHE = ROOT / ".cache" / "figures"
+CSS_CACHE = ROOT / ".cache" / "css"
+
+# A name a page or script may give an element as a class or an id.
+NAME = re.compile(r"[A-Za-z_][\w-]*")
+SELECTOR_NAME = re.compile(r"[.#](-?[A-Za-z_][\w-]*)")
+# Parts of a selector that match where the names in them are absent, or are
+# alternatives: a selector with these is kept whatever they name.
+OPEN_ENDED = re.compile(r":(?:is|where|has|matches|-webkit-any|-moz-any)\(|\\")
+NEGATION = re.compile(r":not\([^()]*\)")
+# At-rules holding rules, which are cut down inside; other at-rules stay whole.
+GROUPING = ("@media", "@supports", "@layer", "@container", "@document")
+
+
+def css_blocks(css: str) -> list[tuple[str, str | None]]:
+    """The top-level statements of ``css``: (prelude, block) for a rule or an
+    at-rule with a block, (statement, None) for one ending in a semicolon."""
+    blocks: list[tuple[str, str | None]] = []
+    start = i = 0
+    depth = 0
+    quote = ""
+    opened = 0
+    while i < len(css):
+        char = css[i]
+        if quote:
+            if char == "\\":
+                i += 1
+            elif char == quote:
+                quote = ""
+        elif css.startswith("/*", i):
+            i = css.index("*/", i + 2) + 1
+        elif char in "\"'":
+            quote = char
+        elif char == "{":
+            if depth == 0:
+                opened = i
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                blocks.append((css[start:opened], css[opened + 1 : i]))
+                start = i + 1
+        elif char == ";" and depth == 0:
+            blocks.append((css[start : i + 1], None))
+            start = i + 1
+        i += 1
+    if css[start:].strip():
+        blocks.append((css[start:], None))
+    return blocks
+
+
+def split_selectors(prelude: str) -> list[str]:
+    """The selectors of a rule's prelude (split at commas outside brackets)."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(prelude):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(prelude[start:i])
+            start = i + 1
+    parts.append(prelude[start:])
+    return parts
+
+
+def selector_used(selector: str, names: set[str]) -> bool:
+    """Whether ``selector`` may match an element of the site: every class and id it
+    requires is a name the site uses."""
+    if OPEN_ENDED.search(selector):
+        return True
+    required = SELECTOR_NAME.findall(NEGATION.sub("", selector))
+    return all(name in names for name in required)
+
+
+def purge_css(css: str, names: set[str]) -> str:
+    """``css`` without the rules none of whose selectors the site can match."""
+    kept = []
+    for prelude, block in css_blocks(css):
+        if block is None:
+            kept.append(prelude)
+        elif prelude.lstrip().startswith(GROUPING):
+            inner = purge_css(block, names)
+            if inner.strip():
+                kept.append(f"{prelude}{{{inner}}}")
+        elif prelude.lstrip().startswith("@") or any(
+            selector_used(selector, names) for selector in split_selectors(prelude)
+        ):
+            kept.append(f"{prelude}{{{block}}}")
+    return "".join(kept)
+
+
+def names_in_use(site: Path) -> set[str]:
+    """Every word of every page and script of ``site`` (more than the classes and
+    ids they use, never fewer: a script may name a class in a string)."""
+    names: set[str] = set()
+    for path in [*site.rglob("*.html"), *site.rglob("*.js"), *site.rglob("*.mjs")]:
+        names.update(NAME.findall(path.read_text(encoding="utf-8", errors="replace")))
+    return names
+
+
+def purge_theme_css(site: Path, cache: Path = CSS_CACHE) -> int:
+    """Cut the theme's stylesheets down to the rules the site may use; bytes
+    saved. Each original is kept in ``cache``, with what it was cut down to: a
+    stylesheet found as it was left is cut down again from its original."""
+    names = names_in_use(site)
+    saved = 0
+    for path in sorted(site.glob("site_libs/bootstrap/bootstrap*.min.css")):
+        text = path.read_text(encoding="utf-8")
+        original_path, purged_path = cache / path.name, cache / f"{path.name}.purged"
+        if purged_path.is_file() and purged_path.read_text(encoding="utf-8") == text:
+            text = original_path.read_text(encoding="utf-8")
+        purged = purge_css(text, names)
+        cache.mkdir(parents=True, exist_ok=True)
+        original_path.write_text(text, encoding="utf-8")
+        purged_path.write_text(purged, encoding="utf-8")
+        path.write_text(purged, encoding="utf-8")
+        saved += len(text.encode()) - len(purged.encode())
+    return saved
 
 
 # The width of the smaller copy of each figure: the text column's, in CSS pixels.
@@ -280,8 +403,11 @@ def compress_figures(site: Path, cache: Path = FIGURE_CACHE) -> int:
     """Re-save each figure PNG under ``site`` with a 256-colour palette, and write its
     smaller copy (where the figure is wider than that); bytes saved.
 
-    ``cache`` keeps each result under the hash of the original it came from; what
-    no figure of ``site`` uses any more is dropped.
+    ``cache`` keeps each result under the hash of the original it came from, and
+    names that original's hash after the result's own hash (``.alias``): a render of
+    some pages leaves the other pages' figures compressed already, and those are
+    known again without being compressed a second time. What no figure of ``site``
+    uses any more is dropped.
     """
     saved = 0
     used = set()
@@ -293,6 +419,9 @@ def compress_figures(site: Path, cache: Path = FIGURE_CACHE) -> int:
             continue
         original = path.read_bytes()
         digest = hashlib.sha256(original).hexdigest()
+        alias = cache / f"{digest}.alias"
+        if alias.is_file():  # compressed by an earlier run: its original's hash
+            digest = alias.read_text(encoding="utf-8")
         figures[path] = digest
         if not (cache / f"{digest}.png").is_file():
             to_compress[digest] = original
@@ -306,13 +435,16 @@ def compress_figures(site: Path, cache: Path = FIGURE_CACHE) -> int:
         original_size = path.stat().st_size
         cached = cache / f"{digest}.png"
         small = cache / f"{digest}{small_suffix}"
-        path.write_bytes(cached.read_bytes())
-        used.add(cached)
+        compressed = cached.read_bytes()
+        path.write_bytes(compressed)
+        alias = cache / f"{hashlib.sha256(compressed).hexdigest()}.alias"
+        alias.write_text(digest, encoding="utf-8")
+        used |= {cached, alias}
         if small.is_file():
             small_figure(path).write_bytes(small.read_bytes())
             used.add(small)
         saved += original_size - cached.stat().st_size
-    for stale in set(cache.glob("*.png")) - used:
+    for stale in (set(cache.glob("*.png")) | set(cache.glob("*.alias"))) - used:
         stale.unlink()
     return saved
 
@@ -442,6 +574,7 @@ def main() -> None:
     finish_pages(site)
     link_colab(site, project)
     subset_icons(site)  # after every step that names an icon
+    purge_theme_css(site)  # after every step that writes into a page
     drop_missing_source_maps(site)
     compress_figures(site)
     responsive_figures(site)

@@ -24,17 +24,24 @@ checkout every render is a full one.
 
 ``freeze: auto`` re-executes a page only when its own source changed, so a full
 render alone would keep the outputs of the old library on every page. Before a full
-render this executes again every page whose results may be out of date: every page
-with code when anything its cells can read changed (the library, a script, the
-configuration; not a style sheet or a page's prose), else the pages whose sources
-changed or that have no results yet. They execute in copies of the project, as
-many at once as there are processors, each copy rendering its share of them with
-``quarto render``; their results (``_freeze/``) are moved into the project, and the
-full render takes them instead of executing the pages one after the other. Pages
-go to the copies by the length of their sources, largest first, so that the copies
-finish together; a copy whose kernel could not start because a kernel starting in
-another copy took its port renders again. With one processor, or outside a git
-checkout, the pages' results are removed instead, and the full render executes them.
+render this finds every page whose results may be out of date: every page with code
+when anything its cells can read changed (the library, a script, the configuration;
+not a style sheet or a page's prose), else the pages whose sources changed or that
+have no results yet. The full render then happens in copies of the project, at
+once: as many copies as there are processors each execute and render their share of
+those pages, and one more renders every other page (taking the results of pages
+with code from ``_freeze/``) and runs the pre-render step. In each copy a stand-in
+(the page's front matter and a paragraph) takes the place of each page it does not
+render, so that links to it resolve and listings read it as in the project, at
+little cost. The project's site is then made of the copies' pages, with the search
+index listing the real pages (not the stand-ins), the executed pages' results are
+moved into ``_freeze/``, and the post-render step runs on the whole site: every page
+rendered once, as ``quarto render`` would have rendered it. Pages go to the copies
+by the length of their sources, largest first, so that the copies finish together;
+a copy whose kernel could not start because a kernel starting in another copy took
+its port renders again. With one processor, or outside a git checkout, the pages'
+results are removed instead, and one ``quarto render`` executes and renders every
+page.
 """
 
 from __future__ import annotations
@@ -100,14 +107,6 @@ HARMLESS_WARNINGS = (
 )
 
 
-# What a copy of the project (see execute_pages) prints and the full render after it
-# checks again: a copy holds only the pages it executes, so their links to the other
-# pages cannot resolve there; the full render resolves every link of every page.
-COPY_ONLY_WARNINGS = (
-    re.compile(r"(?:\x1b\[[0-9;]*m)?WARN: Unable to resolve link target: [^\n]*\n?"),
-)
-
-
 def drop_harmless_warnings(
     text: str, warnings: tuple[re.Pattern[str], ...] = HARMLESS_WARNINGS
 ) -> str:
@@ -144,10 +143,10 @@ def run_copy_render(
     command: list[str], copy: Path, prefix: str, lock: threading.Lock
 ) -> tuple[int, list[str]]:
     """Run ``command`` in a copy of the project rendering beside others, passing its
-    messages on as whole lines after ``prefix`` (without the warnings the full render
-    repeats). Return its exit status with the messages of a kernel that did not
-    start, held back until it has: the caller says what they mean."""
-    warnings = HARMLESS_WARNINGS + COPY_ONLY_WARNINGS
+    messages on as whole lines after ``prefix``. Return its exit status with the
+    messages of a kernel that did not start, held back until it has: the caller says
+    what they mean."""
+    warnings = HARMLESS_WARNINGS
     with subprocess.Popen(
         command,
         cwd=copy,
@@ -228,10 +227,13 @@ def input_digests(project: Path) -> dict[str, str] | None:
     names = [name for name in files if not name.startswith(NOT_INPUTS)]
     freeze = project / "_freeze"
     if freeze.is_dir():
+        # Not _freeze/site_libs/: Quarto's own copy of the libraries of the pages it
+        # took from _freeze/, which a plain `quarto render` writes and a render in
+        # copies does not (its pages bring their libraries to the site themselves).
         names += sorted(
             path.relative_to(project).as_posix()
             for path in freeze.rglob("*")
-            if path.is_file()
+            if path.is_file() and "site_libs" not in path.relative_to(freeze).parts[:1]
         )
     # A file git lists may be deleted in the working tree and not yet staged.
     return {
@@ -431,99 +433,337 @@ def share_out(pages: list[str], shares: int, sizes: dict[str, int]) -> list[list
     return [sorted(share) for share in lists]
 
 
-def make_execution_copy(
-    project: Path, files: list[str], destination: Path, pages: list[str]
+def generated_pages(project: Path) -> list[str]:
+    """The pages the pre-render step writes (the API reference, from
+    ``_quartodoc.yml``): Quarto renders them, git does not list them."""
+    if not (project / "_quartodoc.yml").is_file():
+        return []
+    from reference_links import quartodoc_config, reference_layout
+
+    directory = quartodoc_config(project).get("dir", "reference")
+    names = ["index", *(page.path for page in reference_layout(project))]
+    return sorted({f"{directory}/{name}.qmd" for name in names})
+
+
+def quarto_pages(project: Path, names: list[str]) -> list[str]:
+    """Every page a full render renders (``names``: the inputs), in its order:
+    by path, as Quarto's glob lists them."""
+    return sorted(
+        {name for name in names if is_page(name)} | set(generated_pages(project))
+    )
+
+
+# What a page stands in for another page with in a copy: its front matter, which a
+# listing, a link and the sitemap read, and a paragraph, so that it is indexed.
+STUB_BODY = "\nThis page stands in for the real one, rendered elsewhere.\n"
+
+
+def stub_text(text: str) -> str:
+    """A stand-in for a page with source ``text``: its front matter and one
+    paragraph, without its cells (nothing to execute) and its prose."""
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 4)
+        if end != -1:
+            return text[: end + 5] + STUB_BODY
+    return "---\ntitle: stub\n---\n" + STUB_BODY
+
+
+def make_copy(
+    project: Path,
+    files: list[str],
+    destination: Path,
+    stubs: list[str],
+    pre_render: bool,
 ) -> None:
-    """Copy ``files`` of ``project`` to ``destination``, configured so that its
-    ``quarto render`` renders ``pages`` and nothing else, without the pre- and
-    post-render steps (which build the reference and finish the site's pages)."""
+    """Copy ``files`` of ``project`` to ``destination``, a stand-in for each page of
+    ``stubs`` instead of it (dated as its source is, since the sitemap dates a page
+    so), without the post-render step (run once, on the whole site) and, unless
+    ``pre_render``, without the pre-render step (which builds the reference)."""
+    for name in files:
+        if name not in stubs:
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(project / name, target)
+    for name in stubs:
+        source, target = project / name, destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = source.read_text(encoding="utf-8") if source.is_file() else ""
+        target.write_text(stub_text(text), encoding="utf-8")
+        if source.is_file():
+            shutil.copystat(source, target)
+    without_steps(destination, pre_render)
+
+
+def without_steps(copy: Path, pre_render: bool) -> None:
+    """Take the post-render step (and, unless ``pre_render``, the pre-render step)
+    out of the configuration of ``copy``."""
     import yaml  # installed with the site's requirements, as Quarto's kernel needs it
 
-    for name in files:
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(project / name, target)
-    config_path = destination / "_quarto.yml"
+    config_path = copy / "_quarto.yml"
     config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     options = config.setdefault("project", {})
-    options["render"] = pages
-    for step in ("pre-render", "post-render"):
-        options.pop(step, None)
+    options.pop("post-render", None)
+    if not pre_render:
+        options.pop("pre-render", None)
     config_path.write_text(
         yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8"
     )
 
 
-def execute_pages(quarto: str, pages: list[str], inputs: list[str] | None) -> int:
-    """Execute ``pages`` again before a full render, so that it takes their fresh
-    results from ``_freeze/``; return an exit status.
+def listing_pages(project: Path, pages: list[str]) -> list[str]:
+    """The pages among ``pages`` that list others (a ``listing:`` in their front
+    matter)."""
+    import yaml
 
-    With more than one processor (and a git checkout to copy from), the pages are
-    shared out among as many copies of the project, which render at once, and each
-    page's results are then moved into the project. Otherwise their old results are
-    removed, and the full render executes them one after the other."""
+    listing = []
+    for page in pages:
+        path = project / page
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if text.startswith("---\n") and "\n---\n" in text[3:]:
+            front = yaml.safe_load(text[4 : text.index("\n---\n", 3)])
+            if isinstance(front, dict) and "listing" in front:
+                listing.append(page)
+    return listing
+
+
+def post_render_steps(project: Path) -> list[list[str]]:
+    """The commands of the project's post-render step, as Quarto runs them."""
+    import yaml
+
+    config = yaml.safe_load((project / "_quarto.yml").read_text(encoding="utf-8"))
+    steps = (config or {}).get("project", {}).get("post-render") or []
+    if isinstance(steps, str):
+        steps = [steps]
+    return [
+        [sys.executable, step] if step.endswith(".py") else step.split()
+        for step in steps
+    ]
+
+
+SITE = Path("_site")
+
+
+def page_output(page: str) -> Path:
+    """``page``'s HTML, relative to the site."""
+    return Path(page).with_suffix(".html")
+
+
+def search_docs(site: Path) -> list[dict[str, object]]:
+    path = site / "search.json"
+    if not path.is_file():
+        return []
+    docs: list[dict[str, object]] = json.loads(path.read_text(encoding="utf-8"))
+    return docs
+
+
+def write_search_docs(site: Path, docs: list[dict[str, object]]) -> None:
+    # As Quarto writes it: JSON.stringify(docs, undefined, 2).
+    text = json.dumps(docs, indent=2, ensure_ascii=False)
+    (site / "search.json").write_text(text, encoding="utf-8")
+
+
+def doc_page(doc: dict[str, object]) -> str:
+    return str(doc["href"]).partition("#")[0]
+
+
+def replace_search_docs(
+    docs: list[dict[str, object]], replacements: dict[str, list[dict[str, object]]]
+) -> list[dict[str, object]]:
+    """``docs`` with the entries of each page in ``replacements`` (by its HTML's
+    path) replaced by those given, where the page's first entry was."""
+    result: list[dict[str, object]] = []
+    for doc in docs:
+        page = doc_page(doc)
+        if page not in replacements:
+            result.append(doc)
+        elif all(doc_page(earlier) != page for earlier in result):
+            result += replacements[page]
+    return result
+
+
+def page_paths(page: str, alone: bool) -> list[Path]:
+    """What a render writes for ``page`` in the site: its folder when it is the
+    only page there (a post), else its HTML and its ``_files``."""
+    html = page_output(page)
+    if alone and html.parent != Path("."):
+        return [html.parent]
+    return [html, html.parent / f"{html.stem}_files"]
+
+
+def replace_path(source: Path, target: Path) -> None:
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif target.exists():
+        target.unlink()
+    if source.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, target)
+
+
+def merge_tree(source: Path, target: Path) -> None:
+    """Copy into ``target`` each file of ``source`` it lacks."""
+    for path in source.rglob("*"):
+        if path.is_file():
+            destination = target / path.relative_to(source)
+            if not destination.exists():
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, destination)
+
+
+def render_target(pages: list[str]) -> str:
+    """The folder holding ``pages`` (Quarto renders one file or one folder)."""
+    return Path(os.path.commonpath([Path(page).parent for page in pages])).as_posix()
+
+
+def render_copy(
+    quarto: str, command: list[str], copy: Path, prefix: str, lock: threading.Lock
+) -> int:
+    """Run ``command`` in ``copy``, rendering again (up to KERNEL_START_ATTEMPTS
+    times) when a kernel could not start for a port taken meanwhile."""
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        status, unstarted = run_copy_render(command, copy, prefix, lock)
+        if status == 0 or not unstarted:
+            return status
+        if not PORT_TAKEN.search("".join(unstarted)):
+            write_lines(prefix, unstarted, lock)
+            return status
+        # Its render stopped there; again, it takes the results of the pages it
+        # has executed (--use-freezer: a render of a folder executes its pages
+        # otherwise) and goes on from that page.
+        if "--use-freezer" not in command:
+            command = [*command, "--use-freezer"]
+        note = (
+            "A kernel could not start: another one starting at the same "
+            "moment took a port it was given."
+        )
+        if attempt < KERNEL_START_ATTEMPTS:
+            note += " Rendering this copy's pages again."
+        write_lines(prefix, [note + "\n"], lock)
+    return status
+
+
+def render_in_copies(
+    quarto: str, pages: list[str], inputs: list[str] | None, all_pages: list[str]
+) -> int | None:
+    """Render every page, executing ``pages`` again, in copies of the project that
+    render at once; return an exit status, or None where there are no copies to
+    make (one processor, no git checkout): then the old results of ``pages`` are
+    removed, and the render of the project that follows executes them.
+
+    The pages to execute are shared out among as many copies as there are
+    processors, each rendering its share; another copy renders every other page,
+    and runs the pre-render step. In each, a stand-in takes the place of each page
+    it does not render (its front matter and a paragraph): the links to it resolve,
+    the listing reads it, and it costs little to render. Then the project's site is
+    made of their pages, the results of the pages executed (``_freeze/``) are moved
+    into the project, the search index lists the real pages, and the post-render
+    step runs on the whole site, as a render of every page would leave it."""
     workers = min(processors(), len(pages))
     if workers < 2 or inputs is None:
         for page in pages:
             shutil.rmtree(ROOT / frozen_results(page), ignore_errors=True)
-        return 0
+        return None
     files = [name for name in inputs if not name.startswith("_freeze/")]
     shares = share_out(pages, workers, source_sizes(ROOT, pages))
     print(
         f"Executing {len(pages)} pages, {workers} at a time, each copy of the "
-        "project rendering its share:",
+        f"project rendering its share; copy {workers + 1} renders the other pages:",
         flush=True,
     )
     started = time.perf_counter()
     lock = threading.Lock()
     with tempfile.TemporaryDirectory(prefix="render-site-") as scratch:
-        copies = [Path(scratch) / f"copy-{index + 1}" for index in range(workers)]
+        copies = [Path(scratch) / f"copy-{index + 1}" for index in range(workers + 1)]
 
         def render_share(index: int) -> int:
-            make_execution_copy(ROOT, files, copies[index], shares[index])
             prefix = COPY_PREFIX.format(index + 1)
-            for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
-                status, unstarted = run_copy_render(
-                    [quarto, "render"], copies[index], prefix, lock
+            if index == workers:  # every page but those executed, as they stand
+                executed = tuple(
+                    f"{frozen_results(page).as_posix()}/" for page in pages
                 )
-                if status == 0 or not unstarted:
-                    return status
-                if not PORT_TAKEN.search("".join(unstarted)):
-                    write_lines(prefix, unstarted, lock)
-                    return status
-                # Its render stopped there; again, it takes the results of the
-                # pages it has executed and goes on from that page.
-                note = (
-                    "A kernel could not start: another one starting at the same "
-                    "moment took a port it was given."
+                kept = [name for name in inputs if not name.startswith(executed)]
+                make_copy(ROOT, kept, copies[index], pages, pre_render=True)
+                return render_copy(
+                    quarto, [quarto, "render"], copies[index], prefix, lock
                 )
-                if attempt < KERNEL_START_ATTEMPTS:
-                    note += " Rendering this copy's pages again."
-                write_lines(prefix, [note + "\n"], lock)
-            return status
+            share = shares[index]
+            stubs = [page for page in all_pages if page not in share]
+            make_copy(ROOT, files, copies[index], stubs, pre_render=False)
+            # With a folder named, Quarto executes its pages (a copy has no results
+            # yet) and renders them as part of the whole site; the stand-ins with them
+            # cost little.
+            target = str(copies[index] / render_target(share))
+            return render_copy(
+                quarto, [quarto, "render", target], copies[index], prefix, lock
+            )
 
-        with ThreadPoolExecutor(workers) as pool:
-            statuses = list(pool.map(render_share, range(workers)))
+        with ThreadPoolExecutor(workers + 1) as pool:
+            statuses = list(pool.map(render_share, range(workers + 1)))
         for index, status in enumerate(statuses):
             if status != 0:
+                what = (
+                    ", ".join(shares[index]) if index < workers else "the other pages"
+                )
                 print(
-                    f"Executing {', '.join(shares[index])} failed "
+                    f"Rendering {what} failed "
                     f"(the messages of [copy {index + 1}] above say why).",
                     file=sys.stderr,
                 )
                 return status
-        for copy, share in zip(copies, shares, strict=True):
+        for copy, share in zip(copies, shares, strict=False):
             for page in share:
-                results = copy / frozen_results(page)
-                target = ROOT / frozen_results(page)
-                if not (results / "execute-results").is_dir():
+                if not (copy / frozen_results(page) / "execute-results").is_dir():
                     print(f"Quarto kept no results for {page}.", file=sys.stderr)
                     return 1
+        whole = copies[workers]
+        folders = [Path(page).parent for page in all_pages]
+        replacements: dict[str, list[dict[str, object]]] = {}
+        for copy, share in zip(copies, shares, strict=False):
+            docs = search_docs(copy / SITE)
+            for page in share:
+                target = ROOT / frozen_results(page)
                 shutil.rmtree(target, ignore_errors=True)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(results, target)
+                shutil.move(copy / frozen_results(page), target)
+                for name in page_paths(page, folders.count(Path(page).parent) == 1):
+                    replace_path(copy / SITE / name, whole / SITE / name)
+                html = page_output(page).as_posix()
+                replacements[html] = [doc for doc in docs if doc_page(doc) == html]
+            # What the executed pages use besides: libraries, the files they load.
+            merge_tree(copy / SITE, whole / SITE)
+        # A listing's feed holds the contents of the pages it lists: rendered again
+        # now that the real pages are there, it takes theirs.
+        without_steps(whole, pre_render=False)
+        for page in listing_pages(ROOT, all_pages):
+            prefix = COPY_PREFIX.format(workers + 1)
+            command = [quarto, "render", str(whole / page)]
+            status, _ = run_copy_render(command, whole, prefix, lock)
+            if status != 0:
+                print(f"Rendering {page} again failed.", file=sys.stderr)
+                return status
+        site = ROOT / SITE
+        shutil.rmtree(site, ignore_errors=True)
+        shutil.move(whole / SITE, site)
+        # What Quarto keeps between renders, as a render of every page leaves it:
+        # no index of the pages' sources (read again when needed), and which pages
+        # list which (a later render of one post renders its listing with it).
+        state = ROOT / ".quarto"
+        shutil.rmtree(state / "idx", ignore_errors=True)
+        replace_path(whole / ".quarto" / "listing", state / "listing")
+        write_search_docs(site, replace_search_docs(search_docs(site), replacements))
+        # What the pre-render step wrote, as a render of the project leaves it.
+        for folder in sorted({Path(page).parts[0] for page in generated_pages(ROOT)}):
+            replace_path(whole / folder, ROOT / folder)
     seconds = time.perf_counter() - started
-    print(f"Executed {len(pages)} pages in {seconds:.0f} s.", flush=True)
+    print(
+        f"Rendered every page, {len(pages)} executed, in {seconds:.0f} s.", flush=True
+    )
+    for command in post_render_steps(ROOT):
+        env = dict(os.environ, QUARTO_PROJECT_OUTPUT_DIR=str(SITE))
+        env["QUARTO_PROJECT_RENDER_ALL"] = "1"
+        returncode = subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
+        if returncode != 0:
+            return returncode
     return 0
 
 
@@ -564,13 +804,19 @@ def main(argv: list[str]) -> int:
         return 0
     if plan.full:
         print(f"Rendering every page ({plan.reason}).", flush=True)
-        if plan.execute:
-            returncode = execute_pages(
-                quarto, plan.execute, None if inputs is None else sorted(inputs)
-            )
-            if returncode != 0:
-                return returncode
         commands = [[quarto, "render"]]
+        if plan.execute:
+            names = sorted(inputs) if inputs is not None else qmd_files(ROOT)
+            returncode = render_in_copies(
+                quarto,
+                plan.execute,
+                None if inputs is None else sorted(inputs),
+                quarto_pages(ROOT, names),
+            )
+            if returncode is not None:
+                if returncode != 0:
+                    return returncode
+                commands = []
     else:
         print(f"Rendering what changed: {', '.join(plan.pages)}.", flush=True)
         commands = [[quarto, "render", page] for page in plan.pages]

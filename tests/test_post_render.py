@@ -170,6 +170,33 @@ def test_a_rerender_reuses_the_compressed_figures(tmp_path, monkeypatch):
     assert path.read_bytes() == compressed
 
 
+def test_a_render_of_other_pages_leaves_compressed_figures_as_they_are(
+    tmp_path, monkeypatch
+):
+    from PIL import Image
+
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    path = save_figure(site)
+    original = path.read_bytes()
+    post_render.compress_figures(site, cache)
+    compressed = path.read_bytes()
+    small = post_render.small_figure(path).read_bytes()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a compressed figure was quantized again")
+
+    # A render of another page leaves this page's figure compressed in the site.
+    monkeypatch.setattr(Image.Image, "quantize", refuse)
+    post_render.compress_figures(site, cache)
+    assert path.read_bytes() == compressed
+    assert post_render.small_figure(path).read_bytes() == small
+    # The cache still holds the result for the original, which a render of every
+    # page copies in again.
+    path.write_bytes(original)
+    post_render.compress_figures(site, cache)
+    assert path.read_bytes() == compressed
+
+
 def test_figures_offer_a_smaller_copy_and_load_lazily(tmp_path):
     from PIL import Image
 
@@ -412,3 +439,49 @@ def test_colab_opens_notebooks_from_github_only():
     elsewhere = dataclasses.replace(SITE, repository="https://gitlab.com/a/b")
     with pytest.raises(ValueError, match="GitHub"):
         elsewhere.colab_url(POSTS[0])
+
+
+THEME = (
+    ":root{--bs-blue:#2780e3}"
+    ".btn{color:red}.btn-unused{color:blue}"
+    ".nav .active,.carousel-item{margin:0}"
+    ".form-control:not(.is-invalid){border:0}"
+    "@media (min-width:576px){.container{width:540px}.display-1{font-size:5rem}}"
+    "@media print{.d-print-none{display:none}}"
+    '@font-face{font-family:"x";src:url("x.woff") format("woff")}'
+    "@keyframes spin{to{transform:rotate(1turn)}}"
+    '.bi-a::before{content:"}{"}'
+)
+
+
+def test_the_theme_keeps_the_rules_a_page_or_script_can_match(tmp_path):
+    page = '<div class="btn nav active container form-control bi-a">x</div>'
+    names = set(post_render.NAME.findall(page + "el.classList.add('spin')"))
+    purged = post_render.purge_css(THEME, names)
+    # Written out by hand: what no page or script names goes, the rest stays whole.
+    assert purged == (
+        ":root{--bs-blue:#2780e3}"
+        ".btn{color:red}"
+        ".nav .active,.carousel-item{margin:0}"
+        ".form-control:not(.is-invalid){border:0}"
+        "@media (min-width:576px){.container{width:540px}}"
+        '@font-face{font-family:"x";src:url("x.woff") format("woff")}'
+        "@keyframes spin{to{transform:rotate(1turn)}}"
+        '.bi-a::before{content:"}{"}'
+    )
+    everything = set(post_render.NAME.findall(THEME))
+    assert post_render.purge_css(THEME, everything) == THEME
+
+
+def test_the_theme_is_cut_down_again_from_its_original(tmp_path):
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    sheet = site / "site_libs" / "bootstrap" / "bootstrap-1234.min.css"
+    sheet.parent.mkdir(parents=True)
+    sheet.write_text(THEME, encoding="utf-8")
+    (site / "index.html").write_text('<p class="btn">x</p>', encoding="utf-8")
+    assert post_render.purge_theme_css(site, cache) > 0
+    assert ".btn{" in sheet.read_text() and ".display-1" not in sheet.read_text()
+    # A render of one page that now uses a rule cut before: it is there again.
+    (site / "index.html").write_text('<p class="btn display-1">x</p>', encoding="utf-8")
+    post_render.purge_theme_css(site, cache)
+    assert ".display-1{font-size:5rem}" in sheet.read_text()

@@ -285,3 +285,21 @@ def test_reference_links_helper_finds_first_mentions():
             assert anchor in anchors.get(target, ()), (
                 f"{post.parent.name}: {m.link} leads nowhere"
             )
+
+
+def test_a_build_is_skipped_only_while_nothing_it_reads_changed(built_reference):
+    directory, _ = built_reference
+    script = [sys.executable, str(ROOT / "scripts" / "build_reference.py")]
+    index = directory / CONFIG["dir"] / "index.qmd"
+    index.write_text(index.read_text(encoding="utf-8") + "\nEdited.\n")
+    skipped = subprocess.run(
+        [*script, str(directory)], capture_output=True, text=True, timeout=300
+    )
+    assert skipped.returncode == 0 and "up to date" in skipped.stdout
+    assert "Edited." in index.read_text(encoding="utf-8"), "the pages were left alone"
+    # What the last build read, as the stamp has it, is not what it would read now.
+    stamp = directory / ".cache" / "reference-inputs.txt"
+    stamp.write_text("the digest of another library", encoding="utf-8")
+    rebuilt = subprocess.run([*script, str(directory)], check=True, timeout=300)
+    assert rebuilt.returncode == 0
+    assert "Edited." not in index.read_text(encoding="utf-8"), "built again"

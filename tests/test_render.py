@@ -8,12 +8,15 @@ rendered into a temporary copy of the project (the working tree is left alone).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from render_site import EXECUTION, LOG_LINE
+from render_site import EXECUTION, LOG_LINE, generated_pages
 
 from rendered_site import NO_QUARTO, QUARTO
 from site_sources import (
@@ -236,6 +239,62 @@ def test_explorer_modules_are_in_the_site(rendered_site):
     sources = sorted(p.name for p in (ROOT / "assets" / "explorers").glob("*.js"))
     copied = sorted(p.name for p in (site / "assets" / "explorers").glob("*.js"))
     assert copied == sources, f"_site/assets/explorers holds {copied}, not {sources}"
+
+
+def comparable(path: Path, site: Path) -> bytes | object:
+    """What of a site's file must be the same from one render to the next: all of
+    it, but for the cell ids of a notebook (new on every render) and, in the sitemap,
+    the dates of the pages the pre-render step writes anew (dated as written)."""
+    if path.suffix == ".ipynb":
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        for cell in notebook["cells"]:
+            cell.pop("id", None)
+        return notebook
+    if path.relative_to(site).as_posix() == "sitemap.xml":
+        written = {
+            Path(page).with_suffix(".html").as_posix() for page in generated_pages(ROOT)
+        }
+        text = path.read_text(encoding="utf-8")
+        for page in written:
+            text = re.sub(
+                rf"(<loc>[^<]*/{re.escape(page)}</loc>\s*<lastmod>)[^<]*", r"\1", text
+            )
+        return text
+    return path.read_bytes()
+
+
+def test_the_site_is_the_one_a_plain_quarto_render_makes(rendered_site, tmp_path):
+    """The render in copies (scripts/render_site.py: posts executed side by side,
+    stand-ins for the pages a copy does not render) leaves the site that one
+    `quarto render` of the same results leaves, file for file, byte for byte."""
+    site, _ = rendered_site
+    project = tmp_path / "project"
+    shutil.copytree(site.parent, project, symlinks=True)
+    plain = subprocess.run(
+        [QUARTO, "render"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, QUARTO_PYTHON=sys.executable),
+        timeout=1800,
+    )
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert "Executing '" not in plain.stdout + plain.stderr, "it took every result"
+    ours = sorted(p.relative_to(site) for p in site.rglob("*") if p.is_file())
+    theirs_site = project / "_site"
+    theirs = sorted(
+        p.relative_to(theirs_site) for p in theirs_site.rglob("*") if p.is_file()
+    )
+    assert ours == theirs, (
+        f"only in ours: {sorted(set(ours) - set(theirs))[:10]}; "
+        f"only in the plain render's: {sorted(set(theirs) - set(ours))[:10]}"
+    )
+    differ = [
+        name.as_posix()
+        for name in ours
+        if comparable(site / name, site) != comparable(theirs_site / name, theirs_site)
+    ]
+    assert not differ, f"these differ from a plain render's: {differ[:20]}"
 
 
 def test_a_re_render_covers_what_changed_and_nothing_else(rendered_site, tmp_path):

@@ -43,6 +43,8 @@ SOURCES = {
     "posts/03-third/index.qmd": "---\ntitle: Third\n---\n",
     "posts/04-fourth/index.qmd": "---\ntitle: Fourth\n---\n\n```{python}\n4\n```\n",
     "src/library.py": "ANSWER = 42\n",
+    # The post-render step, which leaves a mark.
+    "scripts/after.py": "from pathlib import Path\nPath('_site/after.txt').touch()\n",
     "tests/test_site.py": "def test(): pass\n",
     ".gitignore": "/_site/\n/.cache/\n_freeze/\n",
     "_freeze/posts/01-first/index/execute-results/html.json": "{}\n",
@@ -202,6 +204,12 @@ def test_a_changed_freeze_means_a_full_render(project):
     assert plan(project).full
 
 
+def test_quarto_s_copy_of_the_frozen_pages_libraries_is_not_an_input(project):
+    # A plain `quarto render` writes it; the site it renders is the same.
+    write(project, "_freeze/site_libs/clipboard/clipboard.min.js", "/* library */\n")
+    assert plan(project).nothing
+
+
 def test_another_quarto_means_a_full_render(project):
     result = plan(project, version="1.10.18")
     assert result.full and "1.10.18" in result.reason
@@ -232,15 +240,16 @@ def test_which_sources_are_pages():
 
 
 # The command, with a stand-in quarto that logs how it was called and can be made to
-# fail. Run in a copy of the project (see render_site.execute_pages), it logs the
-# pages the copy renders and keeps results for each, saying which copy made them.
+# fail. Run in a copy of the project (see render_site.render_in_copies), it renders
+# what it is given (a folder, or every page), logs the real pages among them (not
+# the stand-ins), keeps results for each, and writes each page into the copy's site,
+# saying which copy made it, with two entries in the site's search index.
 FAKE_QUARTO = """#!{python}
 import json, pathlib, sys
 args = sys.argv[1:]
 if args == ["--version"]:
     print({version!r})
     sys.exit(0)
-call = " ".join(args)
 here = pathlib.Path.cwd().resolve()
 failures = pathlib.Path({failures!r})
 if here.name == "copy-1" and failures.is_file():
@@ -251,19 +260,51 @@ if here.name == "copy-1" and failures.is_file():
             log.write("render in a copy: a kernel failed to start\\n")
         sys.stderr.write({kernel_failures!r}[kind])
         sys.exit(1)
+call = " ".join(args)
 if here != pathlib.Path({project!r}).resolve():
     import yaml
+    target = pathlib.Path(args[1]) if len(args) > 1 else here
+    found = [target] if target.is_file() else target.rglob("*.qmd")
+    pages = sorted(
+        path.relative_to(here).as_posix()
+        for path in found
+        if not any(part.startswith(("_", ".")) for part in path.relative_to(here).parts)
+    )
+    real = [
+        page for page in pages
+        if "stands in for the real one" not in (here / page).read_text()
+    ]
     config = yaml.safe_load((here / "_quarto.yml").read_text(encoding="utf-8"))
-    pages = config["project"]["render"]
     steps = sorted({{"pre-render", "post-render"}} & set(config["project"]))
-    call = f"{{call}} in a copy: {{' '.join(pages)}}"
+    call = f"render in a copy: {{' '.join(real)}}"
     if steps:
         call += f" with {{steps}}"
+    docs = []
     for page in pages:
-        results = here / "_freeze" / pathlib.Path(page).with_suffix("")
-        results = results / "execute-results"
-        results.mkdir(parents=True, exist_ok=True)
-        (results / "html.json").write_text(json.dumps({{"made in": here.name}}))
+        html = pathlib.Path(page).with_suffix(".html").as_posix()
+        (here / "_site" / html).parent.mkdir(parents=True, exist_ok=True)
+        (here / "_site" / html).write_text(f"{{page}} made in {{here.name}}")
+        docs += [
+            {{"href": html, "made in": here.name}},
+            {{"href": html + "#part", "made in": here.name}},
+        ]
+        if page in real and len(args) > 1:
+            results = here / "_freeze" / pathlib.Path(page).with_suffix("")
+            results = results / "execute-results"
+            results.mkdir(parents=True, exist_ok=True)
+            (results / "html.json").write_text(json.dumps({{"made in": here.name}}))
+    if len(args) == 1:  # a render of every page: which pages list which
+        listing = here / ".quarto" / "listing" / "listing-cache.json"
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text(json.dumps({{"made in": here.name}}))
+    docs = docs[::-1]
+    index = here / "_site" / "search.json"
+    if len(args) > 1 and index.is_file():  # a render of some pages updates the index
+        docs = [
+            next((new for new in docs if new["href"] == doc["href"]), doc)
+            for doc in json.loads(index.read_text())
+        ]
+    index.write_text(json.dumps(docs, indent=2))
 with open({log!r}, "a", encoding="utf-8") as log:
     log.write(call + "\\n")
 sys.stderr.write({messages!r})
@@ -484,31 +525,89 @@ def frozen(project: Path, page: str) -> str:
     return (results / "html.json").read_text(encoding="utf-8")
 
 
-def test_the_pages_execute_in_copies_at_once_then_one_render_takes_their_results(
+# The pages without code, which the copy rendering the other pages renders.
+WITHOUT_CODE = ["about.qmd", "index.qmd", "posts/03-third/index.qmd"]
+OTHER_PAGES = "render in a copy: " + " ".join(WITHOUT_CODE) + " with ['pre-render']"
+
+
+def test_the_pages_execute_in_copies_at_once_as_another_renders_the_rest(
     project, fake_quarto, library_changed_on_two_processors, capfd
 ):
+    write(project, "_site/posts/05-removed/index.html", "a page no longer made")
     assert render_site.main([]) == 0
-    *copies, full_render = fake_quarto()
-    assert full_render == "render"
-    assert len(copies) == 2
+    calls = fake_quarto()
+    # Copy 3 renders the listing again last, once the executed pages are there.
+    assert len(calls) == 4 and OTHER_PAGES in calls, calls
+    assert calls[-1] == "render in a copy: index.qmd"
     shared_out = []
-    for call in copies:
-        assert call.startswith("render in a copy: ") and "with" not in call, (
-            f"a copy renders other pages, or its pre- or post-render step: {call}"
-        )
-        shared_out += call.removeprefix("render in a copy: ").split()
+    for call in calls[:-1]:
+        if call != OTHER_PAGES:
+            assert call.startswith("render in a copy: ") and "with" not in call, (
+                f"a copy renders its pre- or post-render step: {call}"
+            )
+            shared_out += call.removeprefix("render in a copy: ").split()
     assert sorted(shared_out) == WITH_CODE, "each page executes once"
     made_in = {json.loads(frozen(project, page))["made in"] for page in WITH_CODE}
     assert made_in == {"copy-1", "copy-2"}
+    site = project / "_site"
+    for page in WITH_CODE:
+        made = json.loads(frozen(project, page))["made in"]
+        html = site / Path(page).with_suffix(".html")
+        assert html.read_text() == f"{page} made in {made}", "the copy's page is kept"
+    for page in WITHOUT_CODE:
+        html = site / Path(page).with_suffix(".html")
+        assert html.read_text() == f"{page} made in copy-3"
+    assert not (site / "posts/05-removed").exists(), "the site starts afresh"
+    assert (site / "after.txt").is_file(), "the post-render step ran on the site"
+    listings = project / ".quarto" / "listing" / "listing-cache.json"
+    assert json.loads(listings.read_text()) == {"made in": "copy-3"}, (
+        "a render of one post knows which listing to render with it"
+    )
+    # The search index: in the order of the render of every page (copy 3's), each
+    # executed page's entries from the copy that rendered it.
+    docs = json.loads((site / "search.json").read_text())
+    every = sorted(WITH_CODE + WITHOUT_CODE)[::-1]
+    html = [str(Path(page).with_suffix(".html")) for page in every]
+    assert [doc["href"] for doc in docs] == [
+        href for page in html for href in (page + "#part", page)
+    ]
+    for doc in docs:
+        page = str(Path(doc["href"].partition("#")[0]).with_suffix(".qmd"))
+        expected = json.loads(frozen(project, page)) if page in WITH_CODE else {}
+        assert doc["made in"] == expected.get("made in", "copy-3")
     log = capfd.readouterr().err
-    # Each copy's lines are whole and say which copy printed them; the link warnings
-    # of a copy are dropped (the full render reports its own), other warnings kept.
-    for copy in ("[copy 1] ", "[copy 2] "):
+    # Each copy's lines are whole and say which copy printed them.
+    for copy in ("[copy 1] ", "[copy 2] ", "[copy 3] "):
         assert f"{copy}Starting python3 kernel...Done\n" in log
         assert f"{copy}\x1b[33mWARN: Unknown meta key 'titel'\x1b[39m\n" in log
-    assert log.count("Unable to resolve link target") == 1, "the full render's only"
     assert render_site.main([]) == 0
-    assert len(fake_quarto()) == 3, "rendered again with nothing changed"
+    assert len(fake_quarto()) == 4, "rendered again with nothing changed"
+
+
+def test_a_stand_in_keeps_the_front_matter_of_the_page():
+    text = "---\ntitle: First\ndate: 2026-01-01\n---\n\nText.\n\n```{python}\n1\n```\n"
+    stub = render_site.stub_text(text)
+    assert stub.startswith("---\ntitle: First\ndate: 2026-01-01\n---\n")
+    assert "```" not in stub and "Text." not in stub
+    assert stub.strip().endswith(".")
+
+
+def test_the_search_index_is_written_as_quarto_writes_it(tmp_path):
+    # Two entries of a search index as Quarto 1.10.18 wrote them (escapes, a
+    # non-ASCII character, crumbs and all).
+    text = (
+        '[\n  {\n    "objectID": "posts/04-bias-broadcasting/index.html",\n'
+        '    "href": "posts/04-bias-broadcasting/index.html",\n'
+        '    "title": "The bias gradient",\n    "section": "",\n'
+        '    "text": "Shapes \\"(N, 1)\\" \u2212 (N,)\\nsum over the batch",\n'
+        '    "crumbs": [\n      "Posts"\n    ]\n  },\n  {\n'
+        '    "objectID": "about.html",\n    "href": "about.html",\n'
+        '    "title": "About",\n    "section": "",\n    "text": "\u00e9t\u00e9"\n'
+        "  }\n]"
+    )
+    (tmp_path / "search.json").write_text(text, encoding="utf-8")
+    render_site.write_search_docs(tmp_path, render_site.search_docs(tmp_path))
+    assert (tmp_path / "search.json").read_text(encoding="utf-8") == text
 
 
 def test_on_one_processor_the_full_render_executes_the_pages_itself(
@@ -533,15 +632,17 @@ def test_when_a_copy_fails_nothing_is_rendered_or_recorded(
     assert {page: frozen(project, page) for page in WITH_CODE} == before
     fake_quarto(status=0)
     assert render_site.main([]) == 0
-    assert fake_quarto()[-1] == "render", "the failed render was not recorded"
+    assert len(fake_quarto()) == 3 + 4, "the failed render was not recorded"
+    assert plan(project).nothing
 
 
 def test_full_executes_every_page_with_code(project, fake_quarto, monkeypatch):
     monkeypatch.setattr(render_site, "processors", lambda: 8)
     assert render_site.main(["--full"]) == 0
     calls = fake_quarto()
-    assert len(calls) == len(WITH_CODE) + 1, "one copy per page, at most"
-    assert calls[-1] == "render"
+    # One copy per page, at most, and one more, which renders the listing again.
+    assert len(calls) == len(WITH_CODE) + 2
+    assert OTHER_PAGES in calls
 
 
 def test_the_pages_are_shared_out_by_size_into_lists_of_about_equal_total():
@@ -574,7 +675,7 @@ def test_a_kernel_given_a_port_taken_meanwhile_starts_again(
     calls = fake_quarto()
     failed = render_site.KERNEL_START_ATTEMPTS - 1
     assert calls.count("render in a copy: a kernel failed to start") == failed
-    assert calls[-1] == "render"
+    assert len(calls) == failed + 4
     for page in WITH_CODE:
         assert json.loads(frozen(project, page))["made in"].startswith("copy-")
     log = capfd.readouterr().err
@@ -594,7 +695,7 @@ def test_a_kernel_that_keeps_failing_for_a_taken_port_stops_the_render(
     assert log.count("[copy 1] A kernel could not start") == (
         render_site.KERNEL_START_ATTEMPTS
     )
-    assert "Executing posts/" in log and "failed" in log
+    assert "Rendering posts/" in log and "failed" in log
 
 
 def test_a_kernel_that_fails_otherwise_stops_the_render_with_its_messages(
